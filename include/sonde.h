@@ -1,0 +1,13 @@
+/*
+ * sonde - monitoring and error tracking for services written in C.
+ *
+ * One include gives the whole API; include/sonde/<component>.h split it by
+ * component. See README.md and docs/ for the guide.
+ */
+#ifndef SONDE_H
+#define SONDE_H
+
+#include "sonde/common.h"
+#include "sonde/metrics.h"
+
+#endif

@@ -1,0 +1,98 @@
+/*
+ * sonde/common.h - error codes, version, symbol visibility.
+ *
+ * Threading rule for the whole API: unless a function's comment says
+ * otherwise it may be called from any thread. Hot-path calls (counter inc,
+ * gauge set, histogram observe) are lock-free and never allocate after the
+ * calling thread's first metric update.
+ */
+#ifndef SONDE_COMMON_H
+#define SONDE_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(SONDE_STATIC_DEFINE)
+#define SONDE_API
+#elif defined(__GNUC__)
+#define SONDE_API __attribute__((visibility("default")))
+#else
+#define SONDE_API
+#endif
+
+#if defined(__GNUC__)
+#define SONDE_PRINTF(fmt_idx, first_arg) __attribute__((format(printf, fmt_idx, first_arg)))
+#else
+#define SONDE_PRINTF(fmt_idx, first_arg)
+#endif
+
+#define SONDE_VERSION_MAJOR 0
+#define SONDE_VERSION_MINOR 1
+#define SONDE_VERSION_PATCH 0
+#define SONDE_VERSION_STRING "0.1.0"
+
+/*
+ * Every error sonde can return: XX(NAME, value, message). Values are ABI:
+ * never renumber, never reuse; add new codes at the end.
+ */
+#define SONDE_ERRNO_MAP(XX)                                                        \
+    XX(OK, 0, "success")                                                           \
+    XX(EINVAL, -1, "invalid argument")                                             \
+    XX(ENOMEM, -2, "out of memory")                                                \
+    XX(EBADNAME, -3, "invalid metric name")                                        \
+    XX(EBADLABEL, -4, "invalid or reserved label name")                            \
+    XX(ECONFLICT, -5, "metric already registered with a different definition")     \
+    XX(ELIMIT, -6, "limit reached")                                                \
+    XX(ENOTFOUND, -7, "not found")                                                 \
+    XX(ELABELCOUNT, -8, "wrong number of label values")                            \
+    XX(EBUCKETS, -9, "invalid histogram buckets")                                  \
+    XX(EOBJECTIVES, -10, "invalid summary objectives")                             \
+    XX(EDISABLED, -11, "sonde is disabled")                                        \
+    XX(EIO, -12, "input/output error")                                             \
+    XX(EBIND, -13, "cannot bind listening address")                                \
+    XX(ESTATE, -14, "operation not valid in the current state")                    \
+    XX(EPARSE, -15, "parse error")                                                 \
+    XX(ETIMEOUT, -16, "timed out")                                                 \
+    XX(ETOOBIG, -17, "size limit exceeded")                                        \
+    XX(EUNREACHABLE, -18, "peer unreachable")                                      \
+    XX(ETYPE, -19, "wrong metric type for this operation")
+
+/** Error codes; SONDE_OK is 0, errors are negative. */
+typedef enum sonde_err {
+#define SONDE__ERR_ENUM(name, value, msg) SONDE_##name = (value),
+    SONDE_ERRNO_MAP(SONDE__ERR_ENUM)
+#undef SONDE__ERR_ENUM
+} sonde_err;
+
+/**
+ * Human-readable message for an error code: static text, never NULL, never
+ * allocates; unknown codes give "unknown error". Any thread, lock-free,
+ * async-signal-safe.
+ */
+SONDE_API const char *sonde_strerror(int err);
+
+/**
+ * The code's symbolic name ("SONDE_EINVAL"): static text, never NULL.
+ * Any thread, lock-free, async-signal-safe.
+ */
+SONDE_API const char *sonde_err_name(int err);
+
+/** The library's version string at run time ("0.1.0"). Any thread. */
+SONDE_API const char *sonde_version(void);
+
+/**
+ * Whether sonde is enabled in this process: false when built with
+ * SONDE_DISABLE or when the environment has SONDE_ENABLED=0 (read once, at
+ * the first call). When disabled every metric call is a no-op and no thread
+ * is started. Any thread, lock-free.
+ */
+SONDE_API int sonde_enabled(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

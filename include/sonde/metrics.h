@@ -1,0 +1,434 @@
+/*
+ * sonde/metrics.h - counters, gauges, histograms, summaries, label vectors,
+ * callback metrics, collectors, state sets and info metrics.
+ *
+ * Model: a registry holds metric families; a family has a type, a name, help,
+ * optional unit, label names and constant labels; each distinct set of label
+ * values is a series (a "child"). A family without label names has exactly
+ * one series, created with the family.
+ *
+ * Hot path: sonde_counter_inc/add, sonde_gauge_set/inc/..., and
+ * sonde_histogram_observe never lock, never allocate (after the calling
+ * thread's first update, which sets up its cells), never make a syscall and
+ * never fail. Counters and histograms write only to memory owned by the
+ * calling thread; a scrape sums those cells. Label lookups by value are
+ * lock-free and allocation-free for series that already exist; keep the
+ * returned handle to skip the lookup entirely.
+ *
+ * Handles stay valid until the series is removed (sonde_family_remove,
+ * sonde_family_clear) or its registry destroyed. Using a handle after that is
+ * a bug of the caller.
+ */
+#ifndef SONDE_METRICS_H
+#define SONDE_METRICS_H
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sonde_registry sonde_registry;
+typedef struct sonde_family sonde_family;
+/* Series handles: distinct types so the compiler catches a gauge passed to
+ * a counter function. All are children of some sonde_family. */
+typedef struct sonde_counter sonde_counter;
+typedef struct sonde_gauge sonde_gauge;
+typedef struct sonde_histogram sonde_histogram;
+typedef struct sonde_summary sonde_summary;
+typedef struct sonde_stateset sonde_stateset;
+
+/** Metric types. Values are ABI. */
+typedef enum sonde_metric_type {
+    SONDE_COUNTER = 1,
+    SONDE_GAUGE = 2,
+    SONDE_HISTOGRAM = 3,
+    SONDE_SUMMARY = 4,
+    SONDE_INFO = 5,
+    SONDE_STATESET = 6,
+    SONDE_UNTYPED = 7
+} sonde_metric_type;
+
+/** Default cardinality limit per family (series). */
+#define SONDE_DEFAULT_MAX_SERIES 10000
+/** Most label names a family may declare. */
+#define SONDE_MAX_LABELS 16
+/** Most buckets a histogram may declare (not counting +Inf). */
+#define SONDE_MAX_BUCKETS 256
+/** Most quantile objectives a summary may declare. */
+#define SONDE_MAX_QUANTILES 16
+
+/* ------------------------------------------------------------------------ */
+/* Registries                                                               */
+
+/** Registry options; zero means default for every field. */
+typedef struct sonde_registry_opts {
+    /** Register the standard process_* collector. Default (0): no for
+     * sonde_registry_create; the default registry always has it. */
+    int process_metrics;
+} sonde_registry_opts;
+
+/** Zero the options (all defaults). Any thread. */
+SONDE_API void sonde_registry_opts_init(sonde_registry_opts *opts);
+
+/**
+ * Create an independent registry. opts may be NULL (defaults). On success
+ * *out owns a registry the caller frees with sonde_registry_destroy.
+ * Returns SONDE_OK, SONDE_EINVAL or SONDE_ENOMEM. Any thread; allocates.
+ */
+SONDE_API int sonde_registry_create(const sonde_registry_opts *opts, sonde_registry **out);
+
+/**
+ * Destroy a registry, its families and series; accepts NULL. No other thread
+ * may use the registry or any handle from it during or after the call.
+ * The default registry is never destroyed (the call is ignored for it).
+ */
+SONDE_API void sonde_registry_destroy(sonde_registry *reg);
+
+/**
+ * The process-wide default registry, created at first use with the process
+ * collector and sonde's self-metrics. Never NULL. Any thread.
+ */
+SONDE_API sonde_registry *sonde_registry_default(void);
+
+/* ------------------------------------------------------------------------ */
+/* Families                                                                 */
+
+/** Options for a metric family; zero means default for every field. */
+typedef struct sonde_metric_opts {
+    /** Optional prefixes: the full name is ns_subsystem_name. NULL or "" to
+     * omit. */
+    const char *ns;
+    const char *subsystem;
+    /** Required. [a-zA-Z_:][a-zA-Z0-9_:]*; counters conventionally end in
+     * _total (OpenMetrics output strips it from the family name). */
+    const char *name;
+    /** Help text, any bytes (escaped on output). NULL means none. */
+    const char *help;
+    /** OpenMetrics unit ("seconds", "bytes"). When set the full name must
+     * end with "_" unit (before _total for counters). NULL means none. */
+    const char *unit;
+    /** Label names of the series; label_count of them. Reserved names
+     * (__*), "le" on histograms and "quantile" on summaries are refused. */
+    const char *const *label_names;
+    size_t label_count;
+    /** Constant labels, as pairs: const_labels[2i] = name,
+     * const_labels[2i+1] = value; const_label_count pairs. */
+    const char *const *const_labels;
+    size_t const_label_count;
+    /** Cardinality limit: most series in the family. 0 means
+     * SONDE_DEFAULT_MAX_SERIES (10,000). Past it, new series are refused
+     * with SONDE_ELIMIT and counted in
+     * sonde_metrics_dropped_series_total{family}. */
+    size_t max_series;
+    /** Histogram upper bounds, strictly increasing, finite; +Inf is
+     * implicit. NULL means sonde_default_buckets (Prometheus defaults). */
+    const double *buckets;
+    size_t bucket_count;
+    /** Summary objectives: quantiles in [0,1]. NULL means none (only _sum
+     * and _count are exposed). */
+    const double *quantiles;
+    size_t quantile_count;
+    /** Summary sliding window in seconds (default 600) split into
+     * age_buckets rotating parts (default 5). */
+    double max_age_seconds;
+    unsigned age_buckets;
+    /** State names, for SONDE_STATESET; state_count of them. */
+    const char *const *states;
+    size_t state_count;
+} sonde_metric_opts;
+
+/** Zero the options (all defaults). Any thread. */
+SONDE_API void sonde_metric_opts_init(sonde_metric_opts *opts);
+
+/**
+ * Register a family of the given type in reg (NULL: the default registry).
+ *
+ * Registering a name again with an identical definition returns the existing
+ * family; a different definition (type, labels, buckets, objectives, unit,
+ * constant labels) fails with SONDE_ECONFLICT. The reason, naming both
+ * definitions, is available from sonde_registry_last_error on this thread.
+ * Returns SONDE_OK, SONDE_EINVAL, SONDE_EBADNAME, SONDE_EBADLABEL,
+ * SONDE_EBUCKETS, SONDE_EOBJECTIVES, SONDE_ECONFLICT or SONDE_ENOMEM.
+ * *out is owned by the registry. SONDE_INFO and SONDE_STATESET families are
+ * created with sonde_info_create and sonde_stateset_create instead.
+ * Any thread; allocates. When sonde is disabled returns SONDE_OK with a
+ * family whose series ignore every update.
+ */
+SONDE_API int sonde_family_create(sonde_registry *reg, sonde_metric_type type,
+                                  const sonde_metric_opts *opts, sonde_family **out);
+
+/**
+ * The message explaining this thread's last registration or lookup error
+ * ("" if none). Static per-thread storage, valid until the next sonde call
+ * on this thread. Any thread.
+ */
+SONDE_API const char *sonde_registry_last_error(void);
+
+/** The family's full name. Borrowed; valid while the family lives. */
+SONDE_API const char *sonde_family_name(const sonde_family *fam);
+
+/** The family's type. */
+SONDE_API sonde_metric_type sonde_family_type(const sonde_family *fam);
+
+/** Number of series currently in the family. Any thread, lock-free. */
+SONDE_API size_t sonde_family_series_count(const sonde_family *fam);
+
+/**
+ * Find or create the series with these label values (n must equal the
+ * family's label count; values are copied; any bytes allowed, NULL means
+ * ""). On success *out is the series handle (cast it to the family's type
+ * with the sonde_series_as_* helpers or use the typed lookups below).
+ * Existing series: lock-free, no allocation. New series: takes the family
+ * lock and allocates. Returns SONDE_OK, SONDE_ELABELCOUNT, SONDE_ELIMIT
+ * (cardinality limit, counted), SONDE_ENOMEM. Any thread.
+ */
+SONDE_API int sonde_family_get(sonde_family *fam, const char *const *values, size_t n,
+                               void **out);
+
+/**
+ * Typed variadic lookups: pass exactly as many const char * label values as
+ * the family has label names. Never NULL: on any error (wrong type, limit
+ * reached, no memory) they return a sink series whose updates are
+ * discarded, and the error is counted (for the limit) and available from
+ * sonde_registry_last_error. Any thread; same cost as sonde_family_get.
+ */
+SONDE_API sonde_counter *sonde_family_counter(sonde_family *fam, ...);
+SONDE_API sonde_gauge *sonde_family_gauge(sonde_family *fam, ...);
+SONDE_API sonde_histogram *sonde_family_histogram(sonde_family *fam, ...);
+SONDE_API sonde_summary *sonde_family_summary(sonde_family *fam, ...);
+
+/**
+ * Remove the series with these label values. Handles to it become invalid;
+ * a later lookup creates a fresh series starting from zero. Returns
+ * SONDE_OK, SONDE_ENOTFOUND or SONDE_ELABELCOUNT. Any thread.
+ */
+SONDE_API int sonde_family_remove(sonde_family *fam, const char *const *values, size_t n);
+
+/** Remove every series of a labelled family. Any thread. */
+SONDE_API void sonde_family_clear(sonde_family *fam);
+
+/* ------------------------------------------------------------------------ */
+/* Label-less shortcuts: register and return the single series.             */
+
+/** Register a counter without labels in reg (NULL: default). Same rules and
+ * return codes as sonde_family_create; *out is owned by the registry. */
+SONDE_API int sonde_counter_create(sonde_registry *reg, const char *name, const char *help,
+                                   sonde_counter **out);
+SONDE_API int sonde_gauge_create(sonde_registry *reg, const char *name, const char *help,
+                                 sonde_gauge **out);
+/** buckets NULL: Prometheus default buckets. */
+SONDE_API int sonde_histogram_create(sonde_registry *reg, const char *name, const char *help,
+                                     const double *buckets, size_t bucket_count,
+                                     sonde_histogram **out);
+
+/** The single series of a label-less family (NULL if the family has labels
+ * or another type). Any thread, lock-free. */
+SONDE_API sonde_counter *sonde_family_as_counter(sonde_family *fam);
+SONDE_API sonde_gauge *sonde_family_as_gauge(sonde_family *fam);
+SONDE_API sonde_histogram *sonde_family_as_histogram(sonde_family *fam);
+SONDE_API sonde_summary *sonde_family_as_summary(sonde_family *fam);
+
+/* ------------------------------------------------------------------------ */
+/* Hot path. All: any thread, lock-free, no allocation, cannot fail.        */
+
+/** Add 1. */
+SONDE_API void sonde_counter_inc(sonde_counter *c);
+/** Add v; negative and NaN values are ignored (counters never go down). */
+SONDE_API void sonde_counter_add(sonde_counter *c, double v);
+/** Current total (sums every thread's cells). Any thread, lock-free. */
+SONDE_API double sonde_counter_get(const sonde_counter *c);
+
+SONDE_API void sonde_gauge_set(sonde_gauge *g, double v);
+SONDE_API void sonde_gauge_inc(sonde_gauge *g);
+SONDE_API void sonde_gauge_dec(sonde_gauge *g);
+SONDE_API void sonde_gauge_add(sonde_gauge *g, double v);
+SONDE_API void sonde_gauge_sub(sonde_gauge *g, double v);
+/** Set to the current wall-clock time in seconds since the epoch. Makes a
+ * vDSO clock call (no syscall on Linux). */
+SONDE_API void sonde_gauge_set_to_current_time(sonde_gauge *g);
+SONDE_API double sonde_gauge_get(const sonde_gauge *g);
+
+/** Count v in the first bucket whose bound is >= v (NaN: +Inf bucket) and
+ * add it to the sum. */
+SONDE_API void sonde_histogram_observe(sonde_histogram *h, double v);
+/** Totals of a histogram series: count and sum. Any thread, lock-free. */
+SONDE_API uint64_t sonde_histogram_get_count(const sonde_histogram *h);
+SONDE_API double sonde_histogram_get_sum(const sonde_histogram *h);
+
+/** Observe v. Summaries keep a sliding-window quantile sketch per series:
+ * this call takes a per-series spinlock (no allocation). */
+SONDE_API void sonde_summary_observe(sonde_summary *s, double v);
+SONDE_API uint64_t sonde_summary_get_count(const sonde_summary *s);
+SONDE_API double sonde_summary_get_sum(const sonde_summary *s);
+/** Current estimate of quantile q over the window (NaN when empty). */
+SONDE_API double sonde_summary_get_quantile(const sonde_summary *s, double q);
+
+/* ------------------------------------------------------------------------ */
+/* Bucket helpers                                                           */
+
+/** The Prometheus default buckets: .005 .01 .025 .05 .1 .25 .5 1 2.5 5 10. */
+SONDE_API extern const double sonde_default_buckets[11];
+#define SONDE_DEFAULT_BUCKET_COUNT 11
+
+/** Fill out[0..count) with start, start+width, ... Returns SONDE_OK or
+ * SONDE_EINVAL (count 0, width <= 0, non-finite). */
+SONDE_API int sonde_buckets_linear(double start, double width, size_t count, double *out);
+/** Fill out[0..count) with start, start*factor, ... Returns SONDE_OK or
+ * SONDE_EINVAL (count 0, start <= 0, factor <= 1, non-finite). */
+SONDE_API int sonde_buckets_exponential(double start, double factor, size_t count, double *out);
+
+/* ------------------------------------------------------------------------ */
+/* Callback metrics and collectors                                          */
+
+/** Computes a value at scrape time; runs on the scraping thread. */
+typedef double (*sonde_value_fn)(void *userdata);
+
+/**
+ * Register a label-less counter or gauge (type) whose value fn(userdata)
+ * computes at every scrape. opts->label_names must be empty; constant labels
+ * are allowed. fn must be thread-safe with respect to the application and
+ * must not call into the registry. userdata is borrowed. Returns as
+ * sonde_family_create.
+ */
+SONDE_API int sonde_callback_create(sonde_registry *reg, sonde_metric_type type,
+                                    const sonde_metric_opts *opts, sonde_value_fn fn,
+                                    void *userdata, sonde_family **out);
+
+/** Handed to collectors during a scrape; valid only inside the callback. */
+typedef struct sonde_emitter sonde_emitter;
+
+/**
+ * A collector emits any number of families at scrape time (database tables,
+ * host figures). Runs on the scraping thread, with the registry's collector
+ * lock held: keep it fast and never call back into the registry.
+ */
+typedef void (*sonde_collect_fn)(sonde_emitter *em, void *userdata);
+
+/**
+ * Add a collector under a unique name. userdata is borrowed until
+ * sonde_registry_remove_collector or registry destruction. Returns SONDE_OK,
+ * SONDE_EINVAL, SONDE_ECONFLICT (name taken), SONDE_ENOMEM. Any thread.
+ */
+SONDE_API int sonde_registry_add_collector(sonde_registry *reg, const char *name,
+                                           sonde_collect_fn fn, void *userdata);
+/** Remove a collector; returns SONDE_OK or SONDE_ENOTFOUND. Any thread; waits
+ * for a scrape in progress to finish with it. */
+SONDE_API int sonde_registry_remove_collector(sonde_registry *reg, const char *name);
+
+/**
+ * Start a family inside a collector. type is COUNTER, GAUGE, UNTYPED, INFO
+ * or HISTOGRAM; name, help and unit follow sonde_metric_opts rules. An
+ * invalid family is refused (SONDE_EBADNAME...), and its samples are
+ * dropped and counted in sonde_metrics_collector_errors_total.
+ */
+SONDE_API int sonde_emit_family(sonde_emitter *em, sonde_metric_type type, const char *name,
+                                const char *help, const char *unit);
+/**
+ * Emit one sample of the current family: label pairs kv[2i]=name,
+ * kv[2i+1]=value (npairs of them; kv may be NULL when npairs is 0) and the
+ * value. For counters the value is the total. Returns SONDE_OK, SONDE_ESTATE
+ * (no family started), SONDE_EBADLABEL, SONDE_ETYPE (histogram family).
+ */
+SONDE_API int sonde_emit_sample(sonde_emitter *em, const char *const *kv, size_t npairs,
+                                double value);
+/**
+ * Emit one histogram sample: bounds[0..nb) finite increasing, cumulative
+ * counts cum[0..nb] (the last is the +Inf bucket, i.e. the count), sum.
+ */
+SONDE_API int sonde_emit_histogram(sonde_emitter *em, const char *const *kv, size_t npairs,
+                                   const double *bounds, const uint64_t *cum, size_t nb,
+                                   double sum);
+
+/* ------------------------------------------------------------------------ */
+/* State sets and info metrics                                              */
+
+/**
+ * Register a state set (OpenMetrics stateset; a gauge per state in the
+ * Prometheus text format): opts->states names the states, the label named
+ * after the metric carries the state. Label-less (constant labels allowed).
+ * Starts in state 0. Returns as sonde_family_create.
+ */
+SONDE_API int sonde_stateset_create(sonde_registry *reg, const sonde_metric_opts *opts,
+                                    sonde_stateset **out);
+/** Make state index the current one (others 0). Out-of-range is ignored.
+ * Any thread, lock-free. */
+SONDE_API void sonde_stateset_set(sonde_stateset *s, size_t index);
+/** The current state index. */
+SONDE_API size_t sonde_stateset_get(const sonde_stateset *s);
+
+/**
+ * Register an info metric: name (without the _info suffix, which is added),
+ * help, and label pairs kv (npairs). Exposed as name_info{...} 1. Returns as
+ * sonde_family_create.
+ */
+SONDE_API int sonde_info_create(sonde_registry *reg, const char *name, const char *help,
+                                const char *const *kv, size_t npairs);
+
+/* ------------------------------------------------------------------------ */
+/* Exposition                                                               */
+
+/**
+ * A growable output buffer. Zero-initialise (or sonde_buf_init), pass to
+ * writers, read data[0..len), free with sonde_buf_free. data is always
+ * NUL-terminated when non-NULL. max bounds growth (0: 1 GiB); a write past
+ * it fails with SONDE_ETOOBIG and leaves len unchanged. Not thread-safe.
+ */
+typedef struct sonde_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+    size_t max;
+} sonde_buf;
+
+SONDE_API void sonde_buf_init(sonde_buf *b);
+/** Free the buffer's memory; accepts NULL; the buffer can be reused. */
+SONDE_API void sonde_buf_free(sonde_buf *b);
+/** Empty the buffer, keeping its memory for reuse. */
+SONDE_API void sonde_buf_reset(sonde_buf *b);
+
+/** Exposition formats. */
+typedef enum sonde_format {
+    SONDE_FORMAT_PROMETHEUS = 0, /* text/plain; version=0.0.4 */
+    SONDE_FORMAT_OPENMETRICS = 1, /* application/openmetrics-text; version=1.0.0 */
+    SONDE_FORMAT_JSON = 2        /* application/json, see docs/json-format.md */
+} sonde_format;
+
+/** Options for writing an exposition; zero means default. */
+typedef struct sonde_write_opts {
+    /** Only families whose name is in names[0..name_count) (for counters the
+     * name with or without _total matches). 0: all families. */
+    const char *const *names;
+    size_t name_count;
+} sonde_write_opts;
+
+/** The HTTP Content-Type for a format (static text). */
+SONDE_API const char *sonde_format_content_type(sonde_format fmt);
+
+/**
+ * Append the registry's exposition in fmt to out (reg NULL: default
+ * registry). opts may be NULL. Returns SONDE_OK, SONDE_ENOMEM or
+ * SONDE_ETOOBIG (out->max reached; out then holds a truncated exposition and
+ * must not be served). Any thread; concurrent writers are allowed. Runs
+ * callbacks and collectors on the calling thread.
+ */
+SONDE_API int sonde_registry_write(sonde_registry *reg, sonde_format fmt,
+                                   const sonde_write_opts *opts, sonde_buf *out);
+SONDE_API int sonde_registry_write_prometheus(sonde_registry *reg, sonde_buf *out);
+SONDE_API int sonde_registry_write_openmetrics(sonde_registry *reg, sonde_buf *out);
+SONDE_API int sonde_registry_write_json(sonde_registry *reg, sonde_buf *out);
+
+/**
+ * Render to a new NUL-terminated string (reg NULL: default). *len_out (may
+ * be NULL) receives its length. Returns NULL on failure. The caller frees
+ * the result with sonde_free.
+ */
+SONDE_API char *sonde_registry_render(sonde_registry *reg, sonde_format fmt, size_t *len_out);
+
+/** Free memory that a sonde function returned for the caller to free. */
+SONDE_API void sonde_free(void *p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
