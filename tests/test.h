@@ -121,9 +121,9 @@ extern int test_failed;
     int test_failed;                                                                               \
     int main(int argc, char **argv)                                                                \
     {                                                                                              \
-        int failures = 0, ran = 0;                                                                 \
+        volatile int failures = 0, ran = 0;                                                                 \
         setvbuf(stdout, NULL, _IONBF, 0);                                                          \
-        for (int i = 0; i < test_case_count; i++) {                                                \
+        for (volatile int i = 0; i < test_case_count; i++) {                                                \
             if (argc > 1) {                                                                        \
                 int want = 0;                                                                      \
                 for (int a = 1; a < argc; a++)                                                     \

@@ -1,5 +1,4 @@
 /* The growable output buffer, JSON string escaping and number formatting. */
-#define _GNU_SOURCE
 #include "internal.h"
 
 #include <locale.h>

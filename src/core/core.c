@@ -1,5 +1,4 @@
 /* Errors, version, enable switch, allocation, time, spinlock, diagnostics. */
-#define _GNU_SOURCE
 #include "internal.h"
 
 #include <sched.h>

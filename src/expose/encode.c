@@ -1,0 +1,753 @@
+/*
+ * Encoders: Prometheus text 0.0.4, OpenMetrics 1.0 text and sonde's JSON
+ * (docs/json-format.md). One pass over the registry writing into the
+ * caller's buffer; label sets were rendered when each series was created.
+ * Collectors emit through the same sonde_emitter, so their output follows
+ * the same rules.
+ */
+#include "metrics/metrics_int.h"
+
+#include <math.h>
+#include <string.h>
+
+struct sonde_emitter {
+    sonde_format fmt;
+    sonde_buf *out;
+    int rc;
+    const sonde_write_opts *filter;
+    sonde_registry *reg;
+    int nfamilies;   /* JSON: families written so far */
+    int nmetrics;    /* JSON: metrics written in the open family */
+    /* Collector family in progress. */
+    int open;        /* a collector family is open */
+    int skip;        /* its samples are filtered out or invalid */
+    sonde_metric_type type;
+    char name[256];
+    char om_name[256];
+};
+
+#define OM(em) ((em)->fmt == SONDE_FORMAT_OPENMETRICS)
+#define JSON(em) ((em)->fmt == SONDE_FORMAT_JSON)
+
+static void put(struct sonde_emitter *em, const char *s, size_t n)
+{
+    if (em->rc == SONDE_OK)
+        em->rc = sonde__buf_append(em->out, s, n);
+}
+static void puts_(struct sonde_emitter *em, const char *s) { put(em, s, strlen(s)); }
+
+const char *sonde_format_content_type(sonde_format fmt)
+{
+    switch (fmt) {
+    case SONDE_FORMAT_OPENMETRICS:
+        return "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    case SONDE_FORMAT_JSON:
+        return "application/json";
+    default:
+        return "text/plain; version=0.0.4; charset=utf-8";
+    }
+}
+
+static const char *text_type(sonde_metric_type t, int om)
+{
+    switch (t) {
+    case SONDE_COUNTER: return "counter";
+    case SONDE_GAUGE: return "gauge";
+    case SONDE_HISTOGRAM: return "histogram";
+    case SONDE_SUMMARY: return "summary";
+    case SONDE_INFO: return om ? "info" : "gauge";
+    case SONDE_STATESET: return om ? "stateset" : "gauge";
+    default: return om ? "unknown" : "untyped";
+    }
+}
+
+static const char *json_type(sonde_metric_type t)
+{
+    switch (t) {
+    case SONDE_COUNTER: return "counter";
+    case SONDE_GAUGE: return "gauge";
+    case SONDE_HISTOGRAM: return "histogram";
+    case SONDE_SUMMARY: return "summary";
+    case SONDE_INFO: return "info";
+    case SONDE_STATESET: return "stateset";
+    default: return "untyped";
+    }
+}
+
+/* Sample values: whole numbers below 2^53 as plain integers (cheap, exact,
+ * valid in every format), everything else shortest round-trip. */
+static size_t fmt_value(char out[33], double v)
+{
+    if (v >= 0 && v < 9007199254740992.0 && v == (double)(uint64_t)v)
+        return sonde__fmt_u64(out, (uint64_t)v);
+    if (v < 0 && v > -9007199254740992.0 && v == (double)(int64_t)v) {
+        out[0] = '-';
+        return 1 + sonde__fmt_u64(out + 1, (uint64_t)(-(int64_t)v));
+    }
+    return sonde__fmt_double(out, v);
+}
+
+/* Epoch milliseconds as seconds with three decimals, without rounding
+ * through a double. */
+static size_t fmt_ms(char out[33], uint64_t ms)
+{
+    size_t n = sonde__fmt_u64(out, ms / 1000);
+    out[n++] = '.';
+    out[n++] = (char)('0' + (ms / 100) % 10);
+    out[n++] = (char)('0' + (ms / 10) % 10);
+    out[n++] = (char)('0' + ms % 10);
+    out[n] = '\0';
+    return n;
+}
+
+/* One text line: name suffix{a,b,extra="v"} value\n. Any of the label parts
+ * may be empty. */
+static void text_line(struct sonde_emitter *em, const char *name, size_t nlen, const char *suffix,
+                      const char *l1, size_t l1n, const char *l2, size_t l2n, const char *xname,
+                      const char *xval, const char *val, size_t vlen)
+{
+    if (em->rc)
+        return;
+    size_t slen = suffix ? strlen(suffix) : 0;
+    size_t xnl = xname ? strlen(xname) : 0, xvl = xval ? strlen(xval) : 0;
+    size_t need = nlen + slen + l1n + l2n + xnl + xvl + vlen + 16;
+    sonde_buf *b = em->out;
+    if ((em->rc = sonde__buf_reserve(b, need)) != SONDE_OK)
+        return;
+    char *o = b->data + b->len;
+    memcpy(o, name, nlen);
+    o += nlen;
+    if (slen) {
+        memcpy(o, suffix, slen);
+        o += slen;
+    }
+    if (l1n || l2n || xnl) {
+        *o++ = '{';
+        int sep = 0;
+        if (l1n) {
+            memcpy(o, l1, l1n);
+            o += l1n;
+            sep = 1;
+        }
+        if (l2n) {
+            if (sep)
+                *o++ = ',';
+            memcpy(o, l2, l2n);
+            o += l2n;
+            sep = 1;
+        }
+        if (xnl) {
+            if (sep)
+                *o++ = ',';
+            memcpy(o, xname, xnl);
+            o += xnl;
+            *o++ = '=';
+            *o++ = '"';
+            memcpy(o, xval, xvl);
+            o += xvl;
+            *o++ = '"';
+        }
+        *o++ = '}';
+    }
+    *o++ = ' ';
+    memcpy(o, val, vlen);
+    o += vlen;
+    *o++ = '\n';
+    b->len = (size_t)(o - b->data);
+    b->data[b->len] = '\0';
+}
+
+static void text_header(struct sonde_emitter *em, sonde_metric_type type, const char *name,
+                        const char *om_name, const char *help, const char *unit)
+{
+    const char *fam = OM(em) ? om_name : name;
+    if (help && *help) {
+        puts_(em, "# HELP ");
+        puts_(em, fam);
+        put(em, " ", 1);
+        /* 0.0.4 escapes backslash and newline in help; OpenMetrics also the
+         * double quote. */
+        if (em->rc == SONDE_OK)
+            em->rc = sonde__buf_text_escape(em->out, help, strlen(help), OM(em));
+        put(em, "\n", 1);
+    }
+    puts_(em, "# TYPE ");
+    puts_(em, fam);
+    put(em, " ", 1);
+    puts_(em, text_type(type, OM(em)));
+    put(em, "\n", 1);
+    if (OM(em) && unit && *unit) {
+        puts_(em, "# UNIT ");
+        puts_(em, fam);
+        put(em, " ", 1);
+        puts_(em, unit);
+        put(em, "\n", 1);
+    }
+}
+
+static int name_wanted(const sonde_write_opts *o, const char *name, const char *om_name)
+{
+    if (!o || o->name_count == 0)
+        return 1;
+    for (size_t i = 0; i < o->name_count; i++) {
+        const char *w = o->names[i];
+        if (!w)
+            continue;
+        if (strcmp(w, name) == 0 || strcmp(w, om_name) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* ---- JSON pieces ---- */
+
+static void json_family_open(struct sonde_emitter *em, sonde_metric_type type, const char *name,
+                             const char *help, const char *unit)
+{
+    if (em->nfamilies++)
+        put(em, ",", 1);
+    puts_(em, "\n{\"name\":");
+    if (!em->rc)
+        em->rc = sonde__buf_json_str(em->out, name);
+    puts_(em, ",\"type\":\"");
+    puts_(em, json_type(type));
+    puts_(em, "\",\"help\":");
+    if (!em->rc)
+        em->rc = sonde__buf_json_str(em->out, help ? help : "");
+    puts_(em, ",\"unit\":");
+    if (!em->rc)
+        em->rc = sonde__buf_json_str(em->out, unit ? unit : "");
+    puts_(em, ",\"metrics\":[");
+    em->nmetrics = 0;
+}
+
+static void json_family_close(struct sonde_emitter *em) { puts_(em, "]}"); }
+
+/* {"labels":{k:v,...} : pairs from const kv, a raw blob and extra kv. */
+static void json_metric_open(struct sonde_emitter *em, char **ckv, size_t nconst,
+                             char **names, size_t nl, const char *raw, const char *const *kv,
+                             size_t npairs)
+{
+    if (em->nmetrics++)
+        put(em, ",", 1);
+    puts_(em, "{\"labels\":{");
+    int n = 0;
+    for (size_t i = 0; i < nconst && !em->rc; i++, n++) {
+        if (n)
+            put(em, ",", 1);
+        em->rc = sonde__buf_json_str(em->out, ckv[2 * i]);
+        put(em, ":", 1);
+        if (!em->rc)
+            em->rc = sonde__buf_json_str(em->out, ckv[2 * i + 1]);
+    }
+    const char *p = raw;
+    for (size_t i = 0; i < nl && !em->rc; i++, n++) {
+        if (n)
+            put(em, ",", 1);
+        em->rc = sonde__buf_json_str(em->out, names[i]);
+        put(em, ":", 1);
+        if (!em->rc)
+            em->rc = sonde__buf_json_str(em->out, p);
+        p += strlen(p) + 1;
+    }
+    for (size_t i = 0; i < npairs && !em->rc; i++, n++) {
+        if (n)
+            put(em, ",", 1);
+        em->rc = sonde__buf_json_str(em->out, kv[2 * i]);
+        put(em, ":", 1);
+        if (!em->rc)
+            em->rc = sonde__buf_json_str(em->out, kv[2 * i + 1] ? kv[2 * i + 1] : "");
+    }
+    put(em, "}", 1);
+}
+
+static void json_num(struct sonde_emitter *em, const char *key, double v)
+{
+    put(em, ",\"", 2);
+    puts_(em, key);
+    put(em, "\":", 2);
+    if (em->rc)
+        return;
+    if (isnan(v) || isinf(v)) {
+        em->rc = sonde__buf_json_double(em->out, v);
+        return;
+    }
+    char tmp[40];
+    size_t n = fmt_value(tmp, v);
+    put(em, tmp, n);
+}
+
+static void json_hist_buckets(struct sonde_emitter *em, char **le, const uint64_t *cum,
+                              size_t nb)
+{
+    puts_(em, ",\"buckets\":[");
+    for (size_t i = 0; i <= nb; i++) {
+        char tmp[24];
+        size_t n = sonde__fmt_u64(tmp, cum[i]);
+        if (i)
+            put(em, ",", 1);
+        puts_(em, "{\"le\":\"");
+        puts_(em, le[i]);
+        puts_(em, "\",\"count\":");
+        put(em, tmp, n);
+        put(em, "}", 1);
+    }
+    put(em, "]", 1);
+}
+
+/* ---- native families ---- */
+
+static void write_native(struct sonde_emitter *em, struct sonde_family *f)
+{
+    int om = OM(em);
+    const char *sname = f->name;
+    size_t snl = strlen(sname);
+    if (JSON(em))
+        json_family_open(em, f->type, f->name, f->help, f->unit);
+    else
+        text_header(em, f->type, f->name, f->om_name, f->help, f->unit);
+    char val[40], created[40];
+    size_t vl, cl;
+    const char *ct = f->const_text;
+    size_t ctn = f->const_text_len;
+
+    if (f->cb) {
+        double v = f->cb(f->cb_ud);
+        if (JSON(em)) {
+            json_metric_open(em, f->const_kv, f->nconst, NULL, 0, "", NULL, 0);
+            json_num(em, "value", v);
+            put(em, "}", 1);
+            json_family_close(em);
+            return;
+        }
+        vl = fmt_value(val, v);
+        if (om && f->type == SONDE_COUNTER)
+            text_line(em, f->om_name, strlen(f->om_name), "_total", ct, ctn, NULL, 0, NULL, NULL,
+                      val, vl);
+        else
+            text_line(em, sname, snl, NULL, ct, ctn, NULL, 0, NULL, NULL, val, vl);
+        return;
+    }
+
+    pthread_mutex_lock(&f->lock);
+    for (sonde_series *s = f->head; s && em->rc == SONDE_OK; s = s->next) {
+        const char *lt = s->data + s->raw_len;
+        size_t ltn = s->text_len;
+        if (JSON(em))
+            json_metric_open(em, f->const_kv, f->nconst, f->label_names, f->nlabels, s->data,
+                             NULL, 0);
+        switch (f->type) {
+        case SONDE_COUNTER: {
+            uint64_t iv = sonde__cells_sum_u64(s->slot);
+            double fv = sonde__cells_sum_f64(s->slot + 1);
+            if (JSON(em)) {
+                json_num(em, "value", (double)iv + fv);
+                put(em, ",\"created\":", 11);
+                cl = fmt_ms(created, s->created_ms);
+                put(em, created, cl);
+                break;
+            }
+            vl = fv == 0 ? sonde__fmt_u64(val, iv) : fmt_value(val, (double)iv + fv);
+            if (om) {
+                text_line(em, f->om_name, strlen(f->om_name), "_total", ct, ctn, lt, ltn, NULL,
+                          NULL, val, vl);
+                cl = fmt_ms(created, s->created_ms);
+                text_line(em, f->om_name, strlen(f->om_name), "_created", ct, ctn, lt, ltn, NULL,
+                          NULL, created, cl);
+            } else {
+                text_line(em, sname, snl, NULL, ct, ctn, lt, ltn, NULL, NULL, val, vl);
+            }
+            break;
+        }
+        case SONDE_GAUGE:
+        case SONDE_UNTYPED: {
+            double v = sonde_gauge_get((const sonde_gauge *)(const void *)s);
+            if (JSON(em)) {
+                json_num(em, "value", v);
+                break;
+            }
+            vl = fmt_value(val, v);
+            text_line(em, sname, snl, NULL, ct, ctn, lt, ltn, NULL, NULL, val, vl);
+            break;
+        }
+        case SONDE_HISTOGRAM: {
+            uint64_t cum[SONDE_MAX_BUCKETS + 1];
+            sonde__cells_sum_u64_n(s->slot, (uint32_t)f->nb + 1, cum);
+            for (size_t i = 1; i <= f->nb; i++)
+                cum[i] += cum[i - 1];
+            double sum = sonde__cells_sum_f64(s->slot + (uint32_t)f->nb + 1);
+            uint64_t count = cum[f->nb];
+            if (JSON(em)) {
+                json_num(em, "count", (double)count);
+                json_num(em, "sum", sum);
+                json_hist_buckets(em, f->le_text, cum, f->nb);
+                put(em, ",\"created\":", 11);
+                cl = fmt_ms(created, s->created_ms);
+                put(em, created, cl);
+                break;
+            }
+            char **le = om ? f->le_text_om : f->le_text;
+            for (size_t i = 0; i <= f->nb; i++) {
+                vl = sonde__fmt_u64(val, cum[i]);
+                text_line(em, sname, snl, "_bucket", ct, ctn, lt, ltn, "le", le[i], val, vl);
+            }
+            vl = sonde__fmt_u64(val, count);
+            text_line(em, sname, snl, "_count", ct, ctn, lt, ltn, NULL, NULL, val, vl);
+            vl = fmt_value(val, sum);
+            text_line(em, sname, snl, "_sum", ct, ctn, lt, ltn, NULL, NULL, val, vl);
+            if (om) {
+                cl = fmt_ms(created, s->created_ms);
+                text_line(em, sname, snl, "_created", ct, ctn, lt, ltn, NULL, NULL, created, cl);
+            }
+            break;
+        }
+        case SONDE_SUMMARY: {
+            double qv[SONDE_MAX_QUANTILES];
+            sonde__summary_snapshot(s->u.summary, f, qv, NULL, NULL);
+            uint64_t count = sonde__cells_sum_u64(s->slot);
+            double sum = sonde__cells_sum_f64(s->slot + 1);
+            if (JSON(em)) {
+                json_num(em, "count", (double)count);
+                json_num(em, "sum", sum);
+                puts_(em, ",\"quantiles\":[");
+                for (size_t i = 0; i < f->nq; i++) {
+                    if (i)
+                        put(em, ",", 1);
+                    puts_(em, "{\"quantile\":\"");
+                    puts_(em, f->q_text[i]);
+                    put(em, "\"", 1);
+                    json_num(em, "value", qv[i]);
+                    put(em, "}", 1);
+                }
+                put(em, "]", 1);
+                put(em, ",\"created\":", 11);
+                cl = fmt_ms(created, s->created_ms);
+                put(em, created, cl);
+                break;
+            }
+            char **qt = om ? f->q_text_om : f->q_text;
+            for (size_t i = 0; i < f->nq; i++) {
+                vl = fmt_value(val, qv[i]);
+                text_line(em, sname, snl, NULL, ct, ctn, lt, ltn, "quantile", qt[i], val, vl);
+            }
+            vl = fmt_value(val, sum);
+            text_line(em, sname, snl, "_sum", ct, ctn, lt, ltn, NULL, NULL, val, vl);
+            vl = sonde__fmt_u64(val, count);
+            text_line(em, sname, snl, "_count", ct, ctn, lt, ltn, NULL, NULL, val, vl);
+            if (om) {
+                cl = fmt_ms(created, s->created_ms);
+                text_line(em, sname, snl, "_created", ct, ctn, lt, ltn, NULL, NULL, created, cl);
+            }
+            break;
+        }
+        case SONDE_STATESET: {
+            size_t cur = (size_t)atomic_load_explicit(&s->u.gauge, memory_order_relaxed);
+            if (JSON(em)) {
+                puts_(em, ",\"states\":{");
+                for (size_t i = 0; i < f->nstates && !em->rc; i++) {
+                    if (i)
+                        put(em, ",", 1);
+                    em->rc = sonde__buf_json_str(em->out, f->states[i]);
+                    puts_(em, i == cur ? ":1" : ":0");
+                }
+                put(em, "}", 1);
+                break;
+            }
+            for (size_t i = 0; i < f->nstates && !em->rc; i++) {
+                /* The state label carries the metric's own name. */
+                sonde_buf st;
+                sonde_buf_init(&st);
+                sonde__buf_label_escape(&st, f->states[i], strlen(f->states[i]));
+                text_line(em, sname, snl, NULL, ct, ctn, lt, ltn, sname, st.data ? st.data : "",
+                          i == cur ? "1" : "0", 1);
+                sonde_buf_free(&st);
+            }
+            break;
+        }
+        case SONDE_INFO: {
+            if (JSON(em)) {
+                json_num(em, "value", 1);
+                break;
+            }
+            if (om)
+                text_line(em, f->om_name, strlen(f->om_name), "_info", ct, ctn, lt, ltn, NULL,
+                          NULL, "1", 1);
+            else
+                text_line(em, sname, snl, NULL, ct, ctn, lt, ltn, NULL, NULL, "1", 1);
+            break;
+        }
+        }
+        if (JSON(em))
+            put(em, "}", 1);
+    }
+    pthread_mutex_unlock(&f->lock);
+    if (JSON(em))
+        json_family_close(em);
+}
+
+/* ---- collector emitter ---- */
+
+static void close_collector_family(struct sonde_emitter *em)
+{
+    if (em->open && !em->skip && JSON(em))
+        json_family_close(em);
+    em->open = 0;
+    em->skip = 0;
+}
+
+int sonde_emit_family(sonde_emitter *em, sonde_metric_type type, const char *name,
+                      const char *help, const char *unit)
+{
+    if (!em)
+        return SONDE_EINVAL;
+    close_collector_family(em);
+    em->open = 1;
+    em->type = type;
+    size_t nl = name ? strlen(name) : 0;
+    if (!sonde__valid_metric_name(name) || nl >= sizeof em->name ||
+        (type != SONDE_COUNTER && type != SONDE_GAUGE && type != SONDE_UNTYPED &&
+         type != SONDE_INFO && type != SONDE_HISTOGRAM)) {
+        em->skip = 1;
+        atomic_fetch_add_explicit(&em->reg->collector_errors, 1, memory_order_relaxed);
+        return name && sonde__valid_metric_name(name) ? SONDE_EINVAL : SONDE_EBADNAME;
+    }
+    memcpy(em->name, name, nl + 1);
+    memcpy(em->om_name, name, nl + 1);
+    if (type == SONDE_COUNTER && nl > 6 && strcmp(name + nl - 6, "_total") == 0)
+        em->om_name[nl - 6] = '\0';
+    if (type == SONDE_INFO && nl > 5 && strcmp(name + nl - 5, "_info") == 0)
+        em->om_name[nl - 5] = '\0';
+    if (!name_wanted(em->filter, em->name, em->om_name)) {
+        em->skip = 1;
+        return SONDE_OK;
+    }
+    if (JSON(em))
+        json_family_open(em, type, name, help, unit);
+    else
+        text_header(em, type, em->name, em->om_name, help, unit);
+    return em->rc;
+}
+
+/* Render kv pairs as text labels into b; validates names. */
+static int kv_text(sonde_buf *b, const char *const *kv, size_t npairs)
+{
+    for (size_t i = 0; i < npairs; i++) {
+        if (!sonde__valid_label_name(kv[2 * i]) || (kv[2 * i][0] == '_' && kv[2 * i][1] == '_'))
+            return SONDE_EBADLABEL;
+        if (i)
+            sonde__buf_putc(b, ',');
+        sonde__buf_puts(b, kv[2 * i]);
+        sonde__buf_append(b, "=\"", 2);
+        const char *v = kv[2 * i + 1] ? kv[2 * i + 1] : "";
+        int rc = sonde__buf_label_escape(b, v, strlen(v));
+        if (rc == SONDE_OK)
+            rc = sonde__buf_putc(b, '"');
+        if (rc)
+            return rc;
+    }
+    return SONDE_OK;
+}
+
+int sonde_emit_sample(sonde_emitter *em, const char *const *kv, size_t npairs, double value)
+{
+    if (!em)
+        return SONDE_EINVAL;
+    if (!em->open)
+        return SONDE_ESTATE;
+    if (em->skip)
+        return SONDE_OK;
+    if (em->type == SONDE_HISTOGRAM)
+        return SONDE_ETYPE;
+    if (npairs && !kv)
+        return SONDE_EINVAL;
+    if (JSON(em)) {
+        for (size_t i = 0; i < npairs; i++)
+            if (!sonde__valid_label_name(kv[2 * i])) {
+                atomic_fetch_add_explicit(&em->reg->collector_errors, 1, memory_order_relaxed);
+                return SONDE_EBADLABEL;
+            }
+        json_metric_open(em, NULL, 0, NULL, 0, "", kv, npairs);
+        json_num(em, "value", value);
+        put(em, "}", 1);
+        return em->rc;
+    }
+    sonde_buf lb;
+    sonde_buf_init(&lb);
+    int rc = kv_text(&lb, kv, npairs);
+    if (rc) {
+        sonde_buf_free(&lb);
+        atomic_fetch_add_explicit(&em->reg->collector_errors, 1, memory_order_relaxed);
+        return rc;
+    }
+    char val[40];
+    size_t vl = fmt_value(val, value);
+    const char *lt = lb.data ? lb.data : "";
+    if (OM(em) && em->type == SONDE_COUNTER)
+        text_line(em, em->om_name, strlen(em->om_name), "_total", lt, lb.len, NULL, 0, NULL,
+                  NULL, val, vl);
+    else if (OM(em) && em->type == SONDE_INFO)
+        text_line(em, em->om_name, strlen(em->om_name), "_info", lt, lb.len, NULL, 0, NULL, NULL,
+                  val, vl);
+    else
+        text_line(em, em->name, strlen(em->name), NULL, lt, lb.len, NULL, 0, NULL, NULL, val, vl);
+    sonde_buf_free(&lb);
+    return em->rc;
+}
+
+int sonde_emit_histogram(sonde_emitter *em, const char *const *kv, size_t npairs,
+                         const double *bounds, const uint64_t *cum, size_t nb, double sum)
+{
+    if (!em || !bounds || !cum || (npairs && !kv))
+        return SONDE_EINVAL;
+    if (!em->open)
+        return SONDE_ESTATE;
+    if (em->skip)
+        return SONDE_OK;
+    if (em->type != SONDE_HISTOGRAM)
+        return SONDE_ETYPE;
+    for (size_t i = 0; i < nb; i++)
+        if (!isfinite(bounds[i]) || (i && !(bounds[i] > bounds[i - 1])) ||
+            (i && cum[i] < cum[i - 1]) || cum[nb] < cum[i]) {
+            atomic_fetch_add_explicit(&em->reg->collector_errors, 1, memory_order_relaxed);
+            return SONDE_EBUCKETS;
+        }
+    int om = OM(em);
+    char le[40], val[40];
+    if (JSON(em)) {
+        json_metric_open(em, NULL, 0, NULL, 0, "", kv, npairs);
+        json_num(em, "count", (double)cum[nb]);
+        json_num(em, "sum", sum);
+        puts_(em, ",\"buckets\":[");
+        for (size_t i = 0; i <= nb; i++) {
+            if (i)
+                put(em, ",", 1);
+            sonde__fmt_double(le, i < nb ? bounds[i] : INFINITY);
+            puts_(em, "{\"le\":\"");
+            puts_(em, le);
+            puts_(em, "\",\"count\":");
+            size_t n = sonde__fmt_u64(val, cum[i]);
+            put(em, val, n);
+            put(em, "}", 1);
+        }
+        puts_(em, "]}");
+        return em->rc;
+    }
+    sonde_buf lb;
+    sonde_buf_init(&lb);
+    int rc = kv_text(&lb, kv, npairs);
+    if (rc) {
+        sonde_buf_free(&lb);
+        atomic_fetch_add_explicit(&em->reg->collector_errors, 1, memory_order_relaxed);
+        return rc;
+    }
+    const char *lt = lb.data ? lb.data : "";
+    size_t nl = strlen(em->name);
+    for (size_t i = 0; i <= nb; i++) {
+        double b = i < nb ? bounds[i] : INFINITY;
+        if (om)
+            sonde__fmt_double_om(le, b);
+        else
+            sonde__fmt_double(le, b);
+        size_t vl = sonde__fmt_u64(val, cum[i]);
+        text_line(em, em->name, nl, "_bucket", lt, lb.len, NULL, 0, "le", le, val, vl);
+    }
+    size_t vl = sonde__fmt_u64(val, cum[nb]);
+    text_line(em, em->name, nl, "_count", lt, lb.len, NULL, 0, NULL, NULL, val, vl);
+    vl = fmt_value(val, sum);
+    text_line(em, em->name, nl, "_sum", lt, lb.len, NULL, 0, NULL, NULL, val, vl);
+    sonde_buf_free(&lb);
+    return em->rc;
+}
+
+/* sonde's own bookkeeping for this registry. */
+static void emit_self(struct sonde_emitter *em)
+{
+    sonde_registry *reg = em->reg;
+    int any = 0;
+    for (struct sonde_family *f = reg->head; f; f = f->next)
+        if (f->nlabels)
+            any = 1;
+    if (any) {
+        sonde_emit_family(em, SONDE_COUNTER, "sonde_metrics_dropped_series_total",
+                          "Series not created because their family reached its cardinality "
+                          "limit.",
+                          NULL);
+        for (struct sonde_family *f = reg->head; f; f = f->next) {
+            if (!f->nlabels)
+                continue;
+            const char *kv[2] = {"family", f->name};
+            sonde_emit_sample(em, kv, 1,
+                              (double)atomic_load_explicit(&f->dropped, memory_order_relaxed));
+        }
+    }
+    if (reg->collectors) {
+        sonde_emit_family(em, SONDE_COUNTER, "sonde_metrics_collector_errors_total",
+                          "Families or samples from collectors refused as invalid.", NULL);
+        sonde_emit_sample(em, NULL, 0,
+                          (double)atomic_load_explicit(&reg->collector_errors,
+                                                       memory_order_relaxed));
+    }
+    close_collector_family(em);
+}
+
+int sonde_registry_write(sonde_registry *reg, sonde_format fmt, const sonde_write_opts *opts,
+                         sonde_buf *out)
+{
+    if (!out || (fmt != SONDE_FORMAT_PROMETHEUS && fmt != SONDE_FORMAT_OPENMETRICS &&
+                 fmt != SONDE_FORMAT_JSON))
+        return SONDE_EINVAL;
+    if (!reg)
+        reg = sonde_registry_default();
+    struct sonde_emitter em;
+    memset(&em, 0, sizeof em);
+    em.fmt = fmt;
+    em.out = out;
+    em.filter = opts;
+    em.reg = reg;
+    if (fmt == SONDE_FORMAT_JSON)
+        puts_(&em, "{\"families\":[");
+    pthread_mutex_lock(&reg->lock);
+    for (struct sonde_family *f = reg->head; f && em.rc == SONDE_OK; f = f->next)
+        if (name_wanted(opts, f->name, f->om_name))
+            write_native(&em, f);
+    for (struct collector *c = reg->collectors; c && em.rc == SONDE_OK; c = c->next) {
+        c->fn(&em, c->ud);
+        close_collector_family(&em);
+    }
+    if (em.rc == SONDE_OK)
+        emit_self(&em);
+    pthread_mutex_unlock(&reg->lock);
+    if (fmt == SONDE_FORMAT_JSON)
+        puts_(&em, "\n]}\n");
+    if (fmt == SONDE_FORMAT_OPENMETRICS)
+        puts_(&em, "# EOF\n");
+    return em.rc;
+}
+
+int sonde_registry_write_prometheus(sonde_registry *reg, sonde_buf *out)
+{
+    return sonde_registry_write(reg, SONDE_FORMAT_PROMETHEUS, NULL, out);
+}
+
+int sonde_registry_write_openmetrics(sonde_registry *reg, sonde_buf *out)
+{
+    return sonde_registry_write(reg, SONDE_FORMAT_OPENMETRICS, NULL, out);
+}
+
+int sonde_registry_write_json(sonde_registry *reg, sonde_buf *out)
+{
+    return sonde_registry_write(reg, SONDE_FORMAT_JSON, NULL, out);
+}
+
+char *sonde_registry_render(sonde_registry *reg, sonde_format fmt, size_t *len_out)
+{
+    sonde_buf b;
+    sonde_buf_init(&b);
+    if (sonde_registry_write(reg, fmt, NULL, &b) != SONDE_OK || !b.data) {
+        sonde_buf_free(&b);
+        return NULL;
+    }
+    if (len_out)
+        *len_out = b.len;
+    return b.data;
+}

@@ -1,0 +1,185 @@
+/*
+ * Private structures of the metrics core, shared with the encoders
+ * (src/expose/).
+ *
+ * Cells: every thread that updates a counter, histogram or summary count
+ * owns a block of cells (an anonymous mapping reserved once, touched
+ * lazily). A series owns a range of cell indexes ("slots"), identical in
+ * every block; a thread adds to its own block only, so an update is a plain
+ * load/add/store on memory no other CPU writes. A scrape sums the series'
+ * cells over all blocks. Blocks are never freed: when a thread exits its
+ * block goes back to a pool and the next new thread continues adding to it,
+ * so contributions survive thread exit and every cell only ever grows.
+ */
+#ifndef SONDE_METRICS_INT_H
+#define SONDE_METRICS_INT_H
+
+#include "core/internal.h"
+#include "core/sketch.h"
+
+/* ---- cells (cells.c) ---- */
+
+/* The calling thread's cell block, NULL until its first update. Initial-exec
+ * TLS: one %fs-relative load, even from the shared library. */
+extern __thread uint64_t *sonde__tls_cells __attribute__((tls_model("initial-exec")));
+
+/* Attach a block to the calling thread; NULL when sonde is disabled or no
+ * memory is left (the update is then dropped). */
+uint64_t *sonde__cells_acquire(void);
+
+/* Reserve n consecutive slots; returns the first or UINT32_MAX when the
+ * cell space is exhausted. Cells start at zero in every block. */
+uint32_t sonde__slots_alloc(uint32_t n);
+/* Zero the slots in every block and make them reusable. */
+void sonde__slots_free(uint32_t first, uint32_t n);
+/* Slots [0, SONDE__SINK_SLOTS) are a write-only sink for series that could
+ * not be created: updates land there and are never read. */
+#define SONDE__SINK_SLOTS 260
+
+/* Sum of cell `slot` over every block, as integer or double. */
+uint64_t sonde__cells_sum_u64(uint32_t slot);
+double sonde__cells_sum_f64(uint32_t slot);
+/* Sum n consecutive integer cells starting at slot into out[0..n). */
+void sonde__cells_sum_u64_n(uint32_t slot, uint32_t n, uint64_t *out);
+
+/* Cell updates by the owning thread. Under TSan they are relaxed atomics so
+ * the race detector sees the protocol; otherwise plain accesses: the cell has
+ * a single writer, and an aligned 8-byte store is never torn. */
+#ifdef SONDE_TSAN
+#define SONDE__CELL_ADD_U64(p, v)                                                                  \
+    __atomic_store_n((p), __atomic_load_n((p), __ATOMIC_RELAXED) + (v), __ATOMIC_RELAXED)
+#define SONDE__CELL_ADD_F64(p, v)                                                                  \
+    do {                                                                                           \
+        double d_;                                                                                 \
+        uint64_t b_ = __atomic_load_n((p), __ATOMIC_RELAXED);                                      \
+        memcpy(&d_, &b_, 8);                                                                       \
+        d_ += (v);                                                                                 \
+        memcpy(&b_, &d_, 8);                                                                       \
+        __atomic_store_n((p), b_, __ATOMIC_RELAXED);                                               \
+    } while (0)
+#else
+#define SONDE__CELL_ADD_U64(p, v) (*(p) += (v))
+#define SONDE__CELL_ADD_F64(p, v) (*(double *)(void *)(p) += (v))
+#endif
+
+/* ---- families and series ---- */
+
+typedef struct sonde_series sonde_series;
+typedef struct summary_state summary_state;
+
+struct sonde_series {
+    uint32_t slot;      /* first cell; counters: [u64 incs, f64 adds];
+                           histograms: [nb+1 bucket counts, f64 sum];
+                           summaries: [u64 count, f64 sum] */
+    uint32_t raw_len;   /* bytes of raw values "v0\0v1\0..." at data */
+    struct sonde_family *fam;
+    sonde_series *next; /* creation order */
+    uint64_t hash;
+    uint64_t created_ms; /* wall clock, ms since the epoch */
+    union {
+        _Atomic uint64_t gauge; /* double bits: gauges, state index */
+        summary_state *summary;
+    } u;
+    uint32_t text_len;  /* rendered label text at data + raw_len */
+    uint32_t pad;
+    char data[];
+};
+
+struct series_table {
+    size_t mask;
+    struct series_table *retired_next;
+    _Atomic(sonde_series *) slots[];
+};
+
+struct sonde_family {
+    sonde_metric_type type;
+    struct sonde_registry *reg;
+    char *name;       /* full name as registered */
+    char *om_name;    /* OpenMetrics family name (counter without _total) */
+    char *help;
+    char *unit;
+    size_t nlabels;
+    char **label_names;
+    size_t nconst;
+    char **const_kv;       /* raw pairs */
+    char *const_text;      /* rendered: a="x",b="y" (no braces) */
+    size_t const_text_len;
+    size_t max_series;
+    /* histogram */
+    size_t nb;             /* finite buckets */
+    double *bounds;
+    char **le_text;        /* Prometheus form, nb + 1 (+Inf) */
+    char **le_text_om;     /* OpenMetrics form */
+    /* summary */
+    size_t nq;
+    double *quantiles;
+    char **q_text, **q_text_om;
+    double max_age;
+    unsigned age_buckets;
+    /* stateset */
+    size_t nstates;
+    char **states;
+    /* callback */
+    sonde_value_fn cb;
+    void *cb_ud;
+    /* info */
+    int is_info;
+
+    uint32_t cells_per_series;
+    pthread_mutex_t lock;              /* creation/removal; scrape walks */
+    _Atomic(struct series_table *) table;
+    struct series_table *retired_tables;
+    sonde_series *head, *tail;         /* creation order, under lock */
+    sonde_series *retired;             /* removed series, freed at destroy */
+    _Atomic size_t nseries;
+    size_t table_used;                 /* live + tombstones, under lock */
+    _Atomic uint64_t dropped;          /* refused by the cardinality limit */
+    sonde_series *sink;                /* returned when a lookup fails */
+    sonde_series *single;              /* label-less families */
+    struct sonde_family *next;         /* registry order */
+};
+
+struct collector {
+    char *name;
+    sonde_collect_fn fn;
+    void *ud;
+    struct collector *next;
+};
+
+struct sonde_registry {
+    pthread_mutex_t lock;               /* families list and collectors */
+    struct sonde_family *head, *tail;
+    size_t nfamilies;
+    struct collector *collectors;
+    int is_default;
+    _Atomic uint64_t collector_errors;  /* sonde_metrics_collector_errors_total */
+};
+
+/* Value of a series for text encoders. */
+double sonde__counter_value(const sonde_series *s);
+
+/* Summaries (summary.c). */
+summary_state *sonde__summary_new(const struct sonde_family *f);
+void sonde__summary_free(summary_state *st);
+/* Snapshot quantiles (fam->nq of them) into out, and count/sum. */
+void sonde__summary_snapshot(summary_state *st, const struct sonde_family *f, double *out,
+                             uint64_t *count, double *sum);
+
+/* Process collector (process.c). */
+void sonde__process_collect(sonde_emitter *em, void *ud);
+/* Parse a /proc/<pid>/stat line into utime+stime ticks, num_threads, vsize,
+ * rss pages and starttime ticks; robust to spaces and parentheses in the
+ * command name. Returns 0 or -1. Exposed for tests. */
+int sonde__parse_proc_stat(const char *line, uint64_t *cpu_ticks, uint64_t *threads,
+                           uint64_t *vsize, uint64_t *rss_pages, uint64_t *start_ticks);
+
+/* Name checks (registry.c). */
+int sonde__valid_metric_name(const char *s);
+int sonde__valid_label_name(const char *s);
+
+/* Label text escaping for the text formats: backslash, quote, newline. */
+int sonde__buf_label_escape(sonde_buf *b, const char *s, size_t n);
+/* The same, choosing whether '"' is escaped (help text in 0.0.4 keeps it). */
+int sonde__buf_text_escape(sonde_buf *b, const char *s, size_t n, int quote);
+
+#endif

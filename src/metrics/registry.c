@@ -1,0 +1,1419 @@
+/* Registries, families, series lookup and the hot-path updates. */
+#include "metrics_int.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const double sonde_default_buckets[11] = {.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10};
+
+/* ------------------------------------------------------------------------ */
+/* Names                                                                    */
+
+int sonde__valid_metric_name(const char *s)
+{
+    if (!s || !*s)
+        return 0;
+    for (const char *p = s; *p; p++) {
+        char c = *p;
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':' ||
+                 (p != s && c >= '0' && c <= '9');
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
+
+int sonde__valid_label_name(const char *s)
+{
+    if (!s || !*s)
+        return 0;
+    for (const char *p = s; *p; p++) {
+        char c = *p;
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+                 (p != s && c >= '0' && c <= '9');
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && memcmp(s + a - b, suffix, b) == 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Hashing: 8 bytes at a time, then a final avalanche.                      */
+
+static inline uint64_t mix64(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return h;
+}
+
+static inline uint64_t hash_bytes(uint64_t h, const char *p, size_t n)
+{
+    const uint64_t k = 0x9E3779B97F4A7C15ULL;
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = (h ^ w) * k;
+        h ^= h >> 29;
+        p += 8;
+        n -= 8;
+    }
+    uint64_t w = 0;
+    memcpy(&w, p, n);
+    h = (h ^ w ^ ((uint64_t)n << 56)) * k;
+    h ^= h >> 29;
+    return h;
+}
+
+static uint64_t hash_values(const char *const *values, const size_t *lens, size_t n)
+{
+    uint64_t h = 0x12345678ULL + n;
+    for (size_t i = 0; i < n; i++)
+        h = hash_bytes(h, values[i], lens[i]);
+    return mix64(h);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Escaping                                                                 */
+
+/* Valid UTF-8 sequence length at s, or 0. Same rules as the JSON escaper. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+    size_t len;
+    unsigned cp;
+    if (c < 0x80)
+        return 1;
+    if ((c & 0xE0) == 0xC0) {
+        len = 2;
+        cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+        len = 3;
+        cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+        len = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return len;
+}
+
+/* Text-format escaping. quote: also escape '"' (label values; OpenMetrics
+ * help). Invalid UTF-8 becomes U+FFFD, so the output is always valid UTF-8
+ * and no value can end a line or a quoted string early. */
+int sonde__buf_text_escape(sonde_buf *b, const char *str, size_t n, int quote)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    if (n > ((size_t)-1) / 4)
+        return SONDE_ETOOBIG;
+    int rc = sonde__buf_reserve(b, n * 3);
+    if (rc)
+        return rc;
+    char *o = b->data + b->len;
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        if (c == '\\') {
+            *o++ = '\\';
+            *o++ = '\\';
+            i++;
+        } else if (c == '\n') {
+            *o++ = '\\';
+            *o++ = 'n';
+            i++;
+        } else if (c == '"' && quote) {
+            *o++ = '\\';
+            *o++ = '"';
+            i++;
+        } else if (c < 0x80) {
+            *o++ = (char)c;
+            i++;
+        } else {
+            size_t l = utf8_len(s + i, n - i);
+            if (l == 0) {
+                *o++ = (char)0xEF;
+                *o++ = (char)0xBF;
+                *o++ = (char)0xBD;
+                i++;
+            } else {
+                memcpy(o, s + i, l);
+                o += l;
+                i += l;
+            }
+        }
+    }
+    b->len = (size_t)(o - b->data);
+    b->data[b->len] = '\0';
+    return SONDE_OK;
+}
+
+int sonde__buf_label_escape(sonde_buf *b, const char *s, size_t n)
+{
+    return sonde__buf_text_escape(b, s, n, 1);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Registry                                                                 */
+
+static void family_free(struct sonde_family *f);
+
+void sonde_registry_opts_init(sonde_registry_opts *opts) { memset(opts, 0, sizeof *opts); }
+
+static int registry_init(sonde_registry *reg)
+{
+    memset(reg, 0, sizeof *reg);
+    pthread_mutex_init(&reg->lock, NULL);
+    return SONDE_OK;
+}
+
+int sonde_registry_create(const sonde_registry_opts *opts, sonde_registry **out)
+{
+    if (!out)
+        return SONDE_EINVAL;
+    *out = NULL;
+    sonde_registry *reg = sonde__malloc(sizeof *reg);
+    if (!reg)
+        return SONDE_ENOMEM;
+    registry_init(reg);
+    if (opts && opts->process_metrics) {
+        int rc = sonde_registry_add_collector(reg, "process", sonde__process_collect, NULL);
+        if (rc) {
+            sonde_registry_destroy(reg);
+            return rc;
+        }
+    }
+    *out = reg;
+    return SONDE_OK;
+}
+
+void sonde_registry_destroy(sonde_registry *reg)
+{
+    if (!reg || reg->is_default)
+        return;
+    struct sonde_family *f = reg->head;
+    while (f) {
+        struct sonde_family *n = f->next;
+        family_free(f);
+        f = n;
+    }
+    struct collector *c = reg->collectors;
+    while (c) {
+        struct collector *n = c->next;
+        sonde__free(c->name);
+        sonde__free(c);
+        c = n;
+    }
+    pthread_mutex_destroy(&reg->lock);
+    sonde__free(reg);
+}
+
+static sonde_registry default_registry;
+static pthread_once_t default_once = PTHREAD_ONCE_INIT;
+
+static void default_init(void)
+{
+    registry_init(&default_registry);
+    default_registry.is_default = 1;
+    sonde_registry_add_collector(&default_registry, "process", sonde__process_collect, NULL);
+}
+
+sonde_registry *sonde_registry_default(void)
+{
+    pthread_once(&default_once, default_init);
+    return &default_registry;
+}
+
+int sonde_registry_add_collector(sonde_registry *reg, const char *name, sonde_collect_fn fn,
+                                 void *userdata)
+{
+    if (!reg)
+        reg = sonde_registry_default();
+    if (!name || !fn)
+        return SONDE_EINVAL;
+    struct collector *c = sonde__calloc(1, sizeof *c);
+    if (!c)
+        return SONDE_ENOMEM;
+    c->name = sonde__strdup(name);
+    c->fn = fn;
+    c->ud = userdata;
+    if (!c->name) {
+        sonde__free(c);
+        return SONDE_ENOMEM;
+    }
+    pthread_mutex_lock(&reg->lock);
+    for (struct collector *e = reg->collectors; e; e = e->next) {
+        if (strcmp(e->name, name) == 0) {
+            pthread_mutex_unlock(&reg->lock);
+            sonde__free(c->name);
+            sonde__free(c);
+            sonde__set_error("collector \"%s\" is already registered", name);
+            return SONDE_ECONFLICT;
+        }
+    }
+    /* Append, so collectors run in registration order. */
+    struct collector **pp = &reg->collectors;
+    while (*pp)
+        pp = &(*pp)->next;
+    *pp = c;
+    pthread_mutex_unlock(&reg->lock);
+    return SONDE_OK;
+}
+
+int sonde_registry_remove_collector(sonde_registry *reg, const char *name)
+{
+    if (!reg)
+        reg = sonde_registry_default();
+    if (!name)
+        return SONDE_EINVAL;
+    pthread_mutex_lock(&reg->lock);
+    for (struct collector **pp = &reg->collectors; *pp; pp = &(*pp)->next) {
+        if (strcmp((*pp)->name, name) == 0) {
+            struct collector *c = *pp;
+            *pp = c->next;
+            pthread_mutex_unlock(&reg->lock);
+            sonde__free(c->name);
+            sonde__free(c);
+            return SONDE_OK;
+        }
+    }
+    pthread_mutex_unlock(&reg->lock);
+    return SONDE_ENOTFOUND;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Series                                                                   */
+
+static uint32_t cells_for(const struct sonde_family *f)
+{
+    switch (f->type) {
+    case SONDE_COUNTER:
+    case SONDE_SUMMARY:
+        return 2;
+    case SONDE_HISTOGRAM:
+        return (uint32_t)f->nb + 2;
+    default:
+        return 0;
+    }
+}
+
+static uint64_t now_ms(void) { return (uint64_t)(sonde__now_wall() * 1000.0); }
+
+/* Build a series for values (lens given): raw blob then rendered text. */
+static sonde_series *series_new(struct sonde_family *f, const char *const *values,
+                                const size_t *lens, uint64_t hash)
+{
+    size_t raw = 0;
+    for (size_t i = 0; i < f->nlabels; i++)
+        raw += lens[i] + 1;
+    sonde_buf text;
+    sonde_buf_init(&text);
+    for (size_t i = 0; i < f->nlabels; i++) {
+        if (i)
+            sonde__buf_putc(&text, ',');
+        sonde__buf_puts(&text, f->label_names[i]);
+        sonde__buf_append(&text, "=\"", 2);
+        if (sonde__buf_label_escape(&text, values[i], lens[i]) != SONDE_OK)
+            goto fail;
+        if (sonde__buf_putc(&text, '"') != SONDE_OK)
+            goto fail;
+    }
+    if (raw > UINT32_MAX || text.len > UINT32_MAX)
+        goto fail;
+    sonde_series *s = sonde__malloc(sizeof *s + raw + text.len + 1);
+    if (!s)
+        goto fail;
+    memset(s, 0, sizeof *s);
+    char *p = s->data;
+    for (size_t i = 0; i < f->nlabels; i++) {
+        memcpy(p, values[i], lens[i]);
+        p[lens[i]] = '\0';
+        p += lens[i] + 1;
+    }
+    if (text.len)
+        memcpy(p, text.data, text.len);
+    p[text.len] = '\0';
+    s->raw_len = (uint32_t)raw;
+    s->text_len = (uint32_t)(text.len);
+    sonde_buf_free(&text);
+    s->fam = f;
+    s->hash = hash;
+    s->created_ms = now_ms();
+    s->slot = UINT32_MAX;
+    if (f->cells_per_series) {
+        s->slot = sonde__slots_alloc(f->cells_per_series);
+        if (s->slot == UINT32_MAX) {
+            sonde__free(s);
+            sonde__set_error("metric \"%s\": out of cell space for new series", f->name);
+            return NULL;
+        }
+    }
+    if (f->type == SONDE_SUMMARY) {
+        s->u.summary = sonde__summary_new(f);
+        if (!s->u.summary) {
+            sonde__slots_free(s->slot, f->cells_per_series);
+            sonde__free(s);
+            return NULL;
+        }
+    }
+    return s;
+fail:
+    sonde_buf_free(&text);
+    return NULL;
+}
+
+static void series_free(struct sonde_family *f, sonde_series *s)
+{
+    if (!s)
+        return;
+    if (s->slot != UINT32_MAX && s->slot >= SONDE__SINK_SLOTS)
+        sonde__slots_free(s->slot, f->cells_per_series);
+    if (f->type == SONDE_SUMMARY && s->u.summary)
+        sonde__summary_free(s->u.summary);
+    sonde__free(s);
+}
+
+/* A sink: updates land in the shared sink cells and are never read. */
+static sonde_series *sink_new(struct sonde_family *f)
+{
+    sonde_series *s = sonde__calloc(1, sizeof *s + 1);
+    if (!s)
+        return NULL;
+    s->fam = f;
+    s->slot = 0;
+    if (f->type == SONDE_SUMMARY) {
+        s->u.summary = sonde__summary_new(f);
+        if (!s->u.summary) {
+            sonde__free(s);
+            return NULL;
+        }
+    }
+    return s;
+}
+
+static int series_matches(const sonde_series *s, uint64_t hash, const char *const *values,
+                          const size_t *lens, size_t n)
+{
+    if (s->hash != hash)
+        return 0;
+    const char *p = s->data;
+    for (size_t i = 0; i < n; i++) {
+        if (memcmp(p, values[i], lens[i]) != 0 || p[lens[i]] != '\0')
+            return 0;
+        p += lens[i] + 1;
+    }
+    return 1;
+}
+
+#define TOMBSTONE ((sonde_series *)(uintptr_t)1)
+
+static struct series_table *table_new(size_t cap)
+{
+    struct series_table *t = sonde__calloc(1, sizeof *t + cap * sizeof(t->slots[0]));
+    if (!t)
+        return NULL;
+    t->mask = cap - 1;
+    return t;
+}
+
+/* Lock-free probe. Readers see a consistent table: entries are published
+ * with release stores, and a table is never freed while the family lives. */
+static sonde_series *table_find(struct series_table *t, uint64_t hash, const char *const *values,
+                                const size_t *lens, size_t n)
+{
+    size_t i = (size_t)hash & t->mask;
+    for (size_t probes = 0; probes <= t->mask; probes++) {
+        sonde_series *s = atomic_load_explicit(&t->slots[i], memory_order_acquire);
+        if (!s)
+            return NULL;
+        if (s != TOMBSTONE && series_matches(s, hash, values, lens, n))
+            return s;
+        i = (i + 1) & t->mask;
+    }
+    return NULL;
+}
+
+/* Under the family lock: insert s, first rebuilding the table (dropping
+ * tombstones, doubling when needed) when it would be more than half used. */
+static int table_insert(struct sonde_family *f, sonde_series *s)
+{
+    struct series_table *t = atomic_load_explicit(&f->table, memory_order_relaxed);
+    if ((f->table_used + 1) * 2 > t->mask + 1) {
+        size_t live = atomic_load_explicit(&f->nseries, memory_order_relaxed);
+        size_t cap = 16;
+        while (cap < (live + 1) * 4)
+            cap *= 2;
+        struct series_table *nt = table_new(cap);
+        if (!nt)
+            return SONDE_ENOMEM;
+        for (size_t i = 0; i <= t->mask; i++) {
+            sonde_series *e = atomic_load_explicit(&t->slots[i], memory_order_relaxed);
+            if (!e || e == TOMBSTONE)
+                continue;
+            size_t j = (size_t)e->hash & nt->mask;
+            while (atomic_load_explicit(&nt->slots[j], memory_order_relaxed))
+                j = (j + 1) & nt->mask;
+            atomic_store_explicit(&nt->slots[j], e, memory_order_relaxed);
+        }
+        /* Readers may still probe the old table: keep it until destroy. */
+        t->retired_next = f->retired_tables;
+        f->retired_tables = t;
+        atomic_store_explicit(&f->table, nt, memory_order_release);
+        f->table_used = live;
+        t = nt;
+    }
+    size_t j = (size_t)s->hash & t->mask;
+    for (;;) {
+        sonde_series *e = atomic_load_explicit(&t->slots[j], memory_order_relaxed);
+        if (!e)
+            break;
+        j = (j + 1) & t->mask;
+    }
+    atomic_store_explicit(&t->slots[j], s, memory_order_release);
+    f->table_used++;
+    return SONDE_OK;
+}
+
+static void list_append(struct sonde_family *f, sonde_series *s)
+{
+    s->next = NULL;
+    if (f->tail)
+        f->tail->next = s;
+    else
+        f->head = s;
+    f->tail = s;
+}
+
+/* Find or create. Fast path lock-free; creation under the family lock. */
+static int family_lookup(struct sonde_family *f, const char *const *values, size_t n,
+                         sonde_series **out)
+{
+    if (n != f->nlabels) {
+        sonde__set_error("metric \"%s\" has %zu label(s), %zu value(s) given", f->name, f->nlabels,
+                         n);
+        return SONDE_ELABELCOUNT;
+    }
+    if (f->single) {
+        *out = f->single;
+        return SONDE_OK;
+    }
+    const char *vals[SONDE_MAX_LABELS];
+    size_t lens[SONDE_MAX_LABELS];
+    for (size_t i = 0; i < n; i++) {
+        vals[i] = values[i] ? values[i] : "";
+        lens[i] = strlen(vals[i]);
+    }
+    uint64_t h = hash_values(vals, lens, n);
+    sonde_series *s =
+        table_find(atomic_load_explicit(&f->table, memory_order_acquire), h, vals, lens, n);
+    if (SONDE_LIKELY(s != NULL)) {
+        *out = s;
+        return SONDE_OK;
+    }
+    pthread_mutex_lock(&f->lock);
+    s = table_find(atomic_load_explicit(&f->table, memory_order_relaxed), h, vals, lens, n);
+    if (s) {
+        pthread_mutex_unlock(&f->lock);
+        *out = s;
+        return SONDE_OK;
+    }
+    if (atomic_load_explicit(&f->nseries, memory_order_relaxed) >= f->max_series) {
+        pthread_mutex_unlock(&f->lock);
+        atomic_fetch_add_explicit(&f->dropped, 1, memory_order_relaxed);
+        sonde__set_error("metric \"%s\" reached its limit of %zu series; new series dropped",
+                         f->name, f->max_series);
+        return SONDE_ELIMIT;
+    }
+    s = series_new(f, vals, lens, h);
+    if (!s || table_insert(f, s) != SONDE_OK) {
+        pthread_mutex_unlock(&f->lock);
+        if (s)
+            series_free(f, s);
+        return SONDE_ENOMEM;
+    }
+    list_append(f, s);
+    atomic_fetch_add_explicit(&f->nseries, 1, memory_order_release);
+    pthread_mutex_unlock(&f->lock);
+    *out = s;
+    return SONDE_OK;
+}
+
+int sonde_family_get(sonde_family *f, const char *const *values, size_t n, void **out)
+{
+    if (!f || !out || (n && !values))
+        return SONDE_EINVAL;
+    sonde_series *s = NULL;
+    int rc = family_lookup(f, values, n, &s);
+    *out = rc == SONDE_OK ? s : NULL;
+    return rc;
+}
+
+static sonde_series *lookup_va(sonde_family *f, sonde_metric_type want, va_list ap)
+{
+    if (!f)
+        return NULL;
+    if (f->type != want) {
+        sonde__set_error("metric \"%s\" is not of the requested type", f->name);
+        return f->sink;
+    }
+    const char *vals[SONDE_MAX_LABELS];
+    for (size_t i = 0; i < f->nlabels; i++)
+        vals[i] = va_arg(ap, const char *);
+    sonde_series *s = NULL;
+    if (family_lookup(f, vals, f->nlabels, &s) != SONDE_OK)
+        return f->sink;
+    return s;
+}
+
+#define TYPED_LOOKUP(fn, ctype, TYPE)                                                              \
+    ctype *fn(sonde_family *f, ...)                                                                \
+    {                                                                                              \
+        va_list ap;                                                                                \
+        va_start(ap, f);                                                                           \
+        sonde_series *s = lookup_va(f, TYPE, ap);                                                  \
+        va_end(ap);                                                                                \
+        return (ctype *)(void *)s;                                                                 \
+    }
+TYPED_LOOKUP(sonde_family_counter, sonde_counter, SONDE_COUNTER)
+TYPED_LOOKUP(sonde_family_gauge, sonde_gauge, SONDE_GAUGE)
+TYPED_LOOKUP(sonde_family_histogram, sonde_histogram, SONDE_HISTOGRAM)
+TYPED_LOOKUP(sonde_family_summary, sonde_summary, SONDE_SUMMARY)
+
+/* Under the lock: unlink s from the table and the list, retire it. Removed
+ * series are kept until the family is destroyed because a lock-free reader
+ * may still be comparing its labels; their cells are freed at once. */
+static void remove_locked(struct sonde_family *f, sonde_series *s)
+{
+    struct series_table *t = atomic_load_explicit(&f->table, memory_order_relaxed);
+    for (size_t i = 0; i <= t->mask; i++) {
+        if (atomic_load_explicit(&t->slots[i], memory_order_relaxed) == s) {
+            atomic_store_explicit(&t->slots[i], TOMBSTONE, memory_order_release);
+            break;
+        }
+    }
+    sonde_series *prev = NULL;
+    for (sonde_series *e = f->head; e; prev = e, e = e->next) {
+        if (e == s) {
+            if (prev)
+                prev->next = e->next;
+            else
+                f->head = e->next;
+            if (f->tail == e)
+                f->tail = prev;
+            break;
+        }
+    }
+    if (s->slot != UINT32_MAX)
+        sonde__slots_free(s->slot, f->cells_per_series);
+    s->slot = 0; /* late updates through a stale handle go to the sink */
+    s->next = f->retired;
+    f->retired = s;
+    atomic_fetch_sub_explicit(&f->nseries, 1, memory_order_relaxed);
+}
+
+int sonde_family_remove(sonde_family *f, const char *const *values, size_t n)
+{
+    if (!f || (n && !values))
+        return SONDE_EINVAL;
+    if (n != f->nlabels)
+        return SONDE_ELABELCOUNT;
+    if (f->single)
+        return SONDE_EINVAL;
+    const char *vals[SONDE_MAX_LABELS];
+    size_t lens[SONDE_MAX_LABELS];
+    for (size_t i = 0; i < n; i++) {
+        vals[i] = values[i] ? values[i] : "";
+        lens[i] = strlen(vals[i]);
+    }
+    uint64_t h = hash_values(vals, lens, n);
+    pthread_mutex_lock(&f->lock);
+    sonde_series *s =
+        table_find(atomic_load_explicit(&f->table, memory_order_relaxed), h, vals, lens, n);
+    if (!s) {
+        pthread_mutex_unlock(&f->lock);
+        return SONDE_ENOTFOUND;
+    }
+    remove_locked(f, s);
+    pthread_mutex_unlock(&f->lock);
+    return SONDE_OK;
+}
+
+void sonde_family_clear(sonde_family *f)
+{
+    if (!f || f->single)
+        return;
+    pthread_mutex_lock(&f->lock);
+    while (f->head)
+        remove_locked(f, f->head);
+    pthread_mutex_unlock(&f->lock);
+}
+
+size_t sonde_family_series_count(const sonde_family *f)
+{
+    return f ? atomic_load_explicit(&((struct sonde_family *)f)->nseries, memory_order_acquire)
+             : 0;
+}
+
+const char *sonde_family_name(const sonde_family *f) { return f ? f->name : ""; }
+sonde_metric_type sonde_family_type(const sonde_family *f) { return f ? f->type : SONDE_UNTYPED; }
+
+#define AS_SINGLE(fn, ctype, TYPE)                                                                 \
+    ctype *fn(sonde_family *f)                                                                     \
+    {                                                                                              \
+        return (f && f->type == TYPE && f->single) ? (ctype *)(void *)f->single : NULL;            \
+    }
+AS_SINGLE(sonde_family_as_counter, sonde_counter, SONDE_COUNTER)
+AS_SINGLE(sonde_family_as_gauge, sonde_gauge, SONDE_GAUGE)
+AS_SINGLE(sonde_family_as_histogram, sonde_histogram, SONDE_HISTOGRAM)
+AS_SINGLE(sonde_family_as_summary, sonde_summary, SONDE_SUMMARY)
+
+/* ------------------------------------------------------------------------ */
+/* Families                                                                 */
+
+void sonde_metric_opts_init(sonde_metric_opts *opts) { memset(opts, 0, sizeof *opts); }
+
+static void free_strv(char **v, size_t n)
+{
+    if (!v)
+        return;
+    for (size_t i = 0; i < n; i++)
+        sonde__free(v[i]);
+    sonde__free(v);
+}
+
+static void family_free(struct sonde_family *f)
+{
+    if (!f)
+        return;
+    for (sonde_series *s = f->head; s;) {
+        sonde_series *n = s->next;
+        series_free(f, s);
+        s = n;
+    }
+    for (sonde_series *s = f->retired; s;) {
+        sonde_series *n = s->next;
+        s->slot = UINT32_MAX; /* cells already freed */
+        series_free(f, s);
+        s = n;
+    }
+    if (f->sink) {
+        f->sink->slot = UINT32_MAX;
+        series_free(f, f->sink);
+    }
+    struct series_table *t = atomic_load_explicit(&f->table, memory_order_relaxed);
+    sonde__free(t);
+    for (struct series_table *r = f->retired_tables; r;) {
+        struct series_table *n = r->retired_next;
+        sonde__free(r);
+        r = n;
+    }
+    sonde__free(f->name);
+    sonde__free(f->om_name);
+    sonde__free(f->help);
+    sonde__free(f->unit);
+    free_strv(f->label_names, f->nlabels);
+    free_strv(f->const_kv, f->nconst * 2);
+    sonde__free(f->const_text);
+    sonde__free(f->bounds);
+    free_strv(f->le_text, f->nb + 1);
+    free_strv(f->le_text_om, f->nb + 1);
+    sonde__free(f->quantiles);
+    free_strv(f->q_text, f->nq);
+    free_strv(f->q_text_om, f->nq);
+    free_strv(f->states, f->nstates);
+    pthread_mutex_destroy(&f->lock);
+    sonde__free(f);
+}
+
+static const char *type_name(sonde_metric_type t)
+{
+    switch (t) {
+    case SONDE_COUNTER: return "counter";
+    case SONDE_GAUGE: return "gauge";
+    case SONDE_HISTOGRAM: return "histogram";
+    case SONDE_SUMMARY: return "summary";
+    case SONDE_INFO: return "info";
+    case SONDE_STATESET: return "stateset";
+    default: return "untyped";
+    }
+}
+
+/* Describe a family's definition for conflict messages. */
+static void describe(sonde_buf *b, sonde_metric_type type, const char *name, char **labels,
+                     size_t nl, const char *help)
+{
+    sonde__buf_printf(b, "%s %s{", type_name(type), name);
+    for (size_t i = 0; i < nl; i++)
+        sonde__buf_printf(b, "%s%s", i ? "," : "", labels[i]);
+    sonde__buf_printf(b, "} help=\"%s\"", help ? help : "");
+}
+
+static int same_strv(char **a, size_t na, char **b, size_t nb)
+{
+    if (na != nb)
+        return 0;
+    for (size_t i = 0; i < na; i++)
+        if (strcmp(a[i], b[i]) != 0)
+            return 0;
+    return 1;
+}
+
+static int same_definition(const struct sonde_family *a, const struct sonde_family *b)
+{
+    if (a->type != b->type || a->is_info != b->is_info)
+        return 0;
+    if (strcmp(a->help ? a->help : "", b->help ? b->help : "") != 0)
+        return 0;
+    if (strcmp(a->unit ? a->unit : "", b->unit ? b->unit : "") != 0)
+        return 0;
+    if (!same_strv(a->label_names, a->nlabels, b->label_names, b->nlabels))
+        return 0;
+    if (!same_strv(a->const_kv, a->nconst * 2, b->const_kv, b->nconst * 2))
+        return 0;
+    if (a->nb != b->nb || (a->nb && memcmp(a->bounds, b->bounds, a->nb * sizeof(double)) != 0))
+        return 0;
+    if (a->nq != b->nq || (a->nq && memcmp(a->quantiles, b->quantiles, a->nq * sizeof(double))))
+        return 0;
+    if (!same_strv(a->states, a->nstates, b->states, b->nstates))
+        return 0;
+    if (a->cb || b->cb)
+        return 0; /* callbacks are never shared */
+    return 1;
+}
+
+static char *join_name(const char *ns, const char *sub, const char *name)
+{
+    sonde_buf b;
+    sonde_buf_init(&b);
+    if (ns && *ns) {
+        sonde__buf_puts(&b, ns);
+        sonde__buf_putc(&b, '_');
+    }
+    if (sub && *sub) {
+        sonde__buf_puts(&b, sub);
+        sonde__buf_putc(&b, '_');
+    }
+    if (sonde__buf_puts(&b, name) != SONDE_OK) {
+        sonde_buf_free(&b);
+        return NULL;
+    }
+    return b.data;
+}
+
+static char **dup_strv(const char *const *v, size_t n)
+{
+    char **out = sonde__calloc(n ? n : 1, sizeof *out);
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        out[i] = sonde__strdup(v[i] ? v[i] : "");
+        if (!out[i]) {
+            free_strv(out, i);
+            return NULL;
+        }
+    }
+    return out;
+}
+
+static char *fmt_dup(double v, int om)
+{
+    char tmp[40];
+    if (om)
+        sonde__fmt_double_om(tmp, v);
+    else
+        sonde__fmt_double(tmp, v);
+    return sonde__strdup(tmp);
+}
+
+/* Build (not register) a family from options; validates everything. */
+static int family_build(sonde_registry *reg, sonde_metric_type type, const sonde_metric_opts *o,
+                        struct sonde_family **out)
+{
+    *out = NULL;
+    if (!o || !o->name) {
+        sonde__set_error("metric options need a name");
+        return SONDE_EINVAL;
+    }
+    struct sonde_family *f = sonde__calloc(1, sizeof *f);
+    if (!f)
+        return SONDE_ENOMEM;
+    pthread_mutex_init(&f->lock, NULL);
+    f->type = type;
+    f->reg = reg;
+    int rc = SONDE_ENOMEM;
+    f->name = join_name(o->ns, o->subsystem, o->name);
+    if (!f->name)
+        goto fail;
+    if (!sonde__valid_metric_name(f->name)) {
+        sonde__set_error("invalid metric name \"%s\": must match [a-zA-Z_:][a-zA-Z0-9_:]*",
+                         f->name);
+        rc = SONDE_EBADNAME;
+        goto fail;
+    }
+    f->help = sonde__strdup(o->help ? o->help : "");
+    if (!f->help)
+        goto fail;
+    /* OpenMetrics family name: counters drop _total, info drops _info. */
+    size_t nl = strlen(f->name);
+    if (type == SONDE_COUNTER && ends_with(f->name, "_total") && nl > 6)
+        f->om_name = sonde__strndup(f->name, nl - 6);
+    else if (type == SONDE_INFO && ends_with(f->name, "_info") && nl > 5)
+        f->om_name = sonde__strndup(f->name, nl - 5);
+    else
+        f->om_name = sonde__strdup(f->name);
+    if (!f->om_name)
+        goto fail;
+    if (o->unit && *o->unit) {
+        f->unit = sonde__strdup(o->unit);
+        if (!f->unit)
+            goto fail;
+        char suffix[128];
+        int n = snprintf(suffix, sizeof suffix, "_%s", o->unit);
+        if (n < 0 || (size_t)n >= sizeof suffix || !sonde__valid_label_name(o->unit) ||
+            !ends_with(f->om_name, suffix)) {
+            sonde__set_error("metric \"%s\": unit \"%s\" must be a name that the metric name "
+                             "ends with (\"..._%s%s\")",
+                             f->name, o->unit, o->unit, type == SONDE_COUNTER ? "_total" : "");
+            rc = SONDE_EBADNAME;
+            goto fail;
+        }
+    }
+    /* Labels. */
+    if (o->label_count > SONDE_MAX_LABELS || (o->label_count && !o->label_names)) {
+        sonde__set_error("metric \"%s\": at most %d label names", f->name, SONDE_MAX_LABELS);
+        rc = SONDE_EBADLABEL;
+        goto fail;
+    }
+    if (o->const_label_count > SONDE_MAX_LABELS ||
+        (o->const_label_count && !o->const_labels)) {
+        sonde__set_error("metric \"%s\": at most %d constant labels", f->name, SONDE_MAX_LABELS);
+        rc = SONDE_EBADLABEL;
+        goto fail;
+    }
+    const char *all[2 * SONDE_MAX_LABELS];
+    size_t nall = 0;
+    for (size_t i = 0; i < o->label_count; i++)
+        all[nall++] = o->label_names[i];
+    for (size_t i = 0; i < o->const_label_count; i++)
+        all[nall++] = o->const_labels[2 * i];
+    for (size_t i = 0; i < nall; i++) {
+        const char *ln = all[i];
+        if (!sonde__valid_label_name(ln)) {
+            sonde__set_error("metric \"%s\": invalid label name \"%s\": must match "
+                             "[a-zA-Z_][a-zA-Z0-9_]*",
+                             f->name, ln ? ln : "(null)");
+            rc = SONDE_EBADLABEL;
+            goto fail;
+        }
+        if (ln[0] == '_' && ln[1] == '_') {
+            sonde__set_error("metric \"%s\": label name \"%s\" is reserved (starts with __)",
+                             f->name, ln);
+            rc = SONDE_EBADLABEL;
+            goto fail;
+        }
+        if ((type == SONDE_HISTOGRAM && strcmp(ln, "le") == 0) ||
+            (type == SONDE_SUMMARY && strcmp(ln, "quantile") == 0) ||
+            (type == SONDE_STATESET && strcmp(ln, f->name) == 0)) {
+            sonde__set_error("metric \"%s\": label name \"%s\" is reserved for %s", f->name, ln,
+                             type_name(type));
+            rc = SONDE_EBADLABEL;
+            goto fail;
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(all[j], ln) == 0) {
+                sonde__set_error("metric \"%s\": label name \"%s\" given twice", f->name, ln);
+                rc = SONDE_EBADLABEL;
+                goto fail;
+            }
+        }
+    }
+    f->nlabels = o->label_count;
+    f->label_names = dup_strv(o->label_names, o->label_count);
+    if (!f->label_names)
+        goto fail;
+    f->nconst = o->const_label_count;
+    f->const_kv = dup_strv(o->const_labels, o->const_label_count * 2);
+    if (!f->const_kv)
+        goto fail;
+    {
+        sonde_buf b;
+        sonde_buf_init(&b);
+        for (size_t i = 0; i < f->nconst; i++) {
+            if (i)
+                sonde__buf_putc(&b, ',');
+            sonde__buf_puts(&b, f->const_kv[2 * i]);
+            sonde__buf_append(&b, "=\"", 2);
+            sonde__buf_label_escape(&b, f->const_kv[2 * i + 1], strlen(f->const_kv[2 * i + 1]));
+            if (sonde__buf_putc(&b, '"') != SONDE_OK) {
+                sonde_buf_free(&b);
+                goto fail;
+            }
+        }
+        f->const_text = b.data ? b.data : sonde__strdup("");
+        f->const_text_len = b.len;
+        if (!f->const_text)
+            goto fail;
+    }
+    f->max_series = o->max_series ? o->max_series : SONDE_DEFAULT_MAX_SERIES;
+    /* Histogram buckets. */
+    if (type == SONDE_HISTOGRAM) {
+        const double *bk = o->buckets ? o->buckets : sonde_default_buckets;
+        size_t nb = o->buckets ? o->bucket_count : SONDE_DEFAULT_BUCKET_COUNT;
+        if (nb > 0 && isinf(bk[nb - 1]) && bk[nb - 1] > 0)
+            nb--; /* an explicit +Inf is implicit anyway */
+        if (nb == 0 || nb > SONDE_MAX_BUCKETS) {
+            sonde__set_error("histogram \"%s\": needs 1 to %d buckets", f->name,
+                             SONDE_MAX_BUCKETS);
+            rc = SONDE_EBUCKETS;
+            goto fail;
+        }
+        for (size_t i = 0; i < nb; i++) {
+            if (!isfinite(bk[i]) || (i && !(bk[i] > bk[i - 1]))) {
+                sonde__set_error("histogram \"%s\": buckets must be finite and strictly "
+                                 "increasing (bucket %zu)",
+                                 f->name, i);
+                rc = SONDE_EBUCKETS;
+                goto fail;
+            }
+        }
+        f->nb = nb;
+        f->bounds = sonde__malloc(nb * sizeof(double));
+        f->le_text = sonde__calloc(nb + 1, sizeof(char *));
+        f->le_text_om = sonde__calloc(nb + 1, sizeof(char *));
+        if (!f->bounds || !f->le_text || !f->le_text_om)
+            goto fail;
+        memcpy(f->bounds, bk, nb * sizeof(double));
+        for (size_t i = 0; i <= nb; i++) {
+            double v = i < nb ? bk[i] : INFINITY;
+            f->le_text[i] = fmt_dup(v, 0);
+            f->le_text_om[i] = fmt_dup(v, 1);
+            if (!f->le_text[i] || !f->le_text_om[i])
+                goto fail;
+        }
+    }
+    if (type == SONDE_SUMMARY) {
+        if (o->quantile_count > SONDE_MAX_QUANTILES || (o->quantile_count && !o->quantiles)) {
+            sonde__set_error("summary \"%s\": at most %d quantiles", f->name,
+                             SONDE_MAX_QUANTILES);
+            rc = SONDE_EOBJECTIVES;
+            goto fail;
+        }
+        for (size_t i = 0; i < o->quantile_count; i++) {
+            double q = o->quantiles[i];
+            if (!(q >= 0 && q <= 1) || (i && !(q > o->quantiles[i - 1]))) {
+                sonde__set_error("summary \"%s\": quantiles must be in [0,1] and increasing "
+                                 "(objective %zu)",
+                                 f->name, i);
+                rc = SONDE_EOBJECTIVES;
+                goto fail;
+            }
+        }
+        if (o->max_age_seconds < 0 || (o->max_age_seconds && !isfinite(o->max_age_seconds))) {
+            sonde__set_error("summary \"%s\": max_age_seconds must be positive", f->name);
+            rc = SONDE_EINVAL;
+            goto fail;
+        }
+        f->nq = o->quantile_count;
+        f->max_age = o->max_age_seconds ? o->max_age_seconds : 600;
+        f->age_buckets = o->age_buckets ? o->age_buckets : 5;
+        if (f->age_buckets > 60)
+            f->age_buckets = 60;
+        if (f->nq) {
+            f->quantiles = sonde__malloc(f->nq * sizeof(double));
+            f->q_text = sonde__calloc(f->nq, sizeof(char *));
+            f->q_text_om = sonde__calloc(f->nq, sizeof(char *));
+            if (!f->quantiles || !f->q_text || !f->q_text_om)
+                goto fail;
+            memcpy(f->quantiles, o->quantiles, f->nq * sizeof(double));
+            for (size_t i = 0; i < f->nq; i++) {
+                f->q_text[i] = fmt_dup(f->quantiles[i], 0);
+                f->q_text_om[i] = fmt_dup(f->quantiles[i], 1);
+                if (!f->q_text[i] || !f->q_text_om[i])
+                    goto fail;
+            }
+        }
+    }
+    if (type == SONDE_STATESET) {
+        if (o->state_count == 0 || !o->states) {
+            sonde__set_error("stateset \"%s\": needs at least one state", f->name);
+            rc = SONDE_EINVAL;
+            goto fail;
+        }
+        f->nstates = o->state_count;
+        f->states = dup_strv(o->states, o->state_count);
+        if (!f->states)
+            goto fail;
+    }
+    f->cells_per_series = cells_for(f);
+    *out = f;
+    return SONDE_OK;
+fail:
+    family_free(f);
+    return rc;
+}
+
+/* Register f in reg, or return the identical existing family (f is then
+ * freed). */
+static int family_register(sonde_registry *reg, struct sonde_family *f, struct sonde_family **out)
+{
+    pthread_mutex_lock(&reg->lock);
+    for (struct sonde_family *e = reg->head; e; e = e->next) {
+        if (strcmp(e->name, f->name) != 0)
+            continue;
+        int same = same_definition(e, f);
+        if (!same) {
+            sonde_buf b;
+            sonde_buf_init(&b);
+            sonde__buf_puts(&b, "metric already registered as ");
+            describe(&b, e->type, e->name, e->label_names, e->nlabels, e->help);
+            sonde__buf_puts(&b, "; new definition ");
+            describe(&b, f->type, f->name, f->label_names, f->nlabels, f->help);
+            if (e->nb != f->nb || (e->nb && memcmp(e->bounds, f->bounds, e->nb * 8)))
+                sonde__buf_puts(&b, " (histogram buckets differ)");
+            sonde__set_error("%s", b.data ? b.data : "metric already registered");
+            sonde_buf_free(&b);
+        }
+        pthread_mutex_unlock(&reg->lock);
+        family_free(f);
+        if (!same)
+            return SONDE_ECONFLICT;
+        *out = e;
+        return SONDE_OK;
+    }
+    if (reg->tail)
+        reg->tail->next = f;
+    else
+        reg->head = f;
+    reg->tail = f;
+    reg->nfamilies++;
+    pthread_mutex_unlock(&reg->lock);
+    *out = f;
+    return SONDE_OK;
+}
+
+/* Shared by every registration path: build, prepare series, register. */
+static int family_create(sonde_registry *reg, sonde_metric_type type, const sonde_metric_opts *o,
+                         sonde_value_fn cb, void *ud, struct sonde_family **out)
+{
+    if (!out)
+        return SONDE_EINVAL;
+    *out = NULL;
+    sonde__clear_error();
+    if (!reg)
+        reg = sonde_registry_default();
+    struct sonde_family *f;
+    int rc = family_build(reg, type, o, &f);
+    if (rc)
+        return rc;
+    f->cb = cb;
+    f->cb_ud = ud;
+    f->sink = sink_new(f);
+    struct series_table *t = table_new(16);
+    if (!f->sink || !t) {
+        sonde__free(t);
+        family_free(f);
+        return SONDE_ENOMEM;
+    }
+    atomic_store_explicit(&f->table, t, memory_order_relaxed);
+    if (f->nlabels == 0 && !cb) {
+        sonde_series *s = series_new(f, NULL, NULL, 0);
+        if (!s) {
+            family_free(f);
+            return SONDE_ENOMEM;
+        }
+        f->single = s;
+        list_append(f, s);
+        atomic_store_explicit(&f->nseries, 1, memory_order_relaxed);
+    }
+    return family_register(reg, f, out);
+}
+
+int sonde_family_create(sonde_registry *reg, sonde_metric_type type, const sonde_metric_opts *o,
+                        sonde_family **out)
+{
+    if (type != SONDE_COUNTER && type != SONDE_GAUGE && type != SONDE_HISTOGRAM &&
+        type != SONDE_SUMMARY && type != SONDE_UNTYPED) {
+        sonde__set_error("sonde_family_create: type %d is not counter, gauge, histogram, "
+                         "summary or untyped",
+                         (int)type);
+        return SONDE_EINVAL;
+    }
+    return family_create(reg, type, o, NULL, NULL, out);
+}
+
+int sonde_callback_create(sonde_registry *reg, sonde_metric_type type, const sonde_metric_opts *o,
+                          sonde_value_fn fn, void *userdata, sonde_family **out)
+{
+    if (!fn || (type != SONDE_COUNTER && type != SONDE_GAUGE && type != SONDE_UNTYPED))
+        return SONDE_EINVAL;
+    if (o && o->label_count) {
+        sonde__set_error("callback metric \"%s\" cannot have label names", o->name);
+        return SONDE_EBADLABEL;
+    }
+    return family_create(reg, type, o, fn, userdata, out);
+}
+
+static int simple_create(sonde_registry *reg, sonde_metric_type type, const char *name,
+                         const char *help, const double *buckets, size_t nb, void **out)
+{
+    if (!out)
+        return SONDE_EINVAL;
+    *out = NULL;
+    sonde_metric_opts o;
+    sonde_metric_opts_init(&o);
+    o.name = name;
+    o.help = help;
+    o.buckets = buckets;
+    o.bucket_count = nb;
+    sonde_family *f;
+    int rc = sonde_family_create(reg, type, &o, &f);
+    if (rc)
+        return rc;
+    if (!f->single)
+        return SONDE_ECONFLICT;
+    *out = f->single;
+    return SONDE_OK;
+}
+
+int sonde_counter_create(sonde_registry *reg, const char *name, const char *help,
+                         sonde_counter **out)
+{
+    return simple_create(reg, SONDE_COUNTER, name, help, NULL, 0, (void **)out);
+}
+
+int sonde_gauge_create(sonde_registry *reg, const char *name, const char *help, sonde_gauge **out)
+{
+    return simple_create(reg, SONDE_GAUGE, name, help, NULL, 0, (void **)out);
+}
+
+int sonde_histogram_create(sonde_registry *reg, const char *name, const char *help,
+                           const double *buckets, size_t bucket_count, sonde_histogram **out)
+{
+    return simple_create(reg, SONDE_HISTOGRAM, name, help, buckets, bucket_count, (void **)out);
+}
+
+int sonde_stateset_create(sonde_registry *reg, const sonde_metric_opts *o, sonde_stateset **out)
+{
+    if (!out)
+        return SONDE_EINVAL;
+    *out = NULL;
+    if (o && o->label_count) {
+        sonde__set_error("stateset \"%s\" cannot have label names", o->name);
+        return SONDE_EBADLABEL;
+    }
+    struct sonde_family *f;
+    int rc = family_create(reg, SONDE_STATESET, o, NULL, NULL, &f);
+    if (rc)
+        return rc;
+    *out = (sonde_stateset *)(void *)f->single;
+    return SONDE_OK;
+}
+
+void sonde_stateset_set(sonde_stateset *ss, size_t index)
+{
+    sonde_series *s = (sonde_series *)(void *)ss;
+    if (!s || index >= s->fam->nstates)
+        return;
+    atomic_store_explicit(&s->u.gauge, (uint64_t)index, memory_order_relaxed);
+}
+
+size_t sonde_stateset_get(const sonde_stateset *ss)
+{
+    sonde_series *s = (sonde_series *)(void *)ss;
+    return s ? (size_t)atomic_load_explicit(&s->u.gauge, memory_order_relaxed) : 0;
+}
+
+int sonde_info_create(sonde_registry *reg, const char *name, const char *help,
+                      const char *const *kv, size_t npairs)
+{
+    if (!name)
+        return SONDE_EINVAL;
+    char full[256];
+    int n = ends_with(name, "_info") ? snprintf(full, sizeof full, "%s", name)
+                                     : snprintf(full, sizeof full, "%s_info", name);
+    if (n < 0 || (size_t)n >= sizeof full)
+        return SONDE_EBADNAME;
+    sonde_metric_opts o;
+    sonde_metric_opts_init(&o);
+    o.name = full;
+    o.help = help;
+    o.const_labels = kv;
+    o.const_label_count = npairs;
+    struct sonde_family *f;
+    return family_create(reg, SONDE_INFO, &o, NULL, NULL, &f);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Hot path                                                                 */
+
+#define SERIES(h) ((sonde_series *)(void *)(h))
+
+static void __attribute__((noinline)) counter_inc_slow(sonde_counter *c)
+{
+    uint64_t *cells = sonde__cells_acquire();
+    if (cells)
+        SONDE__CELL_ADD_U64(&cells[SERIES(c)->slot], 1);
+}
+
+void sonde_counter_inc(sonde_counter *c)
+{
+    uint64_t *cells = sonde__tls_cells;
+    if (SONDE_UNLIKELY(!cells)) {
+        counter_inc_slow(c);
+        return;
+    }
+    SONDE__CELL_ADD_U64(&cells[SERIES(c)->slot], 1);
+}
+
+void sonde_counter_add(sonde_counter *c, double v)
+{
+    if (!(v > 0))
+        return; /* negative, zero and NaN: a counter never goes down */
+    uint64_t *cells = sonde__tls_cells;
+    if (SONDE_UNLIKELY(!cells)) {
+        cells = sonde__cells_acquire();
+        if (!cells)
+            return;
+    }
+    uint32_t slot = SERIES(c)->slot;
+    /* Whole increments stay exact in the integer cell. */
+    if (v < 9007199254740992.0 && v == (double)(uint64_t)v)
+        SONDE__CELL_ADD_U64(&cells[slot], (uint64_t)v);
+    else
+        SONDE__CELL_ADD_F64(&cells[slot + 1], v);
+}
+
+double sonde__counter_value(const sonde_series *s)
+{
+    return (double)sonde__cells_sum_u64(s->slot) + sonde__cells_sum_f64(s->slot + 1);
+}
+
+double sonde_counter_get(const sonde_counter *c)
+{
+    return c ? sonde__counter_value(SERIES(c)) : 0;
+}
+
+static inline double bits_to_d(uint64_t b)
+{
+    double d;
+    memcpy(&d, &b, 8);
+    return d;
+}
+
+static inline uint64_t d_to_bits(double d)
+{
+    uint64_t b;
+    memcpy(&b, &d, 8);
+    return b;
+}
+
+void sonde_gauge_set(sonde_gauge *g, double v)
+{
+    atomic_store_explicit(&SERIES(g)->u.gauge, d_to_bits(v), memory_order_relaxed);
+}
+
+void sonde_gauge_add(sonde_gauge *g, double v)
+{
+    _Atomic uint64_t *p = &SERIES(g)->u.gauge;
+    uint64_t old = atomic_load_explicit(p, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(p, &old, d_to_bits(bits_to_d(old) + v),
+                                                  memory_order_relaxed, memory_order_relaxed))
+        ;
+}
+
+void sonde_gauge_inc(sonde_gauge *g) { sonde_gauge_add(g, 1); }
+void sonde_gauge_dec(sonde_gauge *g) { sonde_gauge_add(g, -1); }
+void sonde_gauge_sub(sonde_gauge *g, double v) { sonde_gauge_add(g, -v); }
+void sonde_gauge_set_to_current_time(sonde_gauge *g) { sonde_gauge_set(g, sonde__now_wall()); }
+
+double sonde_gauge_get(const sonde_gauge *g)
+{
+    return g ? bits_to_d(atomic_load_explicit(&SERIES(g)->u.gauge, memory_order_relaxed)) : 0;
+}
+
+void sonde_histogram_observe(sonde_histogram *h, double v)
+{
+    uint64_t *cells = sonde__tls_cells;
+    if (SONDE_UNLIKELY(!cells)) {
+        cells = sonde__cells_acquire();
+        if (!cells)
+            return;
+    }
+    const sonde_series *s = SERIES(h);
+    const struct sonde_family *f = s->fam;
+    const double *b = f->bounds;
+    size_t n = f->nb;
+    /* Index of the first bound >= v: count the bounds below v. Branch-free,
+     * and NaN (every comparison false) lands in +Inf. */
+    size_t idx = 0;
+    for (size_t i = 0; i < n; i++)
+        idx += !(v <= b[i]);
+    uint64_t *c = cells + s->slot;
+    SONDE__CELL_ADD_U64(&c[idx], 1);
+    SONDE__CELL_ADD_F64(&c[n + 1], v);
+}
+
+uint64_t sonde_histogram_get_count(const sonde_histogram *h)
+{
+    if (!h)
+        return 0;
+    const sonde_series *s = SERIES(h);
+    uint64_t total = 0;
+    for (size_t i = 0; i <= s->fam->nb; i++)
+        total += sonde__cells_sum_u64(s->slot + (uint32_t)i);
+    return total;
+}
+
+double sonde_histogram_get_sum(const sonde_histogram *h)
+{
+    if (!h)
+        return 0;
+    const sonde_series *s = SERIES(h);
+    return sonde__cells_sum_f64(s->slot + (uint32_t)s->fam->nb + 1);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Bucket helpers                                                           */
+
+int sonde_buckets_linear(double start, double width, size_t count, double *out)
+{
+    if (!out || count == 0 || !(width > 0) || !isfinite(start) || !isfinite(width))
+        return SONDE_EINVAL;
+    for (size_t i = 0; i < count; i++)
+        out[i] = start + width * (double)i;
+    return SONDE_OK;
+}
+
+int sonde_buckets_exponential(double start, double factor, size_t count, double *out)
+{
+    if (!out || count == 0 || !(start > 0) || !(factor > 1) || !isfinite(start) ||
+        !isfinite(factor))
+        return SONDE_EINVAL;
+    double v = start;
+    for (size_t i = 0; i < count; i++) {
+        out[i] = v;
+        v *= factor;
+    }
+    return SONDE_OK;
+}
