@@ -106,3 +106,15 @@ foreach(src ${SONDE_FUZZERS})
     target_link_options(${name} PRIVATE -fsanitize=fuzzer)
   endif()
 endforeach()
+
+# Helper programs that integration scripts drive: tests/helpers/<x>.c is
+# built as build/tests/<x>.
+file(GLOB SONDE_TEST_HELPERS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/helpers/*.c)
+foreach(src ${SONDE_TEST_HELPERS})
+  get_filename_component(name ${src} NAME_WE)
+  add_executable(${name} ${src})
+  target_link_libraries(${name} PRIVATE sonde_static)
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/tests ${PROJECT_SOURCE_DIR}/src)
+  target_compile_options(${name} PRIVATE ${SONDE_WARNINGS})
+  set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+endforeach()

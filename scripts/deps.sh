@@ -11,7 +11,7 @@ build_pkgs=(
   libyaml-dev libhiredis-dev libpq-dev
 )
 test_pkgs=(
-  clang libclang-rt-14-dev jq curl
+  clang libclang-rt-14-dev jq curl locales valgrind
   prometheus python3 python3-prometheus-client
   prometheus-alertmanager prometheus-pushgateway redis-server postgresql sqlite3 wrk
 )

@@ -239,15 +239,18 @@ size_t sonde__fmt_u64(char out[21], uint64_t v)
  * Shortest significant digits of a finite, non-zero |v|: digits[] (no dot)
  * and the decimal point position dp such that |v| = 0.digits x 10^dp.
  * Tries 15, 16 then 17 significant digits, keeping the first that reads back
- * exactly, then drops trailing zeros (a representation of fewer than 15
- * digits that round-trips is always the zero-padded 15-digit one).
+ * exactly, then drops trailing zeros (for normal doubles a representation of
+ * fewer than 15 digits that round-trips is always the zero-padded 15-digit
+ * one; subnormals are searched from one digit up).
  */
 static size_t shortest_digits(double v, char digits[20], int *dp)
 {
     char tmp[40];
     locale_t old = uselocale(c_locale());
     int prec;
-    for (prec = 15; prec < 17; prec++) {
+    /* Subnormals carry fewer significant bits: search from one digit up. */
+    int start = v < 2.2250738585072014e-308 ? 1 : 15;
+    for (prec = start; prec < 17; prec++) {
         snprintf(tmp, sizeof tmp, "%.*e", prec - 1, v);
         if (strtod(tmp, NULL) == v)
             break;

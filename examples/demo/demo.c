@@ -1,0 +1,329 @@
+/*
+ * sonde-demo: a small simulated service instrumented with sonde.
+ *
+ * A few worker threads handle fake requests: each looks up a cache, calls a
+ * flaky backend behind a circuit breaker with retries, and records what
+ * happened. Every few seconds the demo prints its exposition.
+ *
+ *   sonde-demo [--web.listen-address HOST:PORT] [--format F] [--once]
+ *              [--interval SECONDS] [--duration SECONDS] [--workers N]
+ */
+#include <sonde.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <pthread.h>
+#include <time.h>
+#include <unistd.h>
+
+struct demo_metrics {
+    sonde_family *requests;      /* demo_requests_total{method,status} */
+    sonde_family *latency;       /* demo_request_duration_seconds{method} */
+    sonde_family *cache_ops;     /* demo_cache_operations_total{result} */
+    sonde_counter *retries;      /* demo_backend_retries_total */
+    sonde_counter *breaker_trips; /* demo_circuit_breaker_trips_total */
+    sonde_stateset *breaker;     /* demo_circuit_breaker_state */
+    sonde_gauge *inflight;       /* demo_inflight_requests */
+    sonde_gauge *workers;        /* demo_worker_threads */
+    sonde_family *payload;       /* demo_response_size_bytes (summary) */
+};
+
+static struct demo_metrics m;
+static atomic_ullong cache_hits, cache_lookups;
+static atomic_int stop_flag;
+static atomic_int breaker_failures;
+
+static double hit_ratio(void *ud)
+{
+    (void)ud;
+    unsigned long long l = atomic_load(&cache_lookups);
+    return l ? (double)atomic_load(&cache_hits) / (double)l : 0;
+}
+
+static void die(const char *what, int rc)
+{
+    fprintf(stderr, "sonde-demo: %s: %s (%s)\n", what, sonde_strerror(rc),
+            sonde_registry_last_error());
+    exit(1);
+}
+
+static void register_metrics(void)
+{
+    sonde_metric_opts o;
+    int rc;
+
+    sonde_metric_opts_init(&o);
+    const char *req_labels[] = {"method", "status"};
+    o.ns = "demo";
+    o.name = "requests_total";
+    o.help = "Requests handled, by method and status.";
+    o.label_names = req_labels;
+    o.label_count = 2;
+    if ((rc = sonde_family_create(NULL, SONDE_COUNTER, &o, &m.requests)))
+        die("requests_total", rc);
+
+    sonde_metric_opts_init(&o);
+    const char *lat_labels[] = {"method"};
+    o.ns = "demo";
+    o.name = "request_duration_seconds";
+    o.help = "Request latency.";
+    o.unit = "seconds";
+    o.label_names = lat_labels;
+    o.label_count = 1;
+    if ((rc = sonde_family_create(NULL, SONDE_HISTOGRAM, &o, &m.latency)))
+        die("request_duration_seconds", rc);
+
+    sonde_metric_opts_init(&o);
+    const char *cache_labels[] = {"result"};
+    o.ns = "demo";
+    o.name = "cache_operations_total";
+    o.help = "Cache lookups by result.";
+    o.label_names = cache_labels;
+    o.label_count = 1;
+    if ((rc = sonde_family_create(NULL, SONDE_COUNTER, &o, &m.cache_ops)))
+        die("cache_operations_total", rc);
+
+    sonde_metric_opts_init(&o);
+    o.ns = "demo";
+    o.name = "cache_hit_ratio";
+    o.help = "Share of cache lookups that hit, computed at scrape time.";
+    sonde_family *ratio;
+    if ((rc = sonde_callback_create(NULL, SONDE_GAUGE, &o, hit_ratio, NULL, &ratio)))
+        die("cache_hit_ratio", rc);
+
+    if ((rc = sonde_counter_create(NULL, "demo_backend_retries_total", "Backend call retries.",
+                                   &m.retries)))
+        die("retries", rc);
+    if ((rc = sonde_counter_create(NULL, "demo_circuit_breaker_trips_total",
+                                   "Times the circuit breaker opened.", &m.breaker_trips)))
+        die("trips", rc);
+    if ((rc = sonde_gauge_create(NULL, "demo_inflight_requests", "Requests in progress.",
+                                 &m.inflight)))
+        die("inflight", rc);
+    if ((rc = sonde_gauge_create(NULL, "demo_worker_threads", "Worker threads running.",
+                                 &m.workers)))
+        die("workers", rc);
+
+    sonde_metric_opts_init(&o);
+    const char *states[] = {"closed", "open", "half_open"};
+    o.name = "demo_circuit_breaker_state";
+    o.help = "State of the backend circuit breaker.";
+    o.states = states;
+    o.state_count = 3;
+    if ((rc = sonde_stateset_create(NULL, &o, &m.breaker)))
+        die("breaker", rc);
+
+    sonde_metric_opts_init(&o);
+    const double q[] = {0.5, 0.9, 0.99};
+    o.name = "demo_response_size_bytes";
+    o.help = "Response sizes.";
+    o.unit = "bytes";
+    o.quantiles = q;
+    o.quantile_count = 3;
+    o.max_age_seconds = 60;
+    if ((rc = sonde_family_create(NULL, SONDE_SUMMARY, &o, &m.payload)))
+        die("payload", rc);
+
+    const char *build[] = {"version", sonde_version(), "service", "sonde-demo"};
+    if ((rc = sonde_info_create(NULL, "demo_build", "Build information.", build, 2)))
+        die("build_info", rc);
+}
+
+/* xorshift per thread: cheap randomness without locks. */
+static unsigned next_rand(unsigned *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 17;
+    *s ^= *s << 5;
+    return *s;
+}
+
+static void sleep_us(unsigned us)
+{
+    struct timespec ts = {us / 1000000, (long)(us % 1000000) * 1000};
+    nanosleep(&ts, NULL);
+}
+
+static void *worker(void *arg)
+{
+    unsigned seed = (unsigned)(uintptr_t)arg * 2654435761u + 1;
+    static const char *methods[] = {"GET", "GET", "GET", "POST", "DELETE"};
+    /* Keep the handles that never change: no lookup at all on these. */
+    sonde_counter *hit = sonde_family_counter(m.cache_ops, "hit");
+    sonde_counter *miss = sonde_family_counter(m.cache_ops, "miss");
+    sonde_summary *size = sonde_family_as_summary(m.payload);
+    sonde_gauge_inc(m.workers);
+    while (!atomic_load(&stop_flag)) {
+        const char *method = methods[next_rand(&seed) % 5];
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        sonde_gauge_inc(m.inflight);
+
+        atomic_fetch_add(&cache_lookups, 1);
+        int status = 200;
+        if (next_rand(&seed) % 100 < 70) {
+            atomic_fetch_add(&cache_hits, 1);
+            sonde_counter_inc(hit);
+        } else {
+            sonde_counter_inc(miss);
+            /* The backend fails 10% of the time; retry up to twice. */
+            int attempts = 0;
+            while (next_rand(&seed) % 100 < 10 && attempts < 2) {
+                attempts++;
+                sonde_counter_inc(m.retries);
+                sleep_us(200);
+            }
+            if (attempts == 2) {
+                status = 503;
+                if (atomic_fetch_add(&breaker_failures, 1) + 1 >= 5 &&
+                    sonde_stateset_get(m.breaker) == 0) {
+                    sonde_stateset_set(m.breaker, 1);
+                    sonde_counter_inc(m.breaker_trips);
+                }
+            } else if (sonde_stateset_get(m.breaker) != 0) {
+                atomic_store(&breaker_failures, 0);
+                sonde_stateset_set(m.breaker, 0);
+            }
+            sleep_us(500 + next_rand(&seed) % 2000);
+        }
+        if (status == 200 && strcmp(method, "POST") == 0 && next_rand(&seed) % 50 == 0)
+            status = 400;
+        char code[8];
+        snprintf(code, sizeof code, "%d", status);
+        sonde_counter_inc(sonde_family_counter(m.requests, method, code));
+        sonde_summary_observe(size, 200 + next_rand(&seed) % 5000);
+
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+        sonde_histogram_observe(sonde_family_histogram(m.latency, method), secs);
+        sonde_gauge_dec(m.inflight);
+        sleep_us(1000 + next_rand(&seed) % 4000);
+    }
+    sonde_gauge_dec(m.workers);
+    return NULL;
+}
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    atomic_store(&stop_flag, 1);
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: sonde-demo [options]\n"
+            "  --web.listen-address HOST:PORT  address to serve on (default :9464)\n"
+            "  --format prometheus|openmetrics|json  exposition printed (default prometheus)\n"
+            "  --once                  simulate briefly, print one exposition, exit\n"
+            "  --interval SECONDS      print every SECONDS (default 5)\n"
+            "  --duration SECONDS      stop after SECONDS (default: run until Ctrl-C)\n"
+            "  --workers N             worker threads (default 4)\n");
+}
+
+static double parse_num(const char *opt, const char *v)
+{
+    char *end;
+    errno = 0;
+    double d = v ? strtod(v, &end) : 0;
+    if (!v || errno || end == v || *end || d < 0) {
+        fprintf(stderr, "sonde-demo: %s needs a non-negative number, got \"%s\"\n", opt,
+                v ? v : "");
+        exit(2);
+    }
+    return d;
+}
+
+int main(int argc, char **argv)
+{
+    sonde_format fmt = SONDE_FORMAT_PROMETHEUS;
+    const char *listen = NULL;
+    int once = 0;
+    double interval = 5, duration = 0;
+    int nworkers = 4;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (strcmp(a, "--once") == 0) {
+            once = 1;
+        } else if (strcmp(a, "--web.listen-address") == 0 && v) {
+            listen = v;
+            i++;
+        } else if (strcmp(a, "--format") == 0 && v) {
+            if (strcmp(v, "prometheus") == 0)
+                fmt = SONDE_FORMAT_PROMETHEUS;
+            else if (strcmp(v, "openmetrics") == 0)
+                fmt = SONDE_FORMAT_OPENMETRICS;
+            else if (strcmp(v, "json") == 0)
+                fmt = SONDE_FORMAT_JSON;
+            else {
+                fprintf(stderr, "sonde-demo: unknown format \"%s\"\n", v);
+                return 2;
+            }
+            i++;
+        } else if (strcmp(a, "--interval") == 0) {
+            interval = parse_num(a, v);
+            i++;
+        } else if (strcmp(a, "--duration") == 0) {
+            duration = parse_num(a, v);
+            i++;
+        } else if (strcmp(a, "--workers") == 0) {
+            nworkers = (int)parse_num(a, v);
+            if (nworkers < 1 || nworkers > 64) {
+                fprintf(stderr, "sonde-demo: --workers must be 1..64\n");
+                return 2;
+            }
+            i++;
+        } else {
+            fprintf(stderr, "sonde-demo: unknown option \"%s\"\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    (void)listen; /* served once the HTTP server lands */
+
+    register_metrics();
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+
+    pthread_t th[64];
+    for (int i = 0; i < nworkers; i++)
+        pthread_create(&th[i], NULL, worker, (void *)(uintptr_t)(i + 1));
+
+    sonde_buf out;
+    sonde_buf_init(&out);
+    if (once) {
+        sleep_us(300000);
+    } else {
+        fprintf(stderr, "sonde-demo: %d workers running; exposition every %g s (Ctrl-C stops)\n",
+                nworkers, interval);
+    }
+    double waited = 0;
+    for (;;) {
+        if (!once) {
+            for (double t = 0; t < interval && !atomic_load(&stop_flag); t += 0.1)
+                sleep_us(100000);
+            waited += interval;
+        }
+        sonde_buf_reset(&out);
+        int rc = sonde_registry_write(NULL, fmt, NULL, &out);
+        if (rc)
+            die("render", rc);
+        fwrite(out.data, 1, out.len, stdout);
+        fflush(stdout);
+        if (once || atomic_load(&stop_flag) || (duration > 0 && waited >= duration))
+            break;
+    }
+    atomic_store(&stop_flag, 1);
+    for (int i = 0; i < nworkers; i++)
+        pthread_join(th[i], NULL);
+    sonde_buf_free(&out);
+    return 0;
+}
