@@ -49,7 +49,8 @@ test-tsan:
 bench: build
 	@$(BUILD)/bin/sonde-bench $(BENCH_ARGS)
 
-# libFuzzer binaries (clang): make fuzz, then build-fuzz/fuzz_<x> fuzz/corpus/<x>
+# libFuzzer binaries (clang): make fuzz, then
+#   build-fuzz/bin/fuzz_<x> NEW_CORPUS_DIR fuzz/corpus/<x>
 fuzz:
 	@scripts/deps.sh
 	@CC=clang cmake -S . -B build-fuzz -DSONDE_FUZZ=ON -DSONDE_SANITIZE=address,undefined >/dev/null

@@ -168,6 +168,7 @@ static void *worker(void *arg)
         if (next_rand(&seed) % 100 < 70) {
             atomic_fetch_add(&cache_hits, 1);
             sonde_counter_inc(hit);
+            sleep_us(100 + next_rand(&seed) % 900); /* cache hit: under 1 ms */
         } else {
             sonde_counter_inc(miss);
             /* The backend fails 10% of the time; retry up to twice. */
@@ -188,7 +189,9 @@ static void *worker(void *arg)
                 atomic_store(&breaker_failures, 0);
                 sonde_stateset_set(m.breaker, 0);
             }
-            sleep_us(500 + next_rand(&seed) % 2000);
+            /* Backend latency: mostly 2-40 ms, sometimes up to 300 ms. */
+            unsigned r = next_rand(&seed) % 100;
+            sleep_us(r < 90 ? 2000 + next_rand(&seed) % 38000 : 40000 + next_rand(&seed) % 260000);
         }
         if (status == 200 && strcmp(method, "POST") == 0 && next_rand(&seed) % 50 == 0)
             status = 400;
