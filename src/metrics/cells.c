@@ -4,7 +4,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-__thread uint64_t *sonde__tls_cells __attribute__((tls_model("initial-exec")));
+__thread uint64_t *sonde__tls_cells __attribute__((tls_model(SONDE_TLS_MODEL)));
 
 struct block {
     uint64_t *cells;

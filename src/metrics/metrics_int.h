@@ -19,9 +19,16 @@
 
 /* ---- cells (cells.c) ---- */
 
-/* The calling thread's cell block, NULL until its first update. Initial-exec
- * TLS: one %fs-relative load, even from the shared library. */
-extern __thread uint64_t *sonde__tls_cells __attribute__((tls_model("initial-exec")));
+/* The calling thread's cell block, NULL until its first update.
+ * The shared library uses initial-exec TLS (the address from the GOT, then
+ * one %fs-relative load, with no __tls_get_addr call); the static library
+ * uses local-exec (a single %fs-relative load), which is valid in
+ * executables; CMake's SONDE_STATIC_TLS_MODEL switches it for archives
+ * linked into shared objects. */
+#ifndef SONDE_TLS_MODEL
+#define SONDE_TLS_MODEL "initial-exec"
+#endif
+extern __thread uint64_t *sonde__tls_cells __attribute__((tls_model(SONDE_TLS_MODEL)));
 
 /* Attach a block to the calling thread; NULL when sonde is disabled or no
  * memory is left (the update is then dropped). */
