@@ -3,6 +3,9 @@
 
 #include <math.h>
 #include <stdio.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -998,12 +1001,15 @@ static int family_build(sonde_registry *reg, sonde_metric_type type, const sonde
             }
         }
         f->nb = nb;
-        f->bounds = sonde__malloc(nb * sizeof(double));
+        /* Padded with +Inf to an even count for the two-wide compare. */
+        f->bounds = sonde__malloc(((nb + 1) & ~(size_t)1) * sizeof(double));
         f->le_text = sonde__calloc(nb + 1, sizeof(char *));
         f->le_text_om = sonde__calloc(nb + 1, sizeof(char *));
         if (!f->bounds || !f->le_text || !f->le_text_om)
             goto fail;
         memcpy(f->bounds, bk, nb * sizeof(double));
+        if (nb & 1)
+            f->bounds[nb] = INFINITY;
         for (size_t i = 0; i <= nb; i++) {
             double v = i < nb ? bk[i] : INFINITY;
             f->le_text[i] = fmt_dup(v, 0);
@@ -1352,6 +1358,35 @@ double sonde_gauge_get(const sonde_gauge *g)
     return g ? bits_to_d(atomic_load_explicit(&SERIES(g)->u.gauge, memory_order_relaxed)) : 0;
 }
 
+/*
+ * Index of the first bound >= v: the number of bounds b with !(v <= b), so
+ * NaN (every comparison false) lands in +Inf. Branch-free; with SSE2 two
+ * bounds per compare. bounds is padded with +Inf to an even length, and
+ * !(v <= +Inf) only holds for NaN, which must land past every real bound
+ * anyway: the padding is subtracted back for that one case.
+ */
+static inline size_t bucket_index(const double *b, size_t n, double v)
+{
+#if defined(__SSE2__)
+    __m128d vv = _mm_set1_pd(v);
+    __m128i acc = _mm_setzero_si128();
+    size_t padded = (n + 1) & ~(size_t)1;
+    for (size_t i = 0; i < padded; i += 2) {
+        __m128d m = _mm_cmpnle_pd(vv, _mm_loadu_pd(b + i));
+        acc = _mm_sub_epi64(acc, _mm_castpd_si128(m));
+    }
+    uint64_t lanes[2];
+    _mm_storeu_si128((__m128i *)(void *)lanes, acc);
+    size_t idx = (size_t)(lanes[0] + lanes[1]);
+    return idx > n ? n : idx;
+#else
+    size_t idx = 0;
+    for (size_t i = 0; i < n; i++)
+        idx += !(v <= b[i]);
+    return idx;
+#endif
+}
+
 void sonde_histogram_observe(sonde_histogram *h, double v)
 {
     uint64_t *cells = sonde__tls_cells;
@@ -1362,13 +1397,8 @@ void sonde_histogram_observe(sonde_histogram *h, double v)
     }
     const sonde_series *s = SERIES(h);
     const struct sonde_family *f = s->fam;
-    const double *b = f->bounds;
     size_t n = f->nb;
-    /* Index of the first bound >= v: count the bounds below v. Branch-free,
-     * and NaN (every comparison false) lands in +Inf. */
-    size_t idx = 0;
-    for (size_t i = 0; i < n; i++)
-        idx += !(v <= b[i]);
+    size_t idx = bucket_index(f->bounds, n, v);
     uint64_t *c = cells + s->slot;
     SONDE__CELL_ADD_U64(&c[idx], 1);
     SONDE__CELL_ADD_F64(&c[n + 1], v);
