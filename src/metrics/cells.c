@@ -4,13 +4,15 @@
 #include <string.h>
 #include <sys/mman.h>
 
-__thread uint64_t *sonde__tls_cells __attribute__((tls_model(SONDE_TLS_MODEL)));
+#include <linux/membarrier.h>
+#include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
-struct block {
-    uint64_t *cells;
-    _Atomic int in_use;
-    _Atomic(struct block *) next;
-};
+__thread uint64_t *sonde__tls_cells __attribute__((tls_model(SONDE_TLS_MODEL)));
+__thread struct sonde__block *sonde__tls_block __attribute__((tls_model(SONDE_TLS_MODEL)));
+
+#define block sonde__block
 
 /* Cells per block. Decided once, at the first block, by the largest mapping
  * the system grants (1 GiB of address space, touched lazily; less under a
@@ -37,6 +39,7 @@ static void release_block(void *p)
 {
     struct block *b = p;
     sonde__tls_cells = NULL;
+    sonde__tls_block = NULL;
     atomic_store_explicit(&b->in_use, 0, memory_order_release);
 }
 
@@ -98,8 +101,54 @@ uint64_t *sonde__cells_acquire(void)
         }
     }
     pthread_setspecific(block_key, b);
+    sonde__tls_block = b;
     sonde__tls_cells = b->cells;
     return b->cells;
+}
+
+static int membarrier_ok; /* 1 registered, -1 unavailable */
+static pthread_once_t membarrier_once = PTHREAD_ONCE_INIT;
+
+static void membarrier_register(void)
+{
+    long rc = syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0);
+    membarrier_ok = rc == 0 ? 1 : -1;
+}
+
+/*
+ * Grace period for objects unlinked from a lock-free table (the caller has
+ * already made them unreachable). A lookup marks its thread block's
+ * lookup_seq odd with a plain store and no fence; membarrier() makes every
+ * running thread execute a full barrier, after which a lookup either shows
+ * as in progress here, or started late enough to see the unlink. We then
+ * wait (bounded) for the in-progress ones to move on.
+ */
+int sonde__grace_period(void)
+{
+    pthread_once(&membarrier_once, membarrier_register);
+    if (membarrier_ok != 1)
+        return 0;
+    atomic_thread_fence(memory_order_seq_cst);
+    if (syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0)
+        return 0;
+    for (struct block *b = atomic_load_explicit(&blocks, memory_order_acquire); b;
+         b = atomic_load_explicit(&b->next, memory_order_acquire)) {
+        uint64_t seq = atomic_load_explicit(&b->lookup_seq, memory_order_acquire);
+        if (!(seq & 1))
+            continue;
+        /* A lookup is a few hundred instructions; allow ~10 ms for a
+         * descheduled thread, then give up and retry at a later removal. */
+        int tries = 0;
+        while (atomic_load_explicit(&b->lookup_seq, memory_order_acquire) == seq) {
+            if (++tries > 1000)
+                return 0;
+            if (tries > 50)
+                usleep(10);
+            else
+                sched_yield();
+        }
+    }
+    return 1;
 }
 
 uint32_t sonde__slots_alloc(uint32_t n)

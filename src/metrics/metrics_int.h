@@ -30,6 +30,23 @@
 #endif
 extern __thread uint64_t *sonde__tls_cells __attribute__((tls_model(SONDE_TLS_MODEL)));
 
+/* A thread's cell block. lookup_seq is odd while the owning thread is
+ * inside a lock-free label lookup (see sonde__grace_period). */
+struct sonde__block {
+    uint64_t *cells;
+    _Atomic uint64_t lookup_seq;
+    _Atomic int in_use;
+    _Atomic(struct sonde__block *) next;
+};
+extern __thread struct sonde__block *sonde__tls_block __attribute__((tls_model(SONDE_TLS_MODEL)));
+
+/* Wait until no lookup that could have seen an object unlinked before this
+ * call is still running. Returns 1 when the objects may be freed, 0 when
+ * that cannot be established now (no membarrier, or a thread stuck in a
+ * lookup); the caller keeps them and retries later. Never call it while
+ * inside a lookup. */
+int sonde__grace_period(void);
+
 /* Attach a block to the calling thread; NULL when sonde is disabled or no
  * memory is left (the update is then dropped). */
 uint64_t *sonde__cells_acquire(void);
@@ -137,7 +154,8 @@ struct sonde_family {
     _Atomic(struct series_table *) table;
     struct series_table *retired_tables;
     sonde_series *head, *tail;         /* creation order, under lock */
-    sonde_series *retired;             /* removed series, freed at destroy */
+    sonde_series *retired;             /* removed, awaiting a grace period */
+    size_t nretired;
     _Atomic size_t nseries;
     size_t table_used;                 /* live + tombstones, under lock */
     _Atomic uint64_t dropped;          /* refused by the cardinality limit */

@@ -528,11 +528,23 @@ static int family_lookup(struct sonde_family *f, const char *const *values, size
         lens[i] = strlen(vals[i]);
     }
     uint64_t h = hash_values(vals, lens, n);
-    sonde_series *s =
-        table_find(atomic_load_explicit(&f->table, memory_order_acquire), h, vals, lens, n);
-    if (SONDE_LIKELY(s != NULL)) {
-        *out = s;
-        return SONDE_OK;
+    /* Announce the lock-free probe so removal can tell when the series it
+     * unlinked are no longer being looked at (sonde__grace_period). Threads
+     * without a block (sonde disabled, no memory) take the lock instead. */
+    struct sonde__block *b = sonde__tls_block;
+    if (SONDE_UNLIKELY(!b) && sonde__cells_acquire())
+        b = sonde__tls_block;
+    sonde_series *s = NULL;
+    if (SONDE_LIKELY(b != NULL)) {
+        uint64_t seq = atomic_load_explicit(&b->lookup_seq, memory_order_relaxed);
+        atomic_store_explicit(&b->lookup_seq, seq + 1, memory_order_relaxed);
+        atomic_signal_fence(memory_order_seq_cst);
+        s = table_find(atomic_load_explicit(&f->table, memory_order_acquire), h, vals, lens, n);
+        atomic_store_explicit(&b->lookup_seq, seq + 2, memory_order_release);
+        if (SONDE_LIKELY(s != NULL)) {
+            *out = s;
+            return SONDE_OK;
+        }
     }
     pthread_mutex_lock(&f->lock);
     s = table_find(atomic_load_explicit(&f->table, memory_order_relaxed), h, vals, lens, n);
@@ -603,14 +615,18 @@ TYPED_LOOKUP(sonde_family_gauge, sonde_gauge, SONDE_GAUGE)
 TYPED_LOOKUP(sonde_family_histogram, sonde_histogram, SONDE_HISTOGRAM)
 TYPED_LOOKUP(sonde_family_summary, sonde_summary, SONDE_SUMMARY)
 
-/* Under the lock: unlink s from the table and the list, retire it. Removed
- * series are kept until the family is destroyed because a lock-free reader
- * may still be comparing its labels; their cells are freed at once. */
+/* Under the lock: unlink s from the table and the list, retire it. Its
+ * cells are freed at once; the series itself waits for a grace period,
+ * because a lock-free reader may still be comparing its labels. */
 static void remove_locked(struct sonde_family *f, sonde_series *s)
 {
     struct series_table *t = atomic_load_explicit(&f->table, memory_order_relaxed);
-    for (size_t i = 0; i <= t->mask; i++) {
-        if (atomic_load_explicit(&t->slots[i], memory_order_relaxed) == s) {
+    size_t i = (size_t)s->hash & t->mask;
+    for (size_t probes = 0; probes <= t->mask; probes++, i = (i + 1) & t->mask) {
+        sonde_series *e = atomic_load_explicit(&t->slots[i], memory_order_relaxed);
+        if (!e)
+            break;
+        if (e == s) {
             atomic_store_explicit(&t->slots[i], TOMBSTONE, memory_order_release);
             break;
         }
@@ -630,9 +646,42 @@ static void remove_locked(struct sonde_family *f, sonde_series *s)
     if (s->slot != UINT32_MAX)
         sonde__slots_free(s->slot, f->cells_per_series);
     s->slot = 0; /* late updates through a stale handle go to the sink */
+    s->created_ms = now_ms(); /* from now on: when it was retired */
     s->next = f->retired;
     f->retired = s;
+    f->nretired++;
     atomic_fetch_sub_explicit(&f->nseries, 1, memory_order_relaxed);
+}
+
+/* Under the lock: free removed series once no lookup can still hold them.
+ * Batched, since a grace period costs a membarrier() call. A series must
+ * also have been retired for a second: the common "look up, then update"
+ * idiom uses the returned handle just after its lookup ends, and a handle
+ * used that briefly must still point at valid memory (its updates go to the
+ * sink). Handles kept longer than that across a removal are a caller bug. */
+#define RETIRE_DELAY_MS 1000
+static void reclaim_locked(struct sonde_family *f, size_t batch)
+{
+    if (f->nretired < batch)
+        return;
+    uint64_t now = now_ms();
+    size_t old = 0;
+    for (sonde_series *s = f->retired; s; s = s->next)
+        old += now - s->created_ms >= RETIRE_DELAY_MS;
+    if (old == 0 || !sonde__grace_period())
+        return;
+    sonde_series **pp = &f->retired;
+    while (*pp) {
+        sonde_series *s = *pp;
+        if (now - s->created_ms >= RETIRE_DELAY_MS) {
+            *pp = s->next;
+            f->nretired--;
+            s->slot = UINT32_MAX; /* cells were freed at removal */
+            series_free(f, s);
+        } else {
+            pp = &s->next;
+        }
+    }
 }
 
 int sonde_family_remove(sonde_family *f, const char *const *values, size_t n)
@@ -658,6 +707,7 @@ int sonde_family_remove(sonde_family *f, const char *const *values, size_t n)
         return SONDE_ENOTFOUND;
     }
     remove_locked(f, s);
+    reclaim_locked(f, 64);
     pthread_mutex_unlock(&f->lock);
     return SONDE_OK;
 }
@@ -669,6 +719,7 @@ void sonde_family_clear(sonde_family *f)
     pthread_mutex_lock(&f->lock);
     while (f->head)
         remove_locked(f, f->head);
+    reclaim_locked(f, 1);
     pthread_mutex_unlock(&f->lock);
 }
 

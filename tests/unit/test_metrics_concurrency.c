@@ -5,7 +5,10 @@
 
 #include <sonde.h>
 
+#include "metrics/metrics_int.h"
+
 #include <pthread.h>
+#include <unistd.h>
 #include <stdatomic.h>
 
 TEST_MAIN()
@@ -149,5 +152,61 @@ TEST(test_concurrent_gauge_adds_and_summary_observes_are_exact)
     ASSERT_DBL_EQ(sonde_gauge_get(g), 400000);
     ASSERT_U64_EQ(sonde_summary_get_count(sm), 200000);
     ASSERT_DBL_NEAR(sonde_summary_get_quantile(sm, 0.5), 50, 50 * 0.02);
+    sonde_registry_destroy(r);
+}
+
+static sonde_family *churn;
+static atomic_int churn_stop;
+
+static void *churn_reader(void *arg)
+{
+    (void)arg;
+    long n = 0;
+    while (!atomic_load(&churn_stop)) {
+        char v[16];
+        snprintf(v, sizeof v, "k%ld", n % 64);
+        sonde_counter_inc(sonde_family_counter(churn, v));
+        n++;
+    }
+    return NULL;
+}
+
+TEST(test_removal_during_lookups_reclaims_memory_safely)
+{
+    sonde_registry *r;
+    ASSERT_OK(sonde_registry_create(NULL, &r));
+    sonde_metric_opts o;
+    sonde_metric_opts_init(&o);
+    const char *ln[] = {"k"};
+    o.name = "churn_total";
+    o.label_names = ln;
+    o.label_count = 1;
+    ASSERT_OK(sonde_family_create(r, SONDE_COUNTER, &o, &churn));
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++)
+        pthread_create(&t[i], NULL, churn_reader, NULL);
+    for (int round = 0; round < 2000; round++) {
+        char v[16];
+        snprintf(v, sizeof v, "k%d", round % 64);
+        const char *vals[] = {v};
+        int rc = sonde_family_remove(churn, vals, 1);
+        ASSERT(rc == SONDE_OK || rc == SONDE_ENOTFOUND);
+        if (round % 500 == 0)
+            sonde_family_clear(churn);
+    }
+    /* Series retired over a second ago are freed at the next removals. */
+    usleep(1100 * 1000);
+    for (int round = 0; round < 200; round++) {
+        char v[16];
+        snprintf(v, sizeof v, "k%d", round % 64);
+        const char *vals[] = {v};
+        sonde_family_remove(churn, vals, 1);
+    }
+    atomic_store(&churn_stop, 1);
+    for (int i = 0; i < 3; i++)
+        pthread_join(t[i], NULL);
+    /* Removed series were freed along the way, not kept until destroy. */
+    ASSERT_LT(churn->nretired, 1000);
+    ASSERT_LE(sonde_family_series_count(churn), 64);
     sonde_registry_destroy(r);
 }
