@@ -645,7 +645,8 @@ static void remove_locked(struct sonde_family *f, sonde_series *s)
     }
     if (s->slot != UINT32_MAX)
         sonde__slots_free(s->slot, f->cells_per_series);
-    s->slot = 0; /* late updates through a stale handle go to the sink */
+    /* Late updates through a stale handle go to the sink. */
+    __atomic_store_n(&s->slot, 0, __ATOMIC_RELAXED);
     s->created_ms = now_ms(); /* from now on: when it was retired */
     s->next = f->retired;
     f->retired = s;
@@ -1325,12 +1326,15 @@ int sonde_info_create(sonde_registry *reg, const char *name, const char *help,
 /* Hot path                                                                 */
 
 #define SERIES(h) ((sonde_series *)(void *)(h))
+/* A series' slot changes once, to the sink, when it is removed while another
+ * thread may still be updating through its handle. */
+#define SLOT(s) __atomic_load_n(&(s)->slot, __ATOMIC_RELAXED)
 
 static void __attribute__((noinline)) counter_inc_slow(sonde_counter *c)
 {
     uint64_t *cells = sonde__cells_acquire();
     if (cells)
-        SONDE__CELL_ADD_U64(&cells[SERIES(c)->slot], 1);
+        SONDE__CELL_ADD_U64(&cells[SLOT(SERIES(c))], 1);
 }
 
 void sonde_counter_inc(sonde_counter *c)
@@ -1340,7 +1344,7 @@ void sonde_counter_inc(sonde_counter *c)
         counter_inc_slow(c);
         return;
     }
-    SONDE__CELL_ADD_U64(&cells[SERIES(c)->slot], 1);
+    SONDE__CELL_ADD_U64(&cells[SLOT(SERIES(c))], 1);
 }
 
 void sonde_counter_add(sonde_counter *c, double v)
@@ -1353,7 +1357,7 @@ void sonde_counter_add(sonde_counter *c, double v)
         if (!cells)
             return;
     }
-    uint32_t slot = SERIES(c)->slot;
+    uint32_t slot = SLOT(SERIES(c));
     /* Whole increments stay exact in the integer cell. */
     if (v < 9007199254740992.0 && v == (double)(uint64_t)v)
         SONDE__CELL_ADD_U64(&cells[slot], (uint64_t)v);
@@ -1363,7 +1367,7 @@ void sonde_counter_add(sonde_counter *c, double v)
 
 double sonde__counter_value(const sonde_series *s)
 {
-    return (double)sonde__cells_sum_u64(s->slot) + sonde__cells_sum_f64(s->slot + 1);
+    return (double)sonde__cells_sum_u64(SLOT(s)) + sonde__cells_sum_f64(SLOT(s) + 1);
 }
 
 double sonde_counter_get(const sonde_counter *c)
@@ -1450,7 +1454,7 @@ void sonde_histogram_observe(sonde_histogram *h, double v)
     const struct sonde_family *f = s->fam;
     size_t n = f->nb;
     size_t idx = bucket_index(f->bounds, n, v);
-    uint64_t *c = cells + s->slot;
+    uint64_t *c = cells + SLOT(s);
     SONDE__CELL_ADD_U64(&c[idx], 1);
     SONDE__CELL_ADD_F64(&c[n + 1], v);
 }
@@ -1462,7 +1466,7 @@ uint64_t sonde_histogram_get_count(const sonde_histogram *h)
     const sonde_series *s = SERIES(h);
     uint64_t total = 0;
     for (size_t i = 0; i <= s->fam->nb; i++)
-        total += sonde__cells_sum_u64(s->slot + (uint32_t)i);
+        total += sonde__cells_sum_u64(SLOT(s) + (uint32_t)i);
     return total;
 }
 
@@ -1471,7 +1475,7 @@ double sonde_histogram_get_sum(const sonde_histogram *h)
     if (!h)
         return 0;
     const sonde_series *s = SERIES(h);
-    return sonde__cells_sum_f64(s->slot + (uint32_t)s->fam->nb + 1);
+    return sonde__cells_sum_f64(SLOT(s) + (uint32_t)s->fam->nb + 1);
 }
 
 /* ------------------------------------------------------------------------ */

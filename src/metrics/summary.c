@@ -84,8 +84,9 @@ void sonde_summary_observe(sonde_summary *h, double v)
         if (!cells)
             return;
     }
-    SONDE__CELL_ADD_U64(&cells[s->slot], 1);
-    SONDE__CELL_ADD_F64(&cells[s->slot + 1], v);
+    uint32_t slot = __atomic_load_n(&s->slot, __ATOMIC_RELAXED);
+    SONDE__CELL_ADD_U64(&cells[slot], 1);
+    SONDE__CELL_ADD_F64(&cells[slot + 1], v);
     summary_state *st = s->u.summary;
     if (!st || st->n == 0)
         return;
