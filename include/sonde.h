@@ -9,5 +9,8 @@
 
 #include "sonde/common.h"
 #include "sonde/metrics.h"
+#include "sonde/health.h"
+#include "sonde/host.h"
+#include "sonde/runtime.h"
 
 #endif

@@ -1,0 +1,82 @@
+/*
+ * Private parts of the HTTP server: header and query parsers (fuzzed),
+ * authentication helpers, the rate limiter, gzip, and the server object
+ * behind sonde_start.
+ */
+#ifndef SONDE_HTTP_INTERNAL_H
+#define SONDE_HTTP_INTERNAL_H
+
+#include <sonde/runtime.h>
+
+#include "core/internal.h"
+
+#include <sys/socket.h>
+
+/* ---- parsers: zero-allocation, bounded, total on any input ---- */
+
+/*
+ * Choose the exposition format for an Accept header value (n bytes, need not
+ * be NUL-terminated; NULL means absent). OpenMetrics when an
+ * application/openmetrics-text range has a q-value > 0 at least as high as
+ * the best text/plain range; Prometheus text otherwise.
+ */
+sonde_format sonde__http_negotiate(const char *accept, size_t n);
+
+/* Whether an Accept-Encoding value allows gzip (gzip or * with q > 0, and
+ * gzip not refused with q=0). */
+bool sonde__http_accepts_gzip(const char *ae, size_t n);
+
+/*
+ * Extract the values of the "name[]" (or "name") parameters of a query
+ * string q (n bytes, without the '?'). Values are percent-decoded ('+' is a
+ * space) into scratch (cap bytes), NUL-terminated, and names[i] points into
+ * it. Returns the number of names (at most max) or a negative error:
+ * SONDE_ELIMIT (more than max names), SONDE_ETOOBIG (scratch too small),
+ * SONDE_EPARSE (bad percent escape or a NUL byte).
+ */
+int sonde__http_query_names(const char *q, size_t n, char *scratch, size_t cap,
+                            const char **names, size_t max);
+
+/* Constant-time comparison of a[0..an) and b[0..bn): the time depends only
+ * on bn (the secret's length), never on where the inputs differ. */
+bool sonde__ct_equal(const char *a, size_t an, const char *b, size_t bn);
+
+/* Decode standard base64 (with or without padding) into out (cap bytes).
+ * Returns the decoded length or -1 on bad input or overflow. */
+ssize_t sonde__base64_decode(const char *in, size_t n, unsigned char *out, size_t cap);
+
+/* Whether a client address is loopback (127.0.0.0/8, ::1, ::ffff:127.x). */
+bool sonde__addr_is_loopback(const struct sockaddr *sa);
+
+/*
+ * Parse a listen address: ":port", "host:port", "[v6]:port", "host"
+ * (port 9464). Fills host (empty for every interface; cap bytes) and *port.
+ * Returns SONDE_OK or SONDE_EINVAL.
+ */
+int sonde__parse_listen(const char *s, char *host, size_t cap, int *port);
+
+/* ---- rate limiter: per-client token buckets in a bounded table ---- */
+
+typedef struct sonde__ratelimit sonde__ratelimit;
+/* rate per second, burst tokens, at most max_clients tracked (oldest
+ * evicted). NULL on no memory. */
+sonde__ratelimit *sonde__ratelimit_create(double rate, double burst, size_t max_clients);
+void sonde__ratelimit_destroy(sonde__ratelimit *rl);
+/* Take a token for the client; false when empty, with *retry_after_s the
+ * wait for the next token. Any thread. */
+bool sonde__ratelimit_take(sonde__ratelimit *rl, const struct sockaddr *sa, uint64_t now_ns,
+                           double *retry_after_s);
+
+/* ---- gzip ---- */
+
+/* Compress in[0..n) as a gzip member into out (appended). Returns SONDE_OK,
+ * SONDE_ENOMEM or SONDE_EIO. */
+int sonde__gzip(const void *in, size_t n, int level, sonde_buf *out);
+
+/* ---- redaction ---- */
+
+/* Whether a configuration key names a secret (api_key, password, token,
+ * dsn, ...): its value is never shown. */
+bool sonde__key_is_secret(const char *key);
+
+#endif

@@ -1,0 +1,176 @@
+/*
+ * sonde_start / sonde_stop: resolve options (explicit value, else
+ * environment, else default), start the runtime worker, the served health
+ * set's scheduler and the HTTP server. One instance per process.
+ */
+#include <sonde/runtime.h>
+
+#include "http/server.h"
+#include "runtime/runtime.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    bool running;
+    sonde__server *server;
+    sonde_health *health;
+} g;
+
+void sonde_start_opts_init(sonde_start_opts *opts) { memset(opts, 0, sizeof *opts); }
+
+const char *sonde_last_error_message(void) { return sonde_registry_last_error(); }
+
+static const char *env_or(const char *explicit_value, const char *env, const char *def)
+{
+    if (explicit_value)
+        return explicit_value;
+    const char *e = getenv(env);
+    return e ? e : def;
+}
+
+extern char *program_invocation_short_name;
+
+int sonde_start(const sonde_start_opts *in)
+{
+    sonde__clear_error();
+    if (!sonde_enabled())
+        return SONDE_OK;
+    sonde_start_opts o;
+    if (in)
+        o = *in;
+    else
+        sonde_start_opts_init(&o);
+
+    o.listen = env_or(o.listen, "SONDE_LISTEN", ":9464");
+    o.api_key = env_or(o.api_key, "SONDE_API_KEY", NULL);
+    o.route_prefix = env_or(o.route_prefix, "SONDE_ROUTE_PREFIX", "");
+    o.service_name = env_or(o.service_name, "SONDE_SERVICE_NAME", program_invocation_short_name);
+    o.service_version = env_or(o.service_version, "SONDE_SERVICE_VERSION", "");
+    o.service_build = env_or(o.service_build, "SONDE_SERVICE_BUILD", "");
+    o.tls_cert_file = env_or(o.tls_cert_file, "SONDE_TLS_CERT_FILE", NULL);
+    o.tls_key_file = env_or(o.tls_key_file, "SONDE_TLS_KEY_FILE", NULL);
+    if (o.rate_limit_per_second == 0) {
+        const char *e = getenv("SONDE_RATE_LIMIT");
+        char *end = NULL;
+        double v = e ? sonde__strtod(e, &end) : 0;
+        o.rate_limit_per_second = (e && end != e && isfinite(v) && v != 0) ? v : 50;
+    }
+    if (o.rate_limit_burst <= 0) {
+        o.rate_limit_burst = 2 * o.rate_limit_per_second;
+        if (o.rate_limit_burst < 10)
+            o.rate_limit_burst = 10;
+    }
+    if (o.threads == 0)
+        o.threads = 2;
+    if (o.max_connections == 0)
+        o.max_connections = 256;
+    if (o.max_connections_per_client == 0)
+        o.max_connections_per_client = 32;
+    if (o.max_header_bytes == 0)
+        o.max_header_bytes = 16384;
+    if (o.idle_timeout_seconds <= 0)
+        o.idle_timeout_seconds = 10;
+    if (o.request_timeout_seconds <= 0)
+        o.request_timeout_seconds = 30;
+    if (o.max_response_bytes == 0)
+        o.max_response_bytes = (size_t)64 << 20;
+    if (o.threads > 64 || o.max_header_bytes < 2048 || o.max_header_bytes > (1u << 20) ||
+        !isfinite(o.idle_timeout_seconds) || !isfinite(o.request_timeout_seconds) ||
+        o.idle_timeout_seconds > 86400 || o.request_timeout_seconds > 86400 ||
+        isnan(o.rate_limit_per_second) || isnan(o.rate_limit_burst)) {
+        sonde__set_error("sonde_start: an option is out of bounds (threads <= 64, "
+                         "max_header_bytes 2048..1048576, timeouts <= 86400 s)");
+        return SONDE_EINVAL;
+    }
+
+    pthread_mutex_lock(&start_lock);
+    if (g.running) {
+        pthread_mutex_unlock(&start_lock);
+        sonde__set_error("sonde_start: already started");
+        return SONDE_ESTATE;
+    }
+    int rc = sonde__runtime_start();
+    if (rc) {
+        pthread_mutex_unlock(&start_lock);
+        sonde__set_error("sonde_start: cannot start the runtime worker");
+        return rc;
+    }
+    sonde_health *h = o.health ? o.health : sonde_health_default();
+    rc = sonde_health_start(h);
+    if (rc) {
+        sonde__runtime_stop();
+        pthread_mutex_unlock(&start_lock);
+        return rc;
+    }
+    bool serve = !(strcmp(o.listen, "off") == 0 || strcmp(o.listen, "none") == 0 ||
+                   o.listen[0] == '\0');
+    sonde__server *srv = NULL;
+    if (serve) {
+        o.health = h;
+        rc = sonde__server_create(&o, &srv);
+        if (rc) {
+            sonde_health_stop(h);
+            sonde__runtime_stop();
+            pthread_mutex_unlock(&start_lock);
+            return rc;
+        }
+    }
+    g.running = true;
+    g.server = srv;
+    g.health = h;
+    pthread_mutex_unlock(&start_lock);
+    return SONDE_OK;
+}
+
+void sonde_stop(void)
+{
+    pthread_mutex_lock(&start_lock);
+    if (!g.running) {
+        pthread_mutex_unlock(&start_lock);
+        return;
+    }
+    sonde__server_destroy(g.server);
+    sonde_health_stop(g.health);
+    sonde__runtime_stop();
+    g.server = NULL;
+    g.health = NULL;
+    g.running = false;
+    pthread_mutex_unlock(&start_lock);
+}
+
+int sonde_running(void)
+{
+    pthread_mutex_lock(&start_lock);
+    int r = g.running;
+    pthread_mutex_unlock(&start_lock);
+    return r;
+}
+
+int sonde_listen_port(void)
+{
+    pthread_mutex_lock(&start_lock);
+    int p = sonde__server_port(g.server);
+    pthread_mutex_unlock(&start_lock);
+    return p;
+}
+
+int sonde_listen_address(char *out, size_t n)
+{
+    if (!out || n == 0)
+        return SONDE_EINVAL;
+    pthread_mutex_lock(&start_lock);
+    int rc = SONDE_ESTATE;
+    if (g.server) {
+        snprintf(out, n, "%s", sonde__server_address(g.server));
+        rc = SONDE_OK;
+    }
+    pthread_mutex_unlock(&start_lock);
+    if (rc)
+        out[0] = '\0';
+    return rc;
+}
