@@ -166,6 +166,7 @@ typedef struct conn {
     bool killed;   /* under conn_lock */
     size_t qlen;   /* raw query of the current request */
     bool qover;    /* query longer than QUERY_MAX */
+    bool headers_seen; /* the handler's first call for this request happened */
     char query[QUERY_MAX];
 } conn;
 
@@ -394,6 +395,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *mc)
     const char *q = uri ? strchr(uri, '?') : NULL;
     c->qlen = 0;
     c->qover = false;
+    c->headers_seen = false;
     if (q) {
         size_t n = strlen(q + 1);
         if (n >= QUERY_MAX) {
@@ -800,6 +802,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
     if (*upload_size) {
         /* A body arrived although we already answered: discard it. */
         *upload_size = 0;
+        return MHD_YES;
+    }
+    /* MHD calls the handler once when the head is parsed and again when the
+     * (empty) body is complete. Answering on the first call makes MHD close
+     * the connection, since it cannot skip a body it has not read; so a
+     * request without a body is answered on the second call, keeping the
+     * connection alive, and a request with a body is refused at once. */
+    if (c && !c->headers_seen && !has_body(mc)) {
+        c->headers_seen = true;
         return MHD_YES;
     }
     sonde__http_response rs = {.status = 200, .content_type = "application/json"};
