@@ -33,7 +33,7 @@ typedef struct http_req {
     const char *userpwd;         /* basic auth "user:pass" */
 } http_req;
 
-static size_t http__write(char *p, size_t sz, size_t n, void *ud)
+static __attribute__((unused)) size_t http__write(char *p, size_t sz, size_t n, void *ud)
 {
     http_resp *r = ud;
     size_t add = sz * n;
@@ -47,7 +47,7 @@ static size_t http__write(char *p, size_t sz, size_t n, void *ud)
     return add;
 }
 
-static size_t http__header(char *p, size_t sz, size_t n, void *ud)
+static __attribute__((unused)) size_t http__header(char *p, size_t sz, size_t n, void *ud)
 {
     http_resp *r = ud;
     size_t add = sz * n, have = strlen(r->headers);
@@ -58,7 +58,7 @@ static size_t http__header(char *p, size_t sz, size_t n, void *ud)
     return add;
 }
 
-static void http_free(http_resp *r)
+static __attribute__((unused)) void http_free(http_resp *r)
 {
     free(r->body);
     memset(r, 0, sizeof *r);
@@ -66,7 +66,7 @@ static void http_free(http_resp *r)
 
 /* Value of a response header (case-insensitive name) copied into out, or
  * NULL when absent. */
-static const char *http_header(const http_resp *r, const char *name, char *out, size_t n)
+static __attribute__((unused)) const char *http_header(const http_resp *r, const char *name, char *out, size_t n)
 {
     size_t nl = strlen(name);
     const char *p = r->headers;
@@ -89,7 +89,7 @@ static const char *http_header(const http_resp *r, const char *name, char *out, 
     return NULL;
 }
 
-static http_resp http_do(const char *url, const http_req *rq)
+static __attribute__((unused)) http_resp http_do(const char *url, const http_req *rq)
 {
     http_resp r;
     memset(&r, 0, sizeof r);
@@ -138,10 +138,10 @@ static http_resp http_do(const char *url, const http_req *rq)
     return r;
 }
 
-static http_resp http_get(const char *url) { return http_do(url, NULL); }
+static __attribute__((unused)) http_resp http_get(const char *url) { return http_do(url, NULL); }
 
 /* Build "http://127.0.0.1:<port><path>" into a static-per-call buffer. */
-static const char *url_of(char *buf, size_t n, const char *host, int port, const char *path)
+static __attribute__((unused)) const char *url_of(char *buf, size_t n, const char *host, int port, const char *path)
 {
     snprintf(buf, n, "http://%s:%d%s", host, port, path);
     return buf;
