@@ -59,6 +59,22 @@ static void body_tls_inc(void *arg, unsigned tid, uint64_t n)
     }
 }
 
+static __thread double tls_sum;
+
+/* One double added to a thread-local word per operation: the floor of a
+ * histogram observation, which must add v to its series' sum cell (a
+ * load, an FP add and a store that the next observation waits for). */
+static void body_tls_f64_add(void *arg, unsigned tid, uint64_t n)
+{
+    (void)arg;
+    (void)tid;
+    double *p = &tls_sum;
+    for (uint64_t i = 0; i < n; i++) {
+        *p += 0.25;
+        BENCH_CLOBBER(p);
+    }
+}
+
 struct padded_word {
     _Alignas(64) _Atomic uint64_t v;
     char pad[64 - sizeof(uint64_t)];
@@ -142,6 +158,7 @@ static void body_summary(void *arg, unsigned tid, uint64_t n)
 /* Indexes into the case table of bench_hot_path, in run and print order. */
 enum {
     C_TLS,
+    C_TLS_F64,
     C_ATOMIC_1T,
     C_ATOMIC_2T_SHARED,
     C_ATOMIC_2T_SEPARATE,
@@ -208,6 +225,7 @@ static void bench_hot_path(void)
     uint64_t nl = bench_iters(HOT_ITERS / 2), ns = bench_iters(HOT_ITERS / 5);
     bench_case cs[C_COUNT] = {
         [C_TLS] = {1, body_tls_inc, NULL, n, 0},
+        [C_TLS_F64] = {1, body_tls_f64_add, NULL, n, 0},
         [C_ATOMIC_1T] = {1, body_atomic_shared, NULL, n, 0},
         [C_ATOMIC_2T_SHARED] = {2, body_atomic_shared, NULL, n, 0},
         [C_ATOMIC_2T_SEPARATE] = {2, body_atomic_separate, NULL, n, 0},
@@ -224,6 +242,7 @@ static void bench_hot_path(void)
     bench_cases_run(cs, C_COUNT, runs);
 
     bench_print("baseline_tls_inc_1t", cs[C_TLS].result, "ns/op");
+    bench_print("baseline_tls_f64_add_1t", cs[C_TLS_F64].result, "ns/op");
     bench_print("baseline_atomic_add_1t", cs[C_ATOMIC_1T].result, "ns/op");
     bench_print("baseline_atomic_add_2t_shared", cs[C_ATOMIC_2T_SHARED].result, "ns/op");
     bench_print("baseline_atomic_add_2t_separate", cs[C_ATOMIC_2T_SEPARATE].result, "ns/op");
