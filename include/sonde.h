@@ -12,5 +12,6 @@
 #include "sonde/health.h"
 #include "sonde/host.h"
 #include "sonde/runtime.h"
+#include "sonde/config.h"
 
 #endif

@@ -1,0 +1,30 @@
+/* The sonde command: shared declarations of its subcommands. */
+#ifndef SONDE_CLI_H
+#define SONDE_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Exit statuses. */
+#define EXIT_HEALTHY 0
+#define EXIT_DEGRADED 1
+#define EXIT_UNHEALTHY 2
+#define EXIT_UNREACHABLE 3
+#define EXIT_USAGE 64
+
+int cmd_serve(int argc, char **argv);
+int cmd_check_config(int argc, char **argv);
+int cmd_health(int argc, char **argv);
+int cmd_metrics(int argc, char **argv);
+
+/* Print every configuration error as "file:line:column: message". */
+struct sonde_config_error;
+void cli_print_config_errors(const char *file, const struct sonde_config_error *errs,
+                             size_t shown, size_t total);
+
+/* Whether argv[i] is --name or --name=value; on a match *value points to
+ * the value (the next argument when not inline; *i advanced). Returns -1
+ * when the value is missing. */
+int cli_opt(int argc, char **argv, int *i, const char *name, const char **value);
+
+#endif

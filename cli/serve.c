@@ -1,0 +1,310 @@
+/*
+ * sonde serve: the standalone agent. Serves host and process metrics and
+ * the health checks its YAML configuration declares. SIGTERM/SIGINT stop
+ * it; SIGHUP reloads the configuration (a bad one is rejected and the
+ * running one kept). sonde check-config lives here too.
+ *
+ * Signals are blocked before any thread starts and taken with sigwait() on
+ * the main thread, so no handler ever runs inside sonde's threads.
+ */
+#include "cli.h"
+
+#include <sonde.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_ERRS 64
+
+static const char serve_usage[] =
+    "usage: sonde serve --config FILE [--web.listen-address ADDR]\n"
+    "\n"
+    "Run the monitoring agent: /metrics (host and process metrics), /health,\n"
+    "/health/live, /health/ready, /health/detailed, /info, /status, with the\n"
+    "health checks of the configuration.\n"
+    "\n"
+    "options:\n"
+    "  --config FILE              YAML configuration (see docs/configuration.md)\n"
+    "  --web.listen-address ADDR  listen address, overrides server.listen\n"
+    "                             (default :9464; port 0 picks a free port)\n"
+    "  --help                     this text\n"
+    "\n"
+    "signals: SIGTERM/SIGINT stop, SIGHUP reloads the configuration.\n"
+    "The bound address is printed on stdout as \"listening on HOST:PORT\".\n";
+
+static const char check_usage[] =
+    "usage: sonde check-config FILE\n"
+    "\n"
+    "Validate an agent configuration; print every error as FILE:LINE:COLUMN.\n"
+    "Exit status 0 when valid, 1 otherwise.\n";
+
+int cmd_check_config(int argc, char **argv)
+{
+    const char *file = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(check_usage, stdout);
+            return 0;
+        }
+        if (argv[i][0] == '-' && argv[i][1] != '\0') {
+            fprintf(stderr, "sonde check-config: unknown option %s\n\n%s", argv[i], check_usage);
+            return EXIT_USAGE;
+        }
+        if (file) {
+            fprintf(stderr, "sonde check-config: one file at a time\n");
+            return EXIT_USAGE;
+        }
+        file = argv[i];
+    }
+    if (!file) {
+        fputs(check_usage, stderr);
+        return EXIT_USAGE;
+    }
+    sonde_config_error errs[MAX_ERRS];
+    size_t n = 0;
+    sonde_config *cfg = NULL;
+    int rc = sonde_config_load_file(file, &cfg, errs, MAX_ERRS, &n);
+    if (rc != SONDE_OK) {
+        cli_print_config_errors(file, errs, MAX_ERRS, n);
+        fprintf(stderr, "%s: %zu error%s\n", file, n, n == 1 ? "" : "s");
+        return 1;
+    }
+    printf("%s: ok (%zu check%s)\n", file, sonde_config_check_count(cfg),
+           sonde_config_check_count(cfg) == 1 ? "" : "s");
+    sonde_config_destroy(cfg);
+    return 0;
+}
+
+/* Agent state across reloads. */
+typedef struct agent {
+    const char *config_path;
+    const char *listen_override;
+    sonde_config *cfg;
+    sonde_counter *reload_ok, *reload_fail;
+    sonde_gauge *last_reload_ok;
+    sonde_gauge *last_reload_time;
+} agent;
+
+static int start_server(agent *a, const sonde_config *cfg)
+{
+    sonde_start_opts o;
+    sonde_start_opts_init(&o);
+    sonde_config_start_opts(cfg, &o);
+    if (a->listen_override)
+        o.listen = a->listen_override;
+    if (!o.service_name)
+        o.service_name = "sonde-agent";
+    if (!o.service_version)
+        o.service_version = SONDE_VERSION_STRING;
+    int rc = sonde_start(&o);
+    if (rc != SONDE_OK) {
+        fprintf(stderr, "sonde serve: cannot start: %s (%s)\n", sonde_strerror(rc),
+                sonde_last_error_message());
+        return rc;
+    }
+    char addr[96];
+    sonde_listen_address(addr, sizeof addr);
+    printf("listening on %s\n", addr);
+    fflush(stdout);
+    return SONDE_OK;
+}
+
+static void apply_host_metrics(const sonde_config *cfg)
+{
+    sonde_host_metrics_remove(NULL);
+    const char *const *paths = NULL;
+    size_t n = 0;
+    if (sonde_config_host_metrics(cfg, &paths, &n)) {
+        int rc = sonde_host_metrics_add(NULL, paths, n);
+        if (rc)
+            fprintf(stderr, "sonde serve: host metrics: %s\n", sonde_strerror(rc));
+    }
+}
+
+/* Build a health set from cfg into a fresh set; NULL on failure. */
+static sonde_health *build_checks(const sonde_config *cfg)
+{
+    sonde_health *h = NULL;
+    if (sonde_health_create(NULL, &h) != SONDE_OK)
+        return NULL;
+    int rc = sonde_config_add_checks(cfg, h);
+    if (rc) {
+        fprintf(stderr, "sonde serve: cannot add the checks: %s (%s)\n", sonde_strerror(rc),
+                sonde_registry_last_error());
+        sonde_health_destroy(h);
+        return NULL;
+    }
+    return h;
+}
+
+static void register_agent_metrics(agent *a)
+{
+    sonde_metric_opts o;
+    sonde_family *f = NULL;
+    const char *lbl[1] = {"result"};
+    sonde_metric_opts_init(&o);
+    o.name = "sonde_config_reloads_total";
+    o.help = "Configuration reloads of the sonde agent, by result";
+    o.label_names = lbl;
+    o.label_count = 1;
+    if (sonde_family_create(NULL, SONDE_COUNTER, &o, &f) == SONDE_OK) {
+        a->reload_ok = sonde_family_counter(f, "success");
+        a->reload_fail = sonde_family_counter(f, "failure");
+    }
+    sonde_gauge_create(NULL, "sonde_config_last_reload_successful",
+                       "Whether the last configuration reload succeeded (1) or not (0)",
+                       &a->last_reload_ok);
+    sonde_gauge_create(NULL, "sonde_config_last_reload_success_timestamp_seconds",
+                       "Time of the last successful configuration load", &a->last_reload_time);
+    if (a->last_reload_ok)
+        sonde_gauge_set(a->last_reload_ok, 1);
+    if (a->last_reload_time)
+        sonde_gauge_set_to_current_time(a->last_reload_time);
+}
+
+static void reload_result(agent *a, bool ok)
+{
+    if (ok) {
+        if (a->reload_ok)
+            sonde_counter_inc(a->reload_ok);
+        if (a->last_reload_time)
+            sonde_gauge_set_to_current_time(a->last_reload_time);
+    } else if (a->reload_fail) {
+        sonde_counter_inc(a->reload_fail);
+    }
+    if (a->last_reload_ok)
+        sonde_gauge_set(a->last_reload_ok, ok ? 1 : 0);
+}
+
+static void reload(agent *a)
+{
+    sonde_config_error errs[MAX_ERRS];
+    size_t n = 0;
+    sonde_config *next = NULL;
+    int rc = sonde_config_load_file(a->config_path, &next, errs, MAX_ERRS, &n);
+    if (rc != SONDE_OK) {
+        cli_print_config_errors(a->config_path, errs, MAX_ERRS, n);
+        fprintf(stderr, "sonde serve: reload rejected (%zu error%s); keeping the running "
+                        "configuration\n",
+                n, n == 1 ? "" : "s");
+        reload_result(a, false);
+        return;
+    }
+    sonde_health *fresh = build_checks(next);
+    if (!fresh) {
+        fprintf(stderr, "sonde serve: reload rejected; keeping the running configuration\n");
+        sonde_config_destroy(next);
+        reload_result(a, false);
+        return;
+    }
+    bool restart = strcmp(sonde_config_server_digest(a->cfg), sonde_config_server_digest(next)) != 0;
+    if (restart) {
+        sonde_stop();
+        if (start_server(a, next) != SONDE_OK) {
+            fprintf(stderr, "sonde serve: reload rejected: the new server settings do not "
+                            "start; restarting with the running configuration\n");
+            sonde_health_destroy(fresh);
+            sonde_config_destroy(next);
+            if (start_server(a, a->cfg) != SONDE_OK)
+                fprintf(stderr, "sonde serve: cannot restart the previous server either\n");
+            reload_result(a, false);
+            return;
+        }
+    }
+    sonde_health_replace(NULL, fresh);
+    sonde_health_destroy(fresh);
+    sonde_health_run_now(NULL, NULL);
+    apply_host_metrics(next);
+    sonde_config_destroy(a->cfg);
+    a->cfg = next;
+    fprintf(stderr, "sonde serve: configuration reloaded (%zu check%s%s)\n",
+            sonde_config_check_count(next), sonde_config_check_count(next) == 1 ? "" : "s",
+            restart ? ", server restarted" : "");
+    reload_result(a, true);
+}
+
+int cmd_serve(int argc, char **argv)
+{
+    agent a = {0};
+    for (int i = 1; i < argc; i++) {
+        const char *v = NULL;
+        int m;
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(serve_usage, stdout);
+            return 0;
+        }
+        if ((m = cli_opt(argc, argv, &i, "--config", &v)) ||
+            (m = cli_opt(argc, argv, &i, "--config.file", &v))) {
+            if (m < 0)
+                goto missing;
+            a.config_path = v;
+        } else if ((m = cli_opt(argc, argv, &i, "--web.listen-address", &v))) {
+            if (m < 0)
+                goto missing;
+            a.listen_override = v;
+        } else {
+            fprintf(stderr, "sonde serve: unknown option %s\n\n%s", argv[i], serve_usage);
+            return EXIT_USAGE;
+        }
+        continue;
+    missing:
+        fprintf(stderr, "sonde serve: %s needs a value\n", argv[i]);
+        return EXIT_USAGE;
+    }
+    if (!a.config_path) {
+        fprintf(stderr, "sonde serve: --config FILE is required\n\n%s", serve_usage);
+        return EXIT_USAGE;
+    }
+
+    sonde_config_error errs[MAX_ERRS];
+    size_t n = 0;
+    if (sonde_config_load_file(a.config_path, &a.cfg, errs, MAX_ERRS, &n) != SONDE_OK) {
+        cli_print_config_errors(a.config_path, errs, MAX_ERRS, n);
+        return 1;
+    }
+    sonde_health *fresh = build_checks(a.cfg);
+    if (!fresh) {
+        sonde_config_destroy(a.cfg);
+        return 1;
+    }
+    sonde_health_replace(NULL, fresh);
+    sonde_health_destroy(fresh);
+    apply_host_metrics(a.cfg);
+    register_agent_metrics(&a);
+
+    /* Block the signals we wait for before any sonde thread exists, so
+     * every thread inherits the mask and sigwait below receives them. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (start_server(&a, a.cfg) != SONDE_OK) {
+        sonde_config_destroy(a.cfg);
+        return 1;
+    }
+    fprintf(stderr, "sonde serve: %zu check%s from %s\n", sonde_config_check_count(a.cfg),
+            sonde_config_check_count(a.cfg) == 1 ? "" : "s", a.config_path);
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&set, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            reload(&a);
+            continue;
+        }
+        fprintf(stderr, "sonde serve: %s received, stopping\n",
+                sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        break;
+    }
+    sonde_stop();
+    sonde_host_metrics_remove(NULL);
+    sonde_config_destroy(a.cfg);
+    return 0;
+}

@@ -1,0 +1,90 @@
+/*
+ * sonde/config.h - the agent's YAML configuration (`sonde serve --config`,
+ * `sonde check-config`). See docs/configuration.md for the schema.
+ *
+ * Loading validates everything it can without touching the network: types,
+ * required keys, unknown keys, value ranges, duplicate check names,
+ * unreadable secret files, unset ${VARIABLES}. Every error is reported with
+ * its line and column (1-based); loading goes on after an error so one run
+ * reports them all.
+ */
+#ifndef SONDE_CONFIG_H
+#define SONDE_CONFIG_H
+
+#include "common.h"
+#include "health.h"
+#include "runtime.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sonde_config sonde_config;
+
+/** One configuration error. */
+typedef struct sonde_config_error {
+    int line;   /**< 1-based; 0 when the error has no position (unreadable file) */
+    int column; /**< 1-based */
+    char message[256];
+} sonde_config_error;
+
+/** Largest configuration file accepted (bytes). */
+#define SONDE_CONFIG_MAX_BYTES (1 << 20)
+
+/**
+ * Parse and validate YAML text (len bytes; need not be NUL-terminated).
+ * Errors go to errs[0..max_errs) in file order; *nerrs (may be NULL)
+ * receives how many were found (possibly more than max_errs). On success
+ * *out is a configuration the caller frees with sonde_config_destroy; on
+ * error *out is NULL. Returns SONDE_OK, SONDE_EPARSE (errors found),
+ * SONDE_ETOOBIG or SONDE_ENOMEM. Reads the environment for ${VAR}
+ * references and files named by *_file keys. Any thread; allocates.
+ */
+SONDE_API int sonde_config_load_string(const char *text, size_t len, sonde_config **out,
+                                       sonde_config_error *errs, size_t max_errs, size_t *nerrs);
+
+/** As sonde_config_load_string, reading path; SONDE_EIO when it cannot be
+ * read (reported as an error with line 0). */
+SONDE_API int sonde_config_load_file(const char *path, sonde_config **out,
+                                     sonde_config_error *errs, size_t max_errs, size_t *nerrs);
+
+/** Free a configuration; accepts NULL. */
+SONDE_API void sonde_config_destroy(sonde_config *cfg);
+
+/**
+ * Fill opts (after sonde_start_opts_init) from the server, service and info
+ * sections. Strings point into cfg: keep cfg alive until sonde_start
+ * returns (sonde_start copies them). Fields absent from the file are left
+ * as they are.
+ */
+SONDE_API void sonde_config_start_opts(const sonde_config *cfg, sonde_start_opts *opts);
+
+/**
+ * Add every configured check to h (NULL: the default set). Returns SONDE_OK
+ * or the first error of a sonde_health_add_* call (checks added before it
+ * stay).
+ */
+SONDE_API int sonde_config_add_checks(const sonde_config *cfg, sonde_health *h);
+
+/** Number of checks in the configuration. */
+SONDE_API size_t sonde_config_check_count(const sonde_config *cfg);
+
+/**
+ * Host metrics settings: returns non-zero when enabled (the default) and
+ * points *paths at the filesystems to report (*count of them; borrowed from
+ * cfg).
+ */
+SONDE_API int sonde_config_host_metrics(const sonde_config *cfg, const char *const **paths,
+                                        size_t *count);
+
+/**
+ * A canonical text of the server settings: two configurations whose server
+ * settings are equal give the same text (a reload only restarts the server
+ * when it changed). Borrowed from cfg.
+ */
+SONDE_API const char *sonde_config_server_digest(const sonde_config *cfg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,1278 @@
+/*
+ * The agent's YAML configuration: libyaml's document loader gives a node
+ * tree with positions; a schema walk validates it and fills a
+ * sonde_config, reporting every problem with its line and column.
+ *
+ * Robustness: input size is capped (SONDE_CONFIG_MAX_BYTES); the walk
+ * descends a fixed schema of at most four levels, so aliases (which libyaml
+ * shares rather than copies) cannot make it explode; strings are bounded
+ * after ${VAR} expansion; at most 256 checks.
+ */
+#include <sonde/config.h>
+
+#include "core/internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#define MAX_CHECKS 256
+#define MAX_STRING 65536
+#define MAX_LIST 64
+
+typedef enum {
+    CK_DISK,
+    CK_MEMORY,
+    CK_LOAD,
+    CK_WRITABLE,
+    CK_COMMAND,
+    CK_TCP,
+    CK_HTTP,
+    CK_SQLITE,
+    CK_POSTGRES,
+    CK_REDIS,
+    CK_FILE_FRESH,
+    CK_COUNT
+} ck_type;
+
+static const char *const ck_names[CK_COUNT] = {"disk",   "memory", "load",     "writable",
+                                               "command", "tcp",   "http",     "sqlite",
+                                               "postgres", "redis", "file_fresh"};
+
+/* Keys each check type accepts besides the common ones. */
+static const char *const common_keys[] = {"name", "type", "critical", "timeout", "interval", NULL};
+static const char *const ck_keys[CK_COUNT][6] = {
+    [CK_DISK] = {"path", "warning_free_percent", "critical_free_percent", NULL},
+    [CK_MEMORY] = {"warning_available_percent", "critical_available_percent", "max_rss", NULL},
+    [CK_LOAD] = {"warning_per_cpu", "critical_per_cpu", NULL},
+    [CK_WRITABLE] = {"path", NULL},
+    [CK_COMMAND] = {"command", NULL},
+    [CK_TCP] = {"address", NULL},
+    [CK_HTTP] = {"url", "expect_status", NULL},
+    [CK_SQLITE] = {"path", "query", NULL},
+    [CK_POSTGRES] = {"dsn", "dsn_file", "query", NULL},
+    [CK_REDIS] = {"address", "password", "password_file", NULL},
+    [CK_FILE_FRESH] = {"path", "max_age", NULL},
+};
+
+typedef struct cfg_check {
+    ck_type type;
+    char *name;
+    double timeout, interval;
+    bool informational;
+    char *path, *url, *dsn, *query, *host, *password;
+    int port;
+    int expect_status;
+    double warn, crit, max_age;
+    uint64_t max_rss;
+    char **argv; /* NULL-terminated */
+} cfg_check;
+
+struct sonde_config {
+    char *listen, *route_prefix, *api_key, *tls_cert, *tls_key, *basic_user, *basic_pass;
+    char *disk_path;
+    unsigned threads, max_conn, max_conn_client;
+    size_t max_header, max_response;
+    double idle, req_timeout, rate, burst;
+    char *service_name, *service_version, *service_build;
+    char **info; /* pairs */
+    size_t info_count;
+    bool host_enabled;
+    char **fs_paths;
+    size_t fs_count;
+    cfg_check *checks;
+    size_t nchecks;
+    char digest[40];
+};
+
+typedef struct ctx {
+    yaml_document_t *doc;
+    sonde_config *cfg;
+    sonde_config_error *errs;
+    size_t max, n;
+    bool oom;
+    /* Names of every check seen, valid or not, for duplicate detection. */
+    const char *seen[MAX_CHECKS];
+    size_t nseen;
+} ctx;
+
+static void err_at(ctx *c, const yaml_node_t *node, const char *fmt, ...) SONDE_PRINTF(3, 4);
+
+static void err_at(ctx *c, const yaml_node_t *node, const char *fmt, ...)
+{
+    if (c->n < c->max) {
+        sonde_config_error *e = &c->errs[c->n];
+        e->line = node ? (int)node->start_mark.line + 1 : 0;
+        e->column = node ? (int)node->start_mark.column + 1 : 0;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(e->message, sizeof e->message, fmt, ap);
+        va_end(ap);
+    }
+    c->n++;
+}
+
+static yaml_node_t *node_at(ctx *c, int id) { return yaml_document_get_node(c->doc, id); }
+
+/* ---- scalars ---- */
+
+static const char *scalar(ctx *c, yaml_node_t *n, const char *what)
+{
+    if (!n || n->type != YAML_SCALAR_NODE) {
+        err_at(c, n, "%s must be a single value, not a %s", what,
+               n && n->type == YAML_MAPPING_NODE ? "mapping" : "list");
+        return NULL;
+    }
+    return (const char *)n->data.scalar.value;
+}
+
+/* Expand ${VAR} (and $$ for a literal $) into a new string; NULL on error
+ * (reported) or no memory. */
+static char *expand(ctx *c, yaml_node_t *n, const char *s)
+{
+    sonde_buf b = {0};
+    b.max = MAX_STRING;
+    int rc = sonde__buf_reserve(&b, 1);
+    if (!rc)
+        b.data[0] = '\0'; /* reserve does not terminate; "" must come out as "" */
+    for (const char *p = s; *p && !rc;) {
+        if (p[0] == '$' && p[1] == '$') {
+            rc = sonde__buf_putc(&b, '$');
+            p += 2;
+        } else if (p[0] == '$' && p[1] == '{') {
+            const char *end = strchr(p + 2, '}');
+            size_t nl = end ? (size_t)(end - p - 2) : 0;
+            if (!end || nl == 0 || nl > 128) {
+                err_at(c, n, "unterminated or empty ${...} reference (write $$ for a literal $)");
+                sonde_buf_free(&b);
+                return NULL;
+            }
+            char name[130];
+            memcpy(name, p + 2, nl);
+            name[nl] = '\0';
+            const char *v = getenv(name);
+            if (!v) {
+                err_at(c, n, "environment variable %s is not set", name);
+                sonde_buf_free(&b);
+                return NULL;
+            }
+            rc = sonde__buf_puts(&b, v);
+            p = end + 1;
+        } else {
+            rc = sonde__buf_putc(&b, *p++);
+        }
+    }
+    if (rc) {
+        if (rc == SONDE_ETOOBIG)
+            err_at(c, n, "value longer than %d bytes", MAX_STRING);
+        else
+            c->oom = true;
+        sonde_buf_free(&b);
+        return NULL;
+    }
+    return b.data;
+}
+
+static bool get_str(ctx *c, yaml_node_t *n, const char *what, char **out)
+{
+    const char *s = scalar(c, n, what);
+    if (!s)
+        return false;
+    char *v = expand(c, n, s);
+    if (!v)
+        return false;
+    sonde__free(*out);
+    *out = v;
+    return true;
+}
+
+/* Read a secret from a file: the whole file minus trailing newlines. */
+static bool get_file_secret(ctx *c, yaml_node_t *n, const char *what, char **out)
+{
+    char *path = NULL;
+    if (!get_str(c, n, what, &path))
+        return false;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        err_at(c, n, "cannot read %s %s: %s", what, path, strerror(errno));
+        sonde__free(path);
+        return false;
+    }
+    char buf[4096];
+    size_t len = 0;
+    ssize_t r;
+    while ((r = read(fd, buf + len, sizeof buf - 1 - len)) > 0 && len < sizeof buf - 1)
+        len += (size_t)r;
+    close(fd);
+    while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+        len--;
+    buf[len] = '\0';
+    bool ok = true;
+    if (len == 0) {
+        err_at(c, n, "%s %s is empty", what, path);
+        ok = false;
+    } else {
+        sonde__free(*out);
+        *out = sonde__strdup(buf);
+        if (!*out)
+            c->oom = true;
+    }
+    memset(buf, 0, sizeof buf);
+    sonde__free(path);
+    return ok;
+}
+
+static bool get_bool(ctx *c, yaml_node_t *n, const char *what, bool *out)
+{
+    const char *s = scalar(c, n, what);
+    if (!s)
+        return false;
+    static const char *const yes[] = {"true", "yes", "on", "1"};
+    static const char *const no[] = {"false", "no", "off", "0"};
+    for (int i = 0; i < 4; i++) {
+        if (strcasecmp(s, yes[i]) == 0) {
+            *out = true;
+            return true;
+        }
+        if (strcasecmp(s, no[i]) == 0) {
+            *out = false;
+            return true;
+        }
+    }
+    err_at(c, n, "%s must be true or false, not \"%.40s\"", what, s);
+    return false;
+}
+
+static bool parse_number(const char *s, double *out, const char **rest)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = sonde__strtod(s, &end);
+    if (end == s || errno == ERANGE || !isfinite(v))
+        return false;
+    *out = v;
+    *rest = end;
+    return true;
+}
+
+static bool get_num(ctx *c, yaml_node_t *n, const char *what, double lo, double hi, double *out)
+{
+    const char *s = scalar(c, n, what);
+    if (!s)
+        return false;
+    double v;
+    const char *rest;
+    if (!parse_number(s, &v, &rest) || *rest) {
+        err_at(c, n, "%s must be a number, not \"%.40s\"", what, s);
+        return false;
+    }
+    if (v < lo || v > hi) {
+        err_at(c, n, "%s must be between %g and %g, not %g", what, lo, hi, v);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+static bool get_uint(ctx *c, yaml_node_t *n, const char *what, double lo, double hi,
+                     unsigned *out)
+{
+    double v;
+    if (!get_num(c, n, what, lo, hi, &v))
+        return false;
+    if (v != floor(v)) {
+        err_at(c, n, "%s must be a whole number, not %g", what, v);
+        return false;
+    }
+    *out = (unsigned)v;
+    return true;
+}
+
+/* "30s", "500ms", "2m", "1h", "1.5" (seconds). */
+static bool get_duration(ctx *c, yaml_node_t *n, const char *what, double lo, double hi,
+                         double *out)
+{
+    const char *s = scalar(c, n, what);
+    if (!s)
+        return false;
+    double v;
+    const char *u;
+    if (!parse_number(s, &v, &u)) {
+        err_at(c, n, "%s must be a duration like 30s, 500ms, 2m or 1h, not \"%.40s\"", what, s);
+        return false;
+    }
+    double mult = 0;
+    if (*u == '\0' || strcmp(u, "s") == 0)
+        mult = 1;
+    else if (strcmp(u, "ms") == 0)
+        mult = 0.001;
+    else if (strcmp(u, "m") == 0)
+        mult = 60;
+    else if (strcmp(u, "h") == 0)
+        mult = 3600;
+    if (mult == 0) {
+        err_at(c, n, "%s: unknown unit \"%.10s\" (use ms, s, m or h)", what, u);
+        return false;
+    }
+    v *= mult;
+    if (v < lo || v > hi) {
+        err_at(c, n, "%s must be between %gs and %gs, not %gs", what, lo, hi, v);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+/* "512MiB", "1GB", "4096" (bytes). */
+static bool get_size(ctx *c, yaml_node_t *n, const char *what, uint64_t *out)
+{
+    const char *s = scalar(c, n, what);
+    if (!s)
+        return false;
+    double v;
+    const char *u;
+    if (!parse_number(s, &v, &u) || v < 0) {
+        err_at(c, n, "%s must be a size like 512MiB or 4096, not \"%.40s\"", what, s);
+        return false;
+    }
+    static const struct {
+        const char *u;
+        double m;
+    } units[] = {{"", 1},       {"B", 1},          {"KiB", 1024},   {"MiB", 1048576},
+                 {"GiB", 1073741824.0}, {"TiB", 1099511627776.0}, {"KB", 1e3}, {"MB", 1e6},
+                 {"GB", 1e9},   {"TB", 1e12}};
+    for (size_t i = 0; i < SONDE_ARRAY_LEN(units); i++) {
+        if (strcmp(u, units[i].u) == 0) {
+            double b = v * units[i].m;
+            if (b > 1.8e19) {
+                err_at(c, n, "%s is too large", what);
+                return false;
+            }
+            *out = (uint64_t)b;
+            return true;
+        }
+    }
+    err_at(c, n, "%s: unknown unit \"%.10s\" (use B, KiB, MiB, GiB, KB, MB, GB)", what, u);
+    return false;
+}
+
+/* ---- mappings ---- */
+
+/* Levenshtein distance, capped: for "did you mean" hints. */
+static int edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 40 || lb > 40)
+        return 99;
+    int d[41][41];
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = (int)i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = (int)j;
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++) {
+            int cost = a[i - 1] != b[j - 1];
+            int m = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < m)
+                m = d[i][j - 1] + 1;
+            if (d[i - 1][j - 1] + cost < m)
+                m = d[i - 1][j - 1] + cost;
+            d[i][j] = m;
+        }
+    return d[la][lb];
+}
+
+static void unknown_key(ctx *c, yaml_node_t *k, const char *key, const char *where,
+                        const char *const *allowed1, const char *const *allowed2)
+{
+    const char *best = NULL;
+    int bd = 3;
+    for (int pass = 0; pass < 2; pass++) {
+        const char *const *list = pass ? allowed2 : allowed1;
+        for (size_t i = 0; list && list[i]; i++) {
+            int d = edit_distance(key, list[i]);
+            if (d < bd) {
+                bd = d;
+                best = list[i];
+            }
+        }
+    }
+    if (best)
+        err_at(c, k, "unknown key \"%.60s\" in %s (did you mean \"%s\"?)", key, where, best);
+    else
+        err_at(c, k, "unknown key \"%.60s\" in %s", key, where);
+}
+
+typedef struct kv {
+    yaml_node_t *key, *value;
+    const char *name;
+} kv;
+
+/*
+ * Collect a mapping's pairs into a new array *out (free with sonde__free);
+ * reports non-scalar keys and duplicates. Returns the count, or -1 when n is
+ * not a mapping (or on no memory, flagged in c->oom).
+ */
+static int pairs(ctx *c, yaml_node_t *n, const char *what, kv **out)
+{
+    *out = NULL;
+    if (!n || n->type != YAML_MAPPING_NODE) {
+        err_at(c, n, "%s must be a mapping of key: value", what);
+        return -1;
+    }
+    size_t len = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
+    kv *arr = sonde__calloc(len ? len : 1, sizeof *arr);
+    if (!arr) {
+        c->oom = true;
+        return -1;
+    }
+    int cnt = 0;
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = node_at(c, p->key), *v = node_at(c, p->value);
+        if (!k || k->type != YAML_SCALAR_NODE) {
+            err_at(c, k, "keys in %s must be plain names", what);
+            continue;
+        }
+        const char *name = (const char *)k->data.scalar.value;
+        bool dup = false;
+        for (int i = 0; i < cnt && !dup; i++)
+            if (strcmp(arr[i].name, name) == 0) {
+                err_at(c, k, "duplicate key \"%.60s\" in %s (first at line %d)", name, what,
+                       (int)arr[i].key->start_mark.line + 1);
+                dup = true;
+            }
+        if (!dup)
+            arr[cnt++] = (kv){k, v, name};
+    }
+    *out = arr;
+    return cnt;
+}
+
+static bool in_list(const char *key, const char *const *list)
+{
+    for (size_t i = 0; list && list[i]; i++)
+        if (strcmp(key, list[i]) == 0)
+            return true;
+    return false;
+}
+
+/* ---- sections ---- */
+
+static void parse_limits(ctx *c, yaml_node_t *n)
+{
+    static const char *const keys[] = {"max_connections", "max_connections_per_client",
+                                       "max_header_bytes", "idle_timeout", "request_timeout",
+                                       "rate_limit", "rate_limit_burst", "max_response_bytes",
+                                       NULL};
+    kv *p = NULL;
+    int np = pairs(c, n, "server.limits", &p);
+    sonde_config *cfg = c->cfg;
+    for (int i = 0; i < np; i++) {
+        const char *k = p[i].name;
+        yaml_node_t *v = p[i].value;
+        uint64_t sz;
+        if (strcmp(k, "max_connections") == 0)
+            get_uint(c, v, "max_connections", 1, 100000, &cfg->max_conn);
+        else if (strcmp(k, "max_connections_per_client") == 0)
+            get_uint(c, v, "max_connections_per_client", 1, 100000, &cfg->max_conn_client);
+        else if (strcmp(k, "max_header_bytes") == 0) {
+            if (get_size(c, v, "max_header_bytes", &sz)) {
+                if (sz < 2048 || sz > 1048576)
+                    err_at(c, v, "max_header_bytes must be between 2048 and 1048576");
+                else
+                    cfg->max_header = (size_t)sz;
+            }
+        } else if (strcmp(k, "max_response_bytes") == 0) {
+            if (get_size(c, v, "max_response_bytes", &sz)) {
+                if (sz < 4096)
+                    err_at(c, v, "max_response_bytes must be at least 4096");
+                else
+                    cfg->max_response = (size_t)sz;
+            }
+        } else if (strcmp(k, "idle_timeout") == 0)
+            get_duration(c, v, "idle_timeout", 1, 86400, &cfg->idle);
+        else if (strcmp(k, "request_timeout") == 0)
+            get_duration(c, v, "request_timeout", 0.1, 86400, &cfg->req_timeout);
+        else if (strcmp(k, "rate_limit") == 0) {
+            const char *s = scalar(c, v, "rate_limit");
+            if (s && (strcmp(s, "off") == 0 || strcmp(s, "false") == 0))
+                cfg->rate = -1;
+            else if (s)
+                get_num(c, v, "rate_limit (requests per second, or off)", 0.001, 1e9, &cfg->rate);
+        } else if (strcmp(k, "rate_limit_burst") == 0)
+            get_num(c, v, "rate_limit_burst", 1, 1e9, &cfg->burst);
+        else
+            unknown_key(c, p[i].key, k, "server.limits", keys, NULL);
+    }
+    sonde__free(p);
+}
+
+static void parse_server(ctx *c, yaml_node_t *n)
+{
+    static const char *const keys[] = {"listen", "route_prefix", "api_key", "api_key_file",
+                                       "threads", "tls", "basic_auth", "limits", "disk_path",
+                                       NULL};
+    kv *p = NULL;
+    int np = pairs(c, n, "server", &p);
+    sonde_config *cfg = c->cfg;
+    for (int i = 0; i < np; i++) {
+        const char *k = p[i].name;
+        yaml_node_t *v = p[i].value;
+        if (strcmp(k, "listen") == 0) {
+            get_str(c, v, "server.listen", &cfg->listen);
+        } else if (strcmp(k, "route_prefix") == 0) {
+            if (get_str(c, v, "server.route_prefix", &cfg->route_prefix)) {
+                const char *r = cfg->route_prefix;
+                if (*r && (r[0] != '/' || r[strlen(r) - 1] == '/' || strpbrk(r, " ?#%")))
+                    err_at(c, v, "server.route_prefix must start with / and not end with / "
+                                 "(like /api/v1)");
+            }
+        } else if (strcmp(k, "api_key") == 0) {
+            get_str(c, v, "server.api_key", &cfg->api_key);
+        } else if (strcmp(k, "api_key_file") == 0) {
+            get_file_secret(c, v, "server.api_key_file", &cfg->api_key);
+        } else if (strcmp(k, "threads") == 0) {
+            get_uint(c, v, "server.threads", 1, 64, &cfg->threads);
+        } else if (strcmp(k, "disk_path") == 0) {
+            get_str(c, v, "server.disk_path", &cfg->disk_path);
+        } else if (strcmp(k, "tls") == 0) {
+            kv *t = NULL;
+            int nt = pairs(c, v, "server.tls", &t);
+            static const char *const tk[] = {"cert_file", "key_file", NULL};
+            for (int j = 0; j < nt; j++) {
+                if (strcmp(t[j].name, "cert_file") == 0) {
+                    if (get_str(c, t[j].value, "server.tls.cert_file", &cfg->tls_cert) &&
+                        access(cfg->tls_cert, R_OK) != 0)
+                        err_at(c, t[j].value, "cannot read certificate file %s: %s",
+                               cfg->tls_cert, strerror(errno));
+                } else if (strcmp(t[j].name, "key_file") == 0) {
+                    if (get_str(c, t[j].value, "server.tls.key_file", &cfg->tls_key) &&
+                        access(cfg->tls_key, R_OK) != 0)
+                        err_at(c, t[j].value, "cannot read key file %s: %s", cfg->tls_key,
+                               strerror(errno));
+                } else {
+                    unknown_key(c, t[j].key, t[j].name, "server.tls", tk, NULL);
+                }
+            }
+            if (nt >= 0 && (!cfg->tls_cert) != (!cfg->tls_key))
+                err_at(c, v, "server.tls needs both cert_file and key_file");
+            sonde__free(t);
+        } else if (strcmp(k, "basic_auth") == 0) {
+            kv *t = NULL;
+            int nt = pairs(c, v, "server.basic_auth", &t);
+            static const char *const bk[] = {"username", "password", "password_file", NULL};
+            for (int j = 0; j < nt; j++) {
+                if (strcmp(t[j].name, "username") == 0)
+                    get_str(c, t[j].value, "server.basic_auth.username", &cfg->basic_user);
+                else if (strcmp(t[j].name, "password") == 0)
+                    get_str(c, t[j].value, "server.basic_auth.password", &cfg->basic_pass);
+                else if (strcmp(t[j].name, "password_file") == 0)
+                    get_file_secret(c, t[j].value, "server.basic_auth.password_file",
+                                    &cfg->basic_pass);
+                else
+                    unknown_key(c, t[j].key, t[j].name, "server.basic_auth", bk, NULL);
+            }
+            if (nt >= 0 && (!cfg->basic_user) != (!cfg->basic_pass))
+                err_at(c, v, "server.basic_auth needs both username and password");
+            sonde__free(t);
+        } else if (strcmp(k, "limits") == 0) {
+            parse_limits(c, v);
+        } else {
+            unknown_key(c, p[i].key, k, "server", keys, NULL);
+        }
+    }
+    sonde__free(p);
+}
+
+static void parse_service(ctx *c, yaml_node_t *n)
+{
+    static const char *const keys[] = {"name", "version", "build", NULL};
+    kv *p = NULL;
+    int np = pairs(c, n, "service", &p);
+    for (int i = 0; i < np; i++) {
+        if (strcmp(p[i].name, "name") == 0)
+            get_str(c, p[i].value, "service.name", &c->cfg->service_name);
+        else if (strcmp(p[i].name, "version") == 0)
+            get_str(c, p[i].value, "service.version", &c->cfg->service_version);
+        else if (strcmp(p[i].name, "build") == 0)
+            get_str(c, p[i].value, "service.build", &c->cfg->service_build);
+        else
+            unknown_key(c, p[i].key, p[i].name, "service", keys, NULL);
+    }
+    sonde__free(p);
+}
+
+static void parse_info(ctx *c, yaml_node_t *n)
+{
+    kv *p = NULL;
+    int np = pairs(c, n, "info", &p);
+    sonde_config *cfg = c->cfg;
+    if (np > 0)
+        cfg->info = sonde__calloc(2 * (size_t)np, sizeof *cfg->info);
+    if (np > 0 && !cfg->info)
+        c->oom = true;
+    for (int i = 0; np > 0 && cfg->info && i < np; i++) {
+        char *v = NULL;
+        if (!get_str(c, p[i].value, "an info value", &v))
+            continue;
+        char *k = sonde__strdup(p[i].name);
+        if (!k) {
+            sonde__free(v);
+            c->oom = true;
+            break;
+        }
+        cfg->info[2 * cfg->info_count] = k;
+        cfg->info[2 * cfg->info_count + 1] = v;
+        cfg->info_count++;
+    }
+    sonde__free(p);
+}
+
+static char **get_str_list(ctx *c, yaml_node_t *n, const char *what, size_t *count)
+{
+    *count = 0;
+    if (!n || n->type != YAML_SEQUENCE_NODE) {
+        err_at(c, n, "%s must be a list", what);
+        return NULL;
+    }
+    size_t len = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+    if (len == 0) {
+        err_at(c, n, "%s must not be empty", what);
+        return NULL;
+    }
+    if (len > MAX_LIST) {
+        err_at(c, n, "%s has more than %d entries", what, MAX_LIST);
+        return NULL;
+    }
+    char **out = sonde__calloc(len + 1, sizeof *out);
+    if (!out) {
+        c->oom = true;
+        return NULL;
+    }
+    bool ok = true;
+    for (size_t i = 0; i < len; i++) {
+        yaml_node_t *it = node_at(c, n->data.sequence.items.start[i]);
+        if (!get_str(c, it, what, &out[i]))
+            ok = false;
+    }
+    if (!ok) {
+        for (size_t i = 0; i < len; i++)
+            sonde__free(out[i]);
+        sonde__free(out);
+        return NULL;
+    }
+    *count = len;
+    return out;
+}
+
+static void parse_host_metrics(ctx *c, yaml_node_t *n)
+{
+    if (n && n->type == YAML_SCALAR_NODE) {
+        get_bool(c, n, "host_metrics", &c->cfg->host_enabled);
+        return;
+    }
+    static const char *const keys[] = {"enabled", "filesystems", NULL};
+    kv *p = NULL;
+    int np = pairs(c, n, "host_metrics", &p);
+    for (int i = 0; i < np; i++) {
+        if (strcmp(p[i].name, "enabled") == 0)
+            get_bool(c, p[i].value, "host_metrics.enabled", &c->cfg->host_enabled);
+        else if (strcmp(p[i].name, "filesystems") == 0) {
+            size_t cnt;
+            char **l = get_str_list(c, p[i].value, "host_metrics.filesystems", &cnt);
+            if (l && cnt > 16) {
+                err_at(c, p[i].value, "host_metrics.filesystems has more than 16 entries");
+                for (size_t j = 0; j < cnt; j++)
+                    sonde__free(l[j]);
+                sonde__free(l);
+            } else if (l) {
+                c->cfg->fs_paths = l;
+                c->cfg->fs_count = cnt;
+            }
+        } else
+            unknown_key(c, p[i].key, p[i].name, "host_metrics", keys, NULL);
+    }
+    sonde__free(p);
+}
+
+static bool valid_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 64)
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_' || *p == '.' || *p == ':' || *p == '-'))
+            return false;
+    return true;
+}
+
+/* host:port, [v6]:port */
+static bool split_address(ctx *c, yaml_node_t *n, const char *s, char **host, int *port)
+{
+    const char *colon = strrchr(s, ':');
+    if (!colon || colon == s || !colon[1]) {
+        err_at(c, n, "address must be host:port, not \"%.60s\"", s);
+        return false;
+    }
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (*end || p <= 0 || p > 65535) {
+        err_at(c, n, "port in \"%.60s\" must be 1 to 65535", s);
+        return false;
+    }
+    const char *h = s;
+    size_t hl = (size_t)(colon - s);
+    if (h[0] == '[' && hl >= 2 && h[hl - 1] == ']') {
+        h++;
+        hl -= 2;
+    }
+    *host = sonde__strndup(h, hl);
+    if (!*host)
+        c->oom = true;
+    *port = (int)p;
+    return *host != NULL;
+}
+
+static void check_free(cfg_check *k)
+{
+    sonde__free(k->name);
+    sonde__free(k->path);
+    sonde__free(k->url);
+    if (k->dsn) {
+        memset(k->dsn, 0, strlen(k->dsn));
+        sonde__free(k->dsn);
+    }
+    sonde__free(k->query);
+    sonde__free(k->host);
+    if (k->password) {
+        memset(k->password, 0, strlen(k->password));
+        sonde__free(k->password);
+    }
+    if (k->argv) {
+        for (char **a = k->argv; *a; a++)
+            sonde__free(*a);
+        sonde__free(k->argv);
+    }
+}
+
+static void parse_check(ctx *c, yaml_node_t *n, size_t index)
+{
+    char where[96];
+    snprintf(where, sizeof where, "checks[%zu]", index);
+    kv *p = NULL;
+    int np = pairs(c, n, where, &p);
+    if (np < 0)
+        return;
+    cfg_check k;
+    memset(&k, 0, sizeof k);
+    k.type = CK_COUNT;
+    bool ok = true;
+    /* Name and type first: the allowed keys depend on the type. */
+    for (int i = 0; i < np; i++) {
+        if (strcmp(p[i].name, "name") == 0) {
+            if (get_str(c, p[i].value, "check name", &k.name) && !valid_name(k.name)) {
+                err_at(c, p[i].value,
+                       "check name \"%.64s\" must be 1 to 64 characters of [a-zA-Z0-9_.:-]",
+                       k.name);
+                ok = false;
+            }
+        } else if (strcmp(p[i].name, "type") == 0) {
+            const char *t = scalar(c, p[i].value, "check type");
+            if (t) {
+                for (int j = 0; j < CK_COUNT; j++)
+                    if (strcmp(t, ck_names[j]) == 0)
+                        k.type = (ck_type)j;
+                if (k.type == CK_COUNT) {
+                    err_at(c, p[i].value,
+                           "unknown check type \"%.40s\" (one of disk, memory, load, writable, "
+                           "command, tcp, http, sqlite, postgres, redis, file_fresh)",
+                           t);
+                    ok = false;
+                }
+            } else {
+                ok = false;
+            }
+        }
+    }
+    if (!k.name) {
+        err_at(c, n, "%s has no name", where);
+        ok = false;
+    } else {
+        snprintf(where, sizeof where, "check \"%.64s\"", k.name);
+        for (size_t i = 0; i < c->nseen; i++)
+            if (strcmp(c->seen[i], k.name) == 0) {
+                err_at(c, n, "duplicate check name \"%.64s\"", k.name);
+                ok = false;
+            }
+        /* The name stays alive in the YAML document for the whole walk. */
+        for (int i = 0; i < np; i++)
+            if (strcmp(p[i].name, "name") == 0 && p[i].value->type == YAML_SCALAR_NODE &&
+                c->nseen < MAX_CHECKS)
+                c->seen[c->nseen++] = (const char *)p[i].value->data.scalar.value;
+    }
+    bool type_seen = false;
+    for (int i = 0; i < np; i++)
+        if (strcmp(p[i].name, "type") == 0)
+            type_seen = true;
+    if (!type_seen) {
+        err_at(c, n, "%s has no type", where);
+        ok = false;
+    }
+    if (k.type == CK_COUNT) {
+        check_free(&k);
+        sonde__free(p);
+        return;
+    }
+    const char *const *allowed = ck_keys[k.type];
+    bool have_target = false, target_given = false;
+    for (int i = 0; i < np; i++) {
+        const char *key = p[i].name;
+        if (strcmp(key, "path") == 0 || strcmp(key, "url") == 0 || strcmp(key, "dsn") == 0 ||
+            strcmp(key, "dsn_file") == 0 || strcmp(key, "address") == 0 ||
+            strcmp(key, "command") == 0)
+            target_given = target_given || in_list(key, ck_keys[k.type]);
+        yaml_node_t *v = p[i].value;
+        if (strcmp(key, "name") == 0 || strcmp(key, "type") == 0)
+            continue;
+        bool r = true;
+        if (strcmp(key, "critical") == 0) {
+            bool crit = true;
+            r = get_bool(c, v, "critical", &crit);
+            k.informational = !crit;
+        } else if (strcmp(key, "timeout") == 0) {
+            r = get_duration(c, v, "timeout", 0.001, 3600, &k.timeout);
+        } else if (strcmp(key, "interval") == 0) {
+            r = get_duration(c, v, "interval", 0.01, 86400, &k.interval);
+        } else if (!in_list(key, allowed)) {
+            unknown_key(c, p[i].key, key, where, common_keys, allowed);
+            r = false;
+        } else if (strcmp(key, "path") == 0) {
+            r = get_str(c, v, "path", &k.path);
+            have_target = r;
+        } else if (strcmp(key, "url") == 0) {
+            r = get_str(c, v, "url", &k.url);
+            if (r && strncmp(k.url, "http://", 7) != 0 && strncmp(k.url, "https://", 8) != 0) {
+                err_at(c, v, "url must start with http:// or https://");
+                r = false;
+            }
+            have_target = r;
+        } else if (strcmp(key, "dsn") == 0) {
+            r = get_str(c, v, "dsn", &k.dsn);
+            have_target = r;
+        } else if (strcmp(key, "dsn_file") == 0) {
+            r = get_file_secret(c, v, "dsn_file", &k.dsn);
+            have_target = r;
+        } else if (strcmp(key, "query") == 0) {
+            r = get_str(c, v, "query", &k.query);
+        } else if (strcmp(key, "address") == 0) {
+            char *a = NULL;
+            r = get_str(c, v, "address", &a) && split_address(c, v, a, &k.host, &k.port);
+            sonde__free(a);
+            have_target = r;
+        } else if (strcmp(key, "password") == 0) {
+            r = get_str(c, v, "password", &k.password);
+        } else if (strcmp(key, "password_file") == 0) {
+            r = get_file_secret(c, v, "password_file", &k.password);
+        } else if (strcmp(key, "command") == 0) {
+            size_t cnt;
+            k.argv = get_str_list(c, v, "command", &cnt);
+            r = k.argv != NULL;
+            have_target = r;
+        } else if (strcmp(key, "expect_status") == 0) {
+            unsigned st = 0;
+            r = get_uint(c, v, "expect_status", 100, 599, &st);
+            k.expect_status = (int)st;
+        } else if (strcmp(key, "max_age") == 0) {
+            r = get_duration(c, v, "max_age", 0.001, 31536000, &k.max_age);
+        } else if (strcmp(key, "max_rss") == 0) {
+            r = get_size(c, v, "max_rss", &k.max_rss);
+        } else if (strstr(key, "percent")) {
+            r = get_num(c, v, key, 0, 100, strncmp(key, "warning", 7) == 0 ? &k.warn : &k.crit);
+        } else if (strstr(key, "per_cpu")) {
+            r = get_num(c, v, key, 0, 1e6, strncmp(key, "warning", 7) == 0 ? &k.warn : &k.crit);
+        }
+        ok = ok && r;
+    }
+    /* Required targets. */
+    static const char *const need[CK_COUNT] = {
+        [CK_DISK] = "path",     [CK_WRITABLE] = "path", [CK_COMMAND] = "command",
+        [CK_TCP] = "address",   [CK_HTTP] = "url",      [CK_SQLITE] = "path",
+        [CK_POSTGRES] = "dsn",  [CK_REDIS] = "address", [CK_FILE_FRESH] = "path"};
+    if (need[k.type] && !target_given) {
+        err_at(c, n, "%s (type %s) needs %s", where, ck_names[k.type], need[k.type]);
+        ok = false;
+    }
+    ok = ok && (have_target || !need[k.type]);
+    bool age_given = false;
+    for (int i = 0; i < np; i++)
+        age_given = age_given || strcmp(p[i].name, "max_age") == 0;
+    if (k.type == CK_FILE_FRESH && !age_given) {
+        err_at(c, n, "%s (type file_fresh) needs max_age", where);
+        ok = false;
+    }
+    if ((k.type == CK_DISK || k.type == CK_MEMORY || k.type == CK_LOAD) && k.warn && k.crit &&
+        ((k.type == CK_LOAD) ? k.warn > k.crit : k.warn < k.crit) && ok) {
+        err_at(c, n, "%s: the warning threshold must be less severe than the critical one",
+               where);
+        ok = false;
+    }
+    if (!ok || c->cfg->nchecks >= MAX_CHECKS) {
+        if (ok)
+            err_at(c, n, "more than %d checks", MAX_CHECKS);
+        check_free(&k);
+        sonde__free(p);
+        return;
+    }
+    c->cfg->checks[c->cfg->nchecks++] = k;
+    sonde__free(p);
+}
+
+static void parse_checks(ctx *c, yaml_node_t *n)
+{
+    if (!n || n->type != YAML_SEQUENCE_NODE) {
+        err_at(c, n, "checks must be a list of checks");
+        return;
+    }
+    size_t len = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+    size_t cap = len < MAX_CHECKS ? len : MAX_CHECKS;
+    c->cfg->checks = sonde__calloc(cap ? cap : 1, sizeof *c->cfg->checks);
+    if (!c->cfg->checks) {
+        c->oom = true;
+        return;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (i >= MAX_CHECKS) {
+            err_at(c, node_at(c, n->data.sequence.items.start[i]), "more than %d checks",
+                   MAX_CHECKS);
+            break;
+        }
+        parse_check(c, node_at(c, n->data.sequence.items.start[i]), i);
+    }
+}
+
+static void parse_root(ctx *c, yaml_node_t *root)
+{
+    static const char *const keys[] = {"server", "service", "info", "host_metrics", "checks",
+                                       NULL};
+    if (!root)
+        return; /* empty file: all defaults */
+    if (root->type == YAML_SCALAR_NODE && root->data.scalar.length == 0)
+        return;
+    kv *p = NULL;
+    int np = pairs(c, root, "the configuration", &p);
+    for (int i = 0; i < np; i++) {
+        const char *k = p[i].name;
+        yaml_node_t *v = p[i].value;
+        if (v && v->type == YAML_SCALAR_NODE && v->data.scalar.length == 0 &&
+            v->data.scalar.style == YAML_PLAIN_SCALAR_STYLE)
+            continue; /* "server:" with nothing under it */
+        if (strcmp(k, "server") == 0)
+            parse_server(c, v);
+        else if (strcmp(k, "service") == 0)
+            parse_service(c, v);
+        else if (strcmp(k, "info") == 0)
+            parse_info(c, v);
+        else if (strcmp(k, "host_metrics") == 0)
+            parse_host_metrics(c, v);
+        else if (strcmp(k, "checks") == 0)
+            parse_checks(c, v);
+        else
+            unknown_key(c, p[i].key, k, "the configuration", keys, NULL);
+    }
+    sonde__free(p);
+}
+
+/* ---- digest ---- */
+
+static void digest_add(uint64_t *h, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)(s ? s : "\x01"); *p; p++) {
+        *h ^= *p;
+        *h *= 1099511628211ull;
+    }
+    *h ^= 0xff;
+    *h *= 1099511628211ull;
+}
+
+static void compute_digest(sonde_config *cfg)
+{
+    uint64_t h = 1469598103934665603ull;
+    const char *strs[] = {cfg->listen,       cfg->route_prefix,    cfg->api_key,
+                          cfg->tls_cert,     cfg->tls_key,         cfg->basic_user,
+                          cfg->basic_pass,   cfg->disk_path,       cfg->service_name,
+                          cfg->service_version, cfg->service_build};
+    for (size_t i = 0; i < SONDE_ARRAY_LEN(strs); i++)
+        digest_add(&h, strs[i]);
+    for (size_t i = 0; i < 2 * cfg->info_count; i++)
+        digest_add(&h, cfg->info[i]);
+    char num[128];
+    snprintf(num, sizeof num, "%u|%u|%u|%zu|%zu|%.17g|%.17g|%.17g|%.17g", cfg->threads,
+             cfg->max_conn, cfg->max_conn_client, cfg->max_header, cfg->max_response, cfg->idle,
+             cfg->req_timeout, cfg->rate, cfg->burst);
+    digest_add(&h, num);
+    snprintf(cfg->digest, sizeof cfg->digest, "%016llx", (unsigned long long)h);
+}
+
+/* ---- public API ---- */
+
+void sonde_config_destroy(sonde_config *cfg)
+{
+    if (!cfg)
+        return;
+    char **secrets[] = {&cfg->api_key, &cfg->basic_pass};
+    for (size_t i = 0; i < 2; i++)
+        if (*secrets[i]) {
+            memset(*secrets[i], 0, strlen(*secrets[i]));
+        }
+    char *strs[] = {cfg->listen,   cfg->route_prefix,   cfg->api_key,        cfg->tls_cert,
+                    cfg->tls_key,  cfg->basic_user,     cfg->basic_pass,     cfg->disk_path,
+                    cfg->service_name, cfg->service_version, cfg->service_build};
+    for (size_t i = 0; i < SONDE_ARRAY_LEN(strs); i++)
+        sonde__free(strs[i]);
+    for (size_t i = 0; i < 2 * cfg->info_count; i++)
+        sonde__free(cfg->info[i]);
+    sonde__free(cfg->info);
+    for (size_t i = 0; i < cfg->fs_count; i++)
+        sonde__free(cfg->fs_paths[i]);
+    sonde__free(cfg->fs_paths);
+    for (size_t i = 0; i < cfg->nchecks; i++)
+        check_free(&cfg->checks[i]);
+    sonde__free(cfg->checks);
+    sonde__free(cfg);
+}
+
+int sonde_config_load_string(const char *text, size_t len, sonde_config **out,
+                             sonde_config_error *errs, size_t max_errs, size_t *nerrs)
+{
+    if (out)
+        *out = NULL;
+    if (nerrs)
+        *nerrs = 0;
+    if (!out || (!text && len))
+        return SONDE_EINVAL;
+    ctx c = {.errs = errs, .max = errs ? max_errs : 0};
+    if (len > SONDE_CONFIG_MAX_BYTES) {
+        err_at(&c, NULL, "configuration larger than %d bytes", SONDE_CONFIG_MAX_BYTES);
+        if (nerrs)
+            *nerrs = c.n;
+        return SONDE_ETOOBIG;
+    }
+    sonde_config *cfg = sonde__calloc(1, sizeof *cfg);
+    if (!cfg)
+        return SONDE_ENOMEM;
+    cfg->host_enabled = true;
+    c.cfg = cfg;
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    if (!yaml_parser_initialize(&parser)) {
+        sonde__free(cfg);
+        return SONDE_ENOMEM;
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)(text ? text : ""), len);
+    if (!yaml_parser_load(&parser, &doc)) {
+        /* A syntax error stops libyaml: report it precisely and stop. */
+        yaml_mark_t m = parser.problem_mark;
+        if (c.max) {
+            sonde_config_error *e = &errs[0];
+            e->line = (int)m.line + 1;
+            e->column = (int)m.column + 1;
+            if (parser.context)
+                snprintf(e->message, sizeof e->message, "YAML syntax error: %s %s",
+                         parser.problem ? parser.problem : "invalid input", parser.context);
+            else
+                snprintf(e->message, sizeof e->message, "YAML syntax error: %s",
+                         parser.problem ? parser.problem : "invalid input");
+        }
+        c.n = 1;
+        bool nomem = parser.error == YAML_MEMORY_ERROR;
+        yaml_parser_delete(&parser);
+        sonde_config_destroy(cfg);
+        if (nerrs)
+            *nerrs = c.n;
+        return nomem ? SONDE_ENOMEM : SONDE_EPARSE;
+    }
+    /* Only one document per file. */
+    yaml_document_t extra;
+    bool more = false;
+    if (yaml_parser_load(&parser, &extra)) {
+        more = yaml_document_get_root_node(&extra) != NULL;
+        if (more)
+            err_at(&c, yaml_document_get_root_node(&extra),
+                   "only one YAML document is allowed (found a second one)");
+        yaml_document_delete(&extra);
+    }
+    c.doc = &doc;
+    parse_root(&c, yaml_document_get_root_node(&doc));
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    if (nerrs)
+        *nerrs = c.n;
+    if (c.oom) {
+        sonde_config_destroy(cfg);
+        return SONDE_ENOMEM;
+    }
+    if (c.n) {
+        sonde_config_destroy(cfg);
+        return SONDE_EPARSE;
+    }
+    compute_digest(cfg);
+    *out = cfg;
+    return SONDE_OK;
+}
+
+int sonde_config_load_file(const char *path, sonde_config **out, sonde_config_error *errs,
+                           size_t max_errs, size_t *nerrs)
+{
+    if (out)
+        *out = NULL;
+    if (nerrs)
+        *nerrs = 0;
+    if (!path || !out)
+        return SONDE_EINVAL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    sonde_buf b = {0};
+    b.max = SONDE_CONFIG_MAX_BYTES + 1;
+    int rc = fd < 0 ? SONDE_EIO : SONDE_OK;
+    int err = errno;
+    while (!rc) {
+        char tmp[8192];
+        ssize_t n = read(fd, tmp, sizeof tmp);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            err = errno;
+            rc = SONDE_EIO;
+        } else if (n == 0) {
+            break;
+        } else {
+            rc = sonde__buf_append(&b, tmp, (size_t)n);
+        }
+    }
+    if (fd >= 0)
+        close(fd);
+    if (rc) {
+        if (errs && max_errs) {
+            errs[0].line = errs[0].column = 0;
+            if (rc == SONDE_ETOOBIG)
+                snprintf(errs[0].message, sizeof errs[0].message,
+                         "configuration larger than %d bytes", SONDE_CONFIG_MAX_BYTES);
+            else
+                snprintf(errs[0].message, sizeof errs[0].message, "cannot read %s: %s", path,
+                         strerror(err));
+        }
+        if (nerrs)
+            *nerrs = 1;
+        sonde_buf_free(&b);
+        return rc == SONDE_ENOMEM ? SONDE_ENOMEM : rc == SONDE_ETOOBIG ? SONDE_ETOOBIG : SONDE_EIO;
+    }
+    rc = sonde_config_load_string(b.data, b.len, out, errs, max_errs, nerrs);
+    sonde_buf_free(&b);
+    return rc;
+}
+
+void sonde_config_start_opts(const sonde_config *cfg, sonde_start_opts *o)
+{
+    if (!cfg || !o)
+        return;
+    if (cfg->listen)
+        o->listen = cfg->listen;
+    if (cfg->route_prefix)
+        o->route_prefix = cfg->route_prefix;
+    if (cfg->api_key)
+        o->api_key = cfg->api_key;
+    if (cfg->tls_cert)
+        o->tls_cert_file = cfg->tls_cert;
+    if (cfg->tls_key)
+        o->tls_key_file = cfg->tls_key;
+    if (cfg->basic_user) {
+        o->basic_auth_user = cfg->basic_user;
+        o->basic_auth_password = cfg->basic_pass;
+    }
+    if (cfg->disk_path)
+        o->disk_path = cfg->disk_path;
+    if (cfg->threads)
+        o->threads = cfg->threads;
+    if (cfg->max_conn)
+        o->max_connections = cfg->max_conn;
+    if (cfg->max_conn_client)
+        o->max_connections_per_client = cfg->max_conn_client;
+    if (cfg->max_header)
+        o->max_header_bytes = cfg->max_header;
+    if (cfg->max_response)
+        o->max_response_bytes = cfg->max_response;
+    if (cfg->idle)
+        o->idle_timeout_seconds = cfg->idle;
+    if (cfg->req_timeout)
+        o->request_timeout_seconds = cfg->req_timeout;
+    if (cfg->rate)
+        o->rate_limit_per_second = cfg->rate;
+    if (cfg->burst)
+        o->rate_limit_burst = cfg->burst;
+    if (cfg->service_name)
+        o->service_name = cfg->service_name;
+    if (cfg->service_version)
+        o->service_version = cfg->service_version;
+    if (cfg->service_build)
+        o->service_build = cfg->service_build;
+    if (cfg->info_count) {
+        o->info = (const char *const *)cfg->info;
+        o->info_count = cfg->info_count;
+    }
+}
+
+int sonde_config_add_checks(const sonde_config *cfg, sonde_health *h)
+{
+    if (!cfg)
+        return SONDE_EINVAL;
+    for (size_t i = 0; i < cfg->nchecks; i++) {
+        const cfg_check *k = &cfg->checks[i];
+        sonde_health_check_opts o;
+        sonde_health_check_opts_init(&o);
+        o.name = k->name;
+        o.timeout_seconds = k->timeout;
+        o.interval_seconds = k->interval;
+        o.informational = k->informational;
+        int rc = SONDE_EINVAL;
+        switch (k->type) {
+        case CK_DISK: rc = sonde_health_add_disk(h, &o, k->path, k->warn, k->crit); break;
+        case CK_MEMORY: rc = sonde_health_add_memory(h, &o, k->warn, k->crit, k->max_rss); break;
+        case CK_LOAD: rc = sonde_health_add_load(h, &o, k->warn, k->crit); break;
+        case CK_WRITABLE: rc = sonde_health_add_writable_dir(h, &o, k->path); break;
+        case CK_COMMAND:
+            rc = sonde_health_add_command(h, &o, (const char *const *)k->argv);
+            break;
+        case CK_TCP: rc = sonde_health_add_tcp(h, &o, k->host, k->port); break;
+        case CK_HTTP: rc = sonde_health_add_http(h, &o, k->url, k->expect_status); break;
+        case CK_SQLITE: rc = sonde_health_add_sqlite(h, &o, k->path, k->query); break;
+        case CK_POSTGRES: rc = sonde_health_add_postgres(h, &o, k->dsn, k->query); break;
+        case CK_REDIS: rc = sonde_health_add_redis(h, &o, k->host, k->port, k->password); break;
+        case CK_FILE_FRESH: rc = sonde_health_add_file_fresh(h, &o, k->path, k->max_age); break;
+        default: break;
+        }
+        if (rc)
+            return rc;
+    }
+    return SONDE_OK;
+}
+
+size_t sonde_config_check_count(const sonde_config *cfg) { return cfg ? cfg->nchecks : 0; }
+
+int sonde_config_host_metrics(const sonde_config *cfg, const char *const **paths, size_t *count)
+{
+    if (!cfg)
+        return 0;
+    if (paths)
+        *paths = (const char *const *)cfg->fs_paths;
+    if (count)
+        *count = cfg->fs_count;
+    return cfg->host_enabled;
+}
+
+const char *sonde_config_server_digest(const sonde_config *cfg) { return cfg ? cfg->digest : ""; }
