@@ -8,12 +8,13 @@ set -euo pipefail
 build_pkgs=(
   build-essential cmake pkg-config g++
   libmicrohttpd-dev libcurl4-openssl-dev zlib1g-dev libsqlite3-dev
-  libyaml-dev libhiredis-dev libpq-dev
+  libyaml-dev libhiredis-dev libpq-dev libcrypt-dev
 )
 test_pkgs=(
   clang libclang-rt-14-dev jq curl locales valgrind
   prometheus python3 python3-prometheus-client
   prometheus-alertmanager prometheus-pushgateway redis-server postgresql sqlite3 wrk
+  openssl util-linux
 )
 
 pkgs=("${build_pkgs[@]}")
