@@ -3,10 +3,13 @@
  *
  * A few worker threads handle fake requests: each looks up a cache, calls a
  * flaky backend behind a circuit breaker with retries, and records what
- * happened. Every few seconds the demo prints its exposition.
+ * happened. The demo serves everything on sonde's HTTP server (metrics,
+ * health probes with a few checks, info) and prints the URLs; with
+ * --interval it also prints its exposition periodically.
  *
  *   sonde-demo [--web.listen-address HOST:PORT] [--format F] [--once]
  *              [--interval SECONDS] [--duration SECONDS] [--workers N]
+ *              [--simulate SECONDS]
  */
 #include <sonde.h>
 
@@ -35,6 +38,8 @@ struct demo_metrics {
 static struct demo_metrics m;
 static atomic_ullong cache_hits, cache_lookups;
 static atomic_int stop_flag;
+static atomic_int stop_traffic;
+static atomic_ullong requests_recorded;
 static atomic_int breaker_failures;
 
 static double hit_ratio(void *ud)
@@ -157,7 +162,7 @@ static void *worker(void *arg)
     sonde_counter *miss = sonde_family_counter(m.cache_ops, "miss");
     sonde_summary *size = sonde_family_as_summary(m.payload);
     sonde_gauge_inc(m.workers);
-    while (!atomic_load(&stop_flag)) {
+    while (!atomic_load(&stop_flag) && !atomic_load(&stop_traffic)) {
         const char *method = methods[next_rand(&seed) % 5];
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -198,6 +203,7 @@ static void *worker(void *arg)
         char code[8];
         snprintf(code, sizeof code, "%d", status);
         sonde_counter_inc(sonde_family_counter(m.requests, method, code));
+        atomic_fetch_add(&requests_recorded, 1);
         sonde_summary_observe(size, 200 + next_rand(&seed) % 5000);
 
         clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -210,6 +216,67 @@ static void *worker(void *arg)
     return NULL;
 }
 
+/* A health check of the simulated backend: degraded while the circuit
+ * breaker is open. Runs on a sonde check thread. */
+static sonde_health_status backend_check(sonde_health_result *r, void *ud)
+{
+    (void)ud;
+    size_t st = sonde_stateset_get(m.breaker);
+    sonde_health_result_add_number(r, "consecutive_failures", atomic_load(&breaker_failures));
+    if (st != 0) {
+        sonde_health_result_set_message(r, "circuit breaker open: the backend is failing");
+        return SONDE_HEALTH_DEGRADED;
+    }
+    sonde_health_result_set_message(r, "circuit breaker closed");
+    return SONDE_HEALTH_HEALTHY;
+}
+
+static void add_checks(void)
+{
+    sonde_health_check_opts o;
+    sonde_health_check_opts_init(&o);
+    o.name = "backend";
+    o.interval_seconds = 2;
+    if (sonde_health_add(NULL, &o, backend_check, NULL))
+        die("backend check", SONDE_EINVAL);
+    o.name = "disk";
+    o.interval_seconds = 30;
+    sonde_health_add_disk(NULL, &o, "/", 10, 5);
+    o.name = "memory";
+    sonde_health_add_memory(NULL, &o, 10, 5, 0);
+    o.name = "tmp_writable";
+    o.informational = 1;
+    sonde_health_add_writable_dir(NULL, &o, "/tmp");
+}
+
+static void print_urls(void)
+{
+    char addr[96];
+    if (sonde_listen_address(addr, sizeof addr) != SONDE_OK)
+        return;
+    /* A wildcard address is reachable as localhost. */
+    const char *host = "localhost";
+    int port = sonde_listen_port();
+    char hp[128];
+    if (strncmp(addr, "[::]", 4) == 0 || strncmp(addr, "0.0.0.0", 7) == 0)
+        snprintf(hp, sizeof hp, "%s:%d", host, port);
+    else
+        snprintf(hp, sizeof hp, "%s", addr);
+    fprintf(stderr,
+            "sonde-demo: serving on %s\n"
+            "  metrics           http://%s/metrics\n"
+            "  metrics (JSON)    http://%s/metrics/json\n"
+            "  health            http://%s/health\n"
+            "  liveness          http://%s/health/live\n"
+            "  readiness         http://%s/health/ready\n"
+            "  health (detailed) http://%s/health/detailed\n"
+            "  info              http://%s/info\n"
+            "  status            http://%s/status\n",
+            addr, hp, hp, hp, hp, hp, hp, hp, hp);
+    printf("listening on %s\n", addr);
+    fflush(stdout);
+}
+
 static void on_signal(int sig)
 {
     (void)sig;
@@ -220,12 +287,16 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: sonde-demo [options]\n"
-            "  --web.listen-address HOST:PORT  address to serve on (default :9464)\n"
+            "  --web.listen-address HOST:PORT  address to serve on (default $SONDE_LISTEN,\n"
+            "                          else :9464; port 0 picks a free port)\n"
             "  --format prometheus|openmetrics|json  exposition printed (default prometheus)\n"
-            "  --once                  simulate briefly, print one exposition, exit\n"
-            "  --interval SECONDS      print every SECONDS (default 5)\n"
+            "  --once                  simulate briefly, print one exposition, exit (no server)\n"
+            "  --interval SECONDS      also print the exposition every SECONDS\n"
             "  --duration SECONDS      stop after SECONDS (default: run until Ctrl-C)\n"
-            "  --workers N             worker threads (default 4)\n");
+            "  --simulate SECONDS      stop the simulated traffic after SECONDS and keep\n"
+            "                          serving; prints the number of requests recorded\n"
+            "  --workers N             worker threads (default 4)\n"
+            "The bound address is printed on stdout as \"listening on HOST:PORT\".\n");
 }
 
 static double parse_num(const char *opt, const char *v)
@@ -245,8 +316,8 @@ int main(int argc, char **argv)
 {
     sonde_format fmt = SONDE_FORMAT_PROMETHEUS;
     const char *listen = NULL;
-    int once = 0;
-    double interval = 5, duration = 0;
+    int once = 0, print = 0;
+    double interval = 5, duration = 0, simulate = 0;
     int nworkers = 4;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -273,6 +344,10 @@ int main(int argc, char **argv)
             i++;
         } else if (strcmp(a, "--interval") == 0) {
             interval = parse_num(a, v);
+            print = 1;
+            i++;
+        } else if (strcmp(a, "--simulate") == 0) {
+            simulate = parse_num(a, v);
             i++;
         } else if (strcmp(a, "--duration") == 0) {
             duration = parse_num(a, v);
@@ -290,11 +365,25 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    (void)listen; /* served once the HTTP server lands */
-
     register_metrics();
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
+    signal(SIGPIPE, SIG_IGN);
+    if (!once) {
+        add_checks();
+        sonde_start_opts so;
+        sonde_start_opts_init(&so);
+        so.listen = listen;
+        so.service_name = "sonde-demo";
+        so.service_version = sonde_version();
+        int rc = sonde_start(&so);
+        if (rc) {
+            fprintf(stderr, "sonde-demo: cannot serve: %s (%s)\n", sonde_strerror(rc),
+                    sonde_last_error_message());
+            return 1;
+        }
+        print_urls();
+    }
 
     pthread_t th[64];
     for (int i = 0; i < nworkers; i++)
@@ -304,29 +393,54 @@ int main(int argc, char **argv)
     sonde_buf_init(&out);
     if (once) {
         sleep_us(300000);
-    } else {
+    } else if (print) {
         fprintf(stderr, "sonde-demo: %d workers running; exposition every %g s (Ctrl-C stops)\n",
                 nworkers, interval);
+    } else {
+        fprintf(stderr, "sonde-demo: %d workers running (Ctrl-C stops)\n", nworkers);
     }
     double waited = 0;
+    int simulating = 1;
     for (;;) {
         if (!once) {
-            for (double t = 0; t < interval && !atomic_load(&stop_flag); t += 0.1)
+            for (double t = 0; t < interval && !atomic_load(&stop_flag); t += 0.1) {
                 sleep_us(100000);
-            waited += interval;
+                waited += 0.1;
+                if (simulating && simulate > 0 && waited >= simulate) {
+                    /* Freeze the traffic: the workers finish their request
+                     * and exit, so every count is final. */
+                    atomic_store(&stop_traffic, 1);
+                    for (int i = 0; i < nworkers; i++)
+                        pthread_join(th[i], NULL);
+                    nworkers = 0;
+                    simulating = 0;
+                    fprintf(stderr, "sonde-demo: simulation stopped after %llu requests\n",
+                            (unsigned long long)atomic_load(&requests_recorded));
+                    printf("requests recorded %llu\n",
+                           (unsigned long long)atomic_load(&requests_recorded));
+                    fflush(stdout);
+                }
+                if (duration > 0 && waited >= duration)
+                    break;
+            }
         }
+        if (atomic_load(&stop_flag) || (duration > 0 && waited >= duration))
+            break;
+        if (!once && !print)
+            continue;
         sonde_buf_reset(&out);
         int rc = sonde_registry_write(NULL, fmt, NULL, &out);
         if (rc)
             die("render", rc);
         fwrite(out.data, 1, out.len, stdout);
         fflush(stdout);
-        if (once || atomic_load(&stop_flag) || (duration > 0 && waited >= duration))
+        if (once)
             break;
     }
     atomic_store(&stop_flag, 1);
     for (int i = 0; i < nworkers; i++)
         pthread_join(th[i], NULL);
     sonde_buf_free(&out);
+    sonde_stop();
     return 0;
 }
