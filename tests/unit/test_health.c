@@ -317,6 +317,10 @@ TEST(test_replace_swaps_checks_and_keeps_identical_ones)
     ASSERT_EQ(state_of(h, "same").runs, 1);
     sonde_health_check_state st;
     ASSERT_EQ(sonde_health_get(h, "gone", &st), SONDE_ENOTFOUND);
+    /* Freed once its last run's thread has let go of it (just after the
+     * result that sonde_health_wait saw). */
+    for (int i = 0; i < 200 && atomic_load(&freed_count) == 0; i++)
+        usleep(5000);
     ASSERT_EQ(atomic_load(&freed_count), 1);
     ASSERT_OK(sonde_health_wait(h, "new", 5000));
     ASSERT_EQ(state_of(h, "new").status, SONDE_HEALTH_DEGRADED);
