@@ -199,6 +199,37 @@ SONDE_API sonde_histogram *sonde_family_histogram(sonde_family *fam, ...);
 SONDE_API sonde_summary *sonde_family_summary(sonde_family *fam, ...);
 
 /**
+ * The same lookups with the values as an array of n (n must equal the
+ * family's label count, else the sink is returned and SONDE_ELABELCOUNT
+ * recorded). Never NULL for a non-NULL family. Any thread.
+ */
+SONDE_API sonde_counter *sonde_family_counter_n(sonde_family *fam, const char *const *values,
+                                                size_t n);
+SONDE_API sonde_gauge *sonde_family_gauge_n(sonde_family *fam, const char *const *values,
+                                            size_t n);
+SONDE_API sonde_histogram *sonde_family_histogram_n(sonde_family *fam,
+                                                    const char *const *values, size_t n);
+SONDE_API sonde_summary *sonde_family_summary_n(sonde_family *fam, const char *const *values,
+                                                size_t n);
+
+/*
+ * In C, the variadic lookups are macros over the array forms: no va_list
+ * cost, and a wrong number of values is caught (SONDE_ELABELCOUNT) instead
+ * of reading past the arguments. Define SONDE_NO_LABEL_MACROS to call the
+ * variadic functions instead; C++ always does.
+ */
+#if !defined(__cplusplus) && !defined(SONDE_NO_LABEL_MACROS) && !defined(SONDE__BUILDING)
+#define SONDE__VALUES(...)                                                                         \
+    ((const char *const[]){__VA_ARGS__}),                                                          \
+        (sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *))
+#define sonde_family_counter(fam, ...) sonde_family_counter_n((fam), SONDE__VALUES(__VA_ARGS__))
+#define sonde_family_gauge(fam, ...) sonde_family_gauge_n((fam), SONDE__VALUES(__VA_ARGS__))
+#define sonde_family_histogram(fam, ...)                                                           \
+    sonde_family_histogram_n((fam), SONDE__VALUES(__VA_ARGS__))
+#define sonde_family_summary(fam, ...) sonde_family_summary_n((fam), SONDE__VALUES(__VA_ARGS__))
+#endif
+
+/**
  * Remove the series with these label values. Handles to it become invalid;
  * a later lookup creates a fresh series starting from zero. Returns
  * SONDE_OK, SONDE_ENOTFOUND or SONDE_ELABELCOUNT. Any thread.

@@ -1,4 +1,5 @@
 /* Registries, families, series lookup and the hot-path updates. */
+#define SONDE__BUILDING 1
 #include "metrics_int.h"
 
 #include <math.h>
@@ -53,38 +54,82 @@ static int ends_with(const char *s, const char *suffix)
 
 static inline uint64_t mix64(uint64_t h)
 {
-    h ^= h >> 33;
     h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    h ^= h >> 33;
-    return h;
+    return h ^ (h >> 32);
 }
 
+static inline uint64_t load64(const char *p)
+{
+    uint64_t w;
+    memcpy(&w, p, 8);
+    return w;
+}
+
+static inline uint64_t load32(const char *p)
+{
+    uint32_t w;
+    memcpy(&w, p, 4);
+    return w;
+}
+
+/* Reads the tail with at most two (overlapping) loads of fixed size, never
+ * byte by byte: assembling a word from byte stores and loading it back
+ * stalls on store forwarding, which cost more than the rest of a lookup. */
 static inline uint64_t hash_bytes(uint64_t h, const char *p, size_t n)
 {
     const uint64_t k = 0x9E3779B97F4A7C15ULL;
-    while (n >= 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        h = (h ^ w) * k;
-        h ^= h >> 29;
-        p += 8;
-        n -= 8;
+    uint64_t w;
+    h ^= (uint64_t)n << 56;
+    if (SONDE_LIKELY(n <= 8)) {
+        if (n >= 4)
+            w = load32(p) | (load32(p + n - 4) << 32);
+        else if (n > 0)
+            w = (uint64_t)(unsigned char)p[0] | ((uint64_t)(unsigned char)p[n / 2] << 8) |
+                ((uint64_t)(unsigned char)p[n - 1] << 16);
+        else
+            w = 0;
+    } else {
+        while (n > 8) {
+            h = (h ^ load64(p)) * k;
+            h ^= h >> 29;
+            p += 8;
+            n -= 8;
+        }
+        w = load64(p + n - 8); /* overlaps the previous word: still content-only */
     }
-    uint64_t w = 0;
-    memcpy(&w, p, n);
-    h = (h ^ w ^ ((uint64_t)n << 56)) * k;
-    h ^= h >> 29;
-    return h;
+    h = (h ^ w) * k;
+    return h ^ (h >> 29);
 }
 
-static uint64_t hash_values(const char *const *values, const size_t *lens, size_t n)
+/* Normalise values (NULL means ""), measure them and hash them, in one
+ * pass. */
+static inline uint64_t prepare_values(const char *const *values, size_t n, const char **vals,
+                                      size_t *lens)
 {
     uint64_t h = 0x12345678ULL + n;
-    for (size_t i = 0; i < n; i++)
-        h = hash_bytes(h, values[i], lens[i]);
+    for (size_t i = 0; i < n; i++) {
+        const char *v = values[i] ? values[i] : "";
+        size_t l = strlen(v);
+        vals[i] = v;
+        lens[i] = l;
+        h = hash_bytes(h, v, l);
+    }
     return mix64(h);
+}
+
+/* a[0..n) == b[0..n) for short keys without a libc call; reads only inside
+ * both ranges. */
+static inline int bytes_equal(const char *a, const char *b, size_t n)
+{
+    if (n >= 8) {
+        if (n > 16)
+            return memcmp(a, b, n) == 0;
+        return load64(a) == load64(b) && load64(a + n - 8) == load64(b + n - 8);
+    }
+    if (n >= 4)
+        return load32(a) == load32(b) && load32(a + n - 4) == load32(b + n - 4);
+    /* 1 to 3 bytes: first, middle and last cover them all. */
+    return n == 0 || (a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1]);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -415,14 +460,15 @@ static sonde_series *sink_new(struct sonde_family *f)
     return s;
 }
 
-static int series_matches(const sonde_series *s, uint64_t hash, const char *const *values,
+static inline __attribute__((always_inline)) int series_matches(const sonde_series *s, uint64_t hash, const char *const *values,
                           const size_t *lens, size_t n)
 {
     if (s->hash != hash)
         return 0;
     const char *p = s->data;
     for (size_t i = 0; i < n; i++) {
-        if (memcmp(p, values[i], lens[i]) != 0 || p[lens[i]] != '\0')
+        /* The stored value ends at its NUL: check the length first. */
+        if (p[lens[i]] != '\0' || !bytes_equal(p, values[i], lens[i]))
             return 0;
         p += lens[i] + 1;
     }
@@ -442,7 +488,7 @@ static struct series_table *table_new(size_t cap)
 
 /* Lock-free probe. Readers see a consistent table: entries are published
  * with release stores, and a table is never freed while the family lives. */
-static sonde_series *table_find(struct series_table *t, uint64_t hash, const char *const *values,
+static inline __attribute__((always_inline)) sonde_series *table_find(struct series_table *t, uint64_t hash, const char *const *values,
                                 const size_t *lens, size_t n)
 {
     size_t i = (size_t)hash & t->mask;
@@ -523,11 +569,7 @@ static int family_lookup(struct sonde_family *f, const char *const *values, size
     }
     const char *vals[SONDE_MAX_LABELS];
     size_t lens[SONDE_MAX_LABELS];
-    for (size_t i = 0; i < n; i++) {
-        vals[i] = values[i] ? values[i] : "";
-        lens[i] = strlen(vals[i]);
-    }
-    uint64_t h = hash_values(vals, lens, n);
+    uint64_t h = prepare_values(values, n, vals, lens);
     /* Announce the lock-free probe so removal can tell when the series it
      * unlinked are no longer being looked at (sonde__grace_period). Threads
      * without a block (sonde disabled, no memory) take the lock instead. */
@@ -584,32 +626,48 @@ int sonde_family_get(sonde_family *f, const char *const *values, size_t n, void 
     return rc;
 }
 
-static sonde_series *lookup_va(sonde_family *f, sonde_metric_type want, va_list ap)
-{
-    if (!f)
-        return NULL;
-    if (f->type != want) {
-        sonde__set_error("metric \"%s\" is not of the requested type", f->name);
-        return f->sink;
-    }
-    const char *vals[SONDE_MAX_LABELS];
-    for (size_t i = 0; i < f->nlabels; i++)
-        vals[i] = va_arg(ap, const char *);
-    sonde_series *s = NULL;
-    if (family_lookup(f, vals, f->nlabels, &s) != SONDE_OK)
-        return f->sink;
-    return s;
-}
-
+/* The variadic lookups read their arguments straight into the array form;
+ * the type check comes first so a wrong family never reads va_args. */
 #define TYPED_LOOKUP(fn, ctype, TYPE)                                                              \
     ctype *fn(sonde_family *f, ...)                                                                \
     {                                                                                              \
+        if (SONDE_UNLIKELY(!f))                                                                    \
+            return NULL;                                                                           \
+        if (SONDE_UNLIKELY(f->type != TYPE)) {                                                     \
+            sonde__set_error("metric \"%s\" is not of the requested type", f->name);               \
+            return (ctype *)(void *)f->sink;                                                       \
+        }                                                                                          \
+        const char *vals[SONDE_MAX_LABELS];                                                        \
+        size_t n = f->nlabels;                                                                     \
         va_list ap;                                                                                \
         va_start(ap, f);                                                                           \
-        sonde_series *s = lookup_va(f, TYPE, ap);                                                  \
+        for (size_t i = 0; i < n; i++)                                                             \
+            vals[i] = va_arg(ap, const char *);                                                    \
         va_end(ap);                                                                                \
+        sonde_series *s = NULL;                                                                    \
+        if (family_lookup(f, vals, n, &s) != SONDE_OK)                                             \
+            return (ctype *)(void *)f->sink;                                                       \
         return (ctype *)(void *)s;                                                                 \
     }
+#define TYPED_LOOKUP_N(fn, ctype, TYPE)                                                            \
+    ctype *fn(sonde_family *f, const char *const *values, size_t n)                                \
+    {                                                                                              \
+        if (SONDE_UNLIKELY(!f))                                                                    \
+            return NULL;                                                                           \
+        if (SONDE_UNLIKELY(f->type != TYPE)) {                                                     \
+            sonde__set_error("metric \"%s\" is not of the requested type", f->name);               \
+            return (ctype *)(void *)f->sink;                                                       \
+        }                                                                                          \
+        sonde_series *s = NULL;                                                                    \
+        if (SONDE_UNLIKELY(n && !values) || family_lookup(f, values, n, &s) != SONDE_OK)          \
+            return (ctype *)(void *)f->sink;                                                       \
+        return (ctype *)(void *)s;                                                                 \
+    }
+TYPED_LOOKUP_N(sonde_family_counter_n, sonde_counter, SONDE_COUNTER)
+TYPED_LOOKUP_N(sonde_family_gauge_n, sonde_gauge, SONDE_GAUGE)
+TYPED_LOOKUP_N(sonde_family_histogram_n, sonde_histogram, SONDE_HISTOGRAM)
+TYPED_LOOKUP_N(sonde_family_summary_n, sonde_summary, SONDE_SUMMARY)
+
 TYPED_LOOKUP(sonde_family_counter, sonde_counter, SONDE_COUNTER)
 TYPED_LOOKUP(sonde_family_gauge, sonde_gauge, SONDE_GAUGE)
 TYPED_LOOKUP(sonde_family_histogram, sonde_histogram, SONDE_HISTOGRAM)
@@ -695,11 +753,7 @@ int sonde_family_remove(sonde_family *f, const char *const *values, size_t n)
         return SONDE_EINVAL;
     const char *vals[SONDE_MAX_LABELS];
     size_t lens[SONDE_MAX_LABELS];
-    for (size_t i = 0; i < n; i++) {
-        vals[i] = values[i] ? values[i] : "";
-        lens[i] = strlen(vals[i]);
-    }
-    uint64_t h = hash_values(vals, lens, n);
+    uint64_t h = prepare_values(values, n, vals, lens);
     pthread_mutex_lock(&f->lock);
     sonde_series *s =
         table_find(atomic_load_explicit(&f->table, memory_order_relaxed), h, vals, lens, n);
