@@ -87,7 +87,7 @@ int sonde__buf_printf(sonde_buf *b, const char *fmt, ...)
 
 /* Length of the valid UTF-8 sequence at s (max n bytes), 0 if invalid.
  * Rejects overlong forms, surrogates and code points above U+10FFFF. */
-static size_t utf8_seq_len(const unsigned char *s, size_t n)
+size_t sonde__utf8_seq_len(const unsigned char *s, size_t n)
 {
     unsigned c = s[0];
     if (c < 0x80)
@@ -159,7 +159,7 @@ int sonde__buf_json_escape(sonde_buf *b, const char *str, size_t n)
             i++;
             continue;
         }
-        size_t l = utf8_seq_len(s + i, n - i);
+        size_t l = sonde__utf8_seq_len(s + i, n - i);
         if (l == 0) {
             /* U+FFFD REPLACEMENT CHARACTER for each invalid byte. */
             *o++ = (char)0xEF;

@@ -47,6 +47,10 @@ int sonde__buf_append(sonde_buf *b, const void *p, size_t n);
 int sonde__buf_puts(sonde_buf *b, const char *s);
 int sonde__buf_putc(sonde_buf *b, char c);
 int sonde__buf_printf(sonde_buf *b, const char *fmt, ...) SONDE_PRINTF(2, 3);
+/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 when it is
+ * invalid: overlong forms, surrogates and code points above U+10FFFF are
+ * refused. */
+size_t sonde__utf8_seq_len(const unsigned char *s, size_t n);
 /* Append s as a JSON string body (no quotes): escapes quote, backslash and
  * control characters, replaces invalid UTF-8 with U+FFFD. */
 int sonde__buf_json_escape(sonde_buf *b, const char *s, size_t n);

@@ -135,39 +135,6 @@ static inline int bytes_equal(const char *a, const char *b, size_t n)
 /* ------------------------------------------------------------------------ */
 /* Escaping                                                                 */
 
-/* Valid UTF-8 sequence length at s, or 0. Same rules as the JSON escaper. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    size_t len;
-    unsigned cp;
-    if (c < 0x80)
-        return 1;
-    if ((c & 0xE0) == 0xC0) {
-        len = 2;
-        cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-        len = 3;
-        cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-        len = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return len;
-}
-
 /* Text-format escaping. quote: also escape '"' (label values; OpenMetrics
  * help). Invalid UTF-8 becomes U+FFFD, so the output is always valid UTF-8
  * and no value can end a line or a quoted string early. */
@@ -199,7 +166,7 @@ int sonde__buf_text_escape(sonde_buf *b, const char *str, size_t n, int quote)
             *o++ = (char)c;
             i++;
         } else {
-            size_t l = utf8_len(s + i, n - i);
+            size_t l = sonde__utf8_seq_len(s + i, n - i);
             if (l == 0) {
                 *o++ = (char)0xEF;
                 *o++ = (char)0xBF;
