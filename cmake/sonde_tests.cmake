@@ -72,6 +72,10 @@ if(SONDE_BENCH_SOURCES)
   add_executable(sonde-bench-inc ${PROJECT_SOURCE_DIR}/bench/inc_loop/inc_loop.c)
   target_link_libraries(sonde-bench-inc PRIVATE sonde_static)
   target_compile_options(sonde-bench-inc PRIVATE ${SONDE_WARNINGS})
+  # sonde-bench-http: the server bench/http_bench.sh drives with wrk.
+  add_executable(sonde-bench-http ${PROJECT_SOURCE_DIR}/bench/http_server/http_server.c)
+  target_link_libraries(sonde-bench-http PRIVATE sonde_static)
+  target_compile_options(sonde-bench-http PRIVATE ${SONDE_WARNINGS})
 endif()
 
 # Examples: examples/demo is sonde-demo; every other examples/<x>/ is

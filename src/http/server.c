@@ -218,6 +218,9 @@ struct sonde__server {
     _Atomic(sonde_counter *) req_cache[64][NCODES];
     sonde_histogram *dur_cache[64];
     sonde_counter *reject_cache[R_COUNT];
+    /* Size of the last exposition per format: the next one reserves that
+     * much at once instead of growing through a dozen reallocations. */
+    _Atomic size_t size_hint[3];
 };
 
 /* ---- self-metrics ---- */
@@ -605,6 +608,10 @@ static void handle_metrics(sonde__server *s, const sonde__http_request *rq, sond
     wo.names = names;
     wo.name_count = (size_t)nn;
     rs->body.max = s->cfg.max_response_bytes;
+    size_t hint = (unsigned)fmt < 3 ? atomic_load_explicit(&s->size_hint[fmt], memory_order_relaxed)
+                                    : 0;
+    if (hint && nn == 0)
+        sonde__buf_reserve(&rs->body, hint + hint / 8 < rs->body.max ? hint + hint / 8 : hint);
     uint64_t t0 = sonde__now_mono_ns();
     int rc = sonde_registry_write(s->reg, fmt, nn ? &wo : NULL, &rs->body);
     double dt = (double)(sonde__now_mono_ns() - t0) / 1e9;
@@ -618,6 +625,8 @@ static void handle_metrics(sonde__server *s, const sonde__http_request *rq, sond
                                        : "cannot render the exposition");
         return;
     }
+    if (nn == 0 && (unsigned)fmt < 3)
+        atomic_store_explicit(&s->size_hint[fmt], rs->body.len, memory_order_relaxed);
     if (fmt != SONDE_FORMAT_JSON) {
         if (s->scrape_duration)
             sonde_histogram_observe(s->scrape_duration, dt);
