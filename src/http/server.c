@@ -1039,6 +1039,14 @@ int sonde__server_create(const sonde_start_opts *o, sonde__server **out)
     pthread_mutex_init(&s->conn_lock, NULL);
     pthread_mutex_init(&s->basic_lock, NULL);
     s->cfg = *o;
+    /* Only the numeric limits of the copy are used later: clear the
+     * borrowed pointers so nothing can read the caller's strings after
+     * sonde_start returns. */
+    s->cfg.listen = s->cfg.api_key = s->cfg.route_prefix = NULL;
+    s->cfg.service_name = s->cfg.service_version = s->cfg.service_build = NULL;
+    s->cfg.tls_cert_file = s->cfg.tls_key_file = NULL;
+    s->cfg.basic_auth_user = s->cfg.basic_auth_password = s->cfg.disk_path = NULL;
+    s->cfg.info = NULL;
     s->reg = o->registry ? o->registry : sonde_registry_default();
     s->health = o->health ? o->health : sonde_health_default();
     s->start_wall = sonde__now_wall();
