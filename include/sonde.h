@@ -13,5 +13,6 @@
 #include "sonde/host.h"
 #include "sonde/runtime.h"
 #include "sonde/config.h"
+#include "sonde/log.h"
 
 #endif
