@@ -32,6 +32,7 @@ static void tls_destroy(void *p)
     sonde_buf_free(&t->msg);
     sonde_buf_free(&t->fblob);
     sonde_buf_free(&t->ctx);
+    sonde__free(t->key_cache);
     if (tls_state == t)
         tls_state = NULL;
     sonde__free(t);

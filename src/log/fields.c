@@ -11,13 +11,26 @@
 #include <execinfo.h>
 #include <string.h>
 
+/* Append with the common case (room already reserved by the caller)
+ * inline: this runs on the application's thread for every field. */
+static inline int bput(sonde_buf *b, const void *p, size_t n)
+{
+    if (SONDE_LIKELY(b->len + n < b->cap)) {
+        memcpy(b->data + b->len, p, n);
+        b->len += n;
+        return SONDE_OK;
+    }
+    int rc = sonde__buf_append(b, p, n);
+    return rc;
+}
+
 static int put_u8(sonde_buf *b, unsigned v)
 {
     char c = (char)(unsigned char)v;
-    return sonde__buf_append(b, &c, 1);
+    return bput(b, &c, 1);
 }
 
-static int put_item_head(sonde_buf *b, int type, int flags, const char *key, size_t klen)
+static inline int put_item_head(sonde_buf *b, int type, int flags, const char *key, size_t klen)
 {
     unsigned char h[4];
     if (klen > LOG_KEY_MAX)
@@ -26,9 +39,9 @@ static int put_item_head(sonde_buf *b, int type, int flags, const char *key, siz
     h[1] = (unsigned char)flags;
     h[2] = (unsigned char)(klen & 0xff);
     h[3] = (unsigned char)(klen >> 8);
-    int rc = sonde__buf_append(b, h, 4);
+    int rc = bput(b, h, 4);
     if (!rc && klen)
-        rc = sonde__buf_append(b, key, klen);
+        rc = bput(b, key, klen);
     return rc;
 }
 
@@ -37,9 +50,9 @@ static int put_str(sonde_buf *b, int flags, const char *key, size_t klen, const 
     int rc = put_item_head(b, SONDE_FIELD_STR, flags, key, klen);
     uint32_t l = (uint32_t)n;
     if (!rc)
-        rc = sonde__buf_append(b, &l, 4);
+        rc = bput(b, &l, 4);
     if (!rc && n)
-        rc = sonde__buf_append(b, s, n);
+        rc = bput(b, s, n);
     return rc;
 }
 
@@ -47,7 +60,7 @@ static int put_u64(sonde_buf *b, int type, int flags, const char *key, size_t kl
 {
     int rc = put_item_head(b, type, flags, key, klen);
     if (!rc)
-        rc = sonde__buf_append(b, v8, 8);
+        rc = bput(b, v8, 8);
     return rc;
 }
 

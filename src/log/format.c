@@ -140,9 +140,114 @@ static size_t utf8_len(const unsigned char *s, size_t n)
 
 static size_t room(const fstate *st) { return st->limit > st->out->len ? st->limit - st->out->len : 0; }
 
-static void puts_raw(fstate *st, const char *s, size_t n) { sonde__buf_append(st->out, s, n); }
-static void putc_raw(fstate *st, char c) { sonde__buf_putc(st->out, c); }
+/* Appends with the common case (room in the buffer) inline. */
+static inline void puts_raw(fstate *st, const char *s, size_t n)
+{
+    sonde_buf *b = st->out;
+    if (SONDE_LIKELY(b->len + n < b->cap)) {
+        memcpy(b->data + b->len, s, n);
+        b->len += n;
+        b->data[b->len] = '\0';
+    } else {
+        sonde__buf_append(b, s, n);
+    }
+}
+static inline void putc_raw(fstate *st, char c)
+{
+    sonde_buf *b = st->out;
+    if (SONDE_LIKELY(b->len + 1 < b->cap)) {
+        b->data[b->len++] = c;
+        b->data[b->len] = '\0';
+    } else {
+        sonde__buf_putc(b, c);
+    }
+}
+
+/* Doubles: the shortest decimal that reads back, as sonde__fmt_double
+ * writes it, but without its printf/strtod round trips for the common
+ * values of logs (durations, ratios): if m / 10^k == v exactly for some
+ * k <= 9 with |m| < 2^53, the decimal m * 10^-k reads back as v (IEEE
+ * division is correctly rounded, like strtod), and the smallest such k
+ * gives the shortest fixed notation. The core formatter writes fixed
+ * notation for 1e-4 <= |v| < 1e6, so the output is identical there. */
+static void put_double(fstate *st, double v)
+{
+    static const double p10[] = {1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
+    double a = v < 0 ? -v : v;
+    if (a >= 1e-4 && a < 1e6) {
+        for (int k = 0; k <= 9; k++) {
+            double scaled = a * p10[k];
+            if (scaled >= 9007199254740992.0)
+                break;
+            uint64_t m = (uint64_t)(scaled + 0.5);
+            if ((double)m / p10[k] != a)
+                continue;
+            char tmp[40], digits[24];
+            size_t nd = sonde__fmt_u64(digits, m), o = 0;
+            if (v < 0)
+                tmp[o++] = '-';
+            if (k == 0) {
+                memcpy(tmp + o, digits, nd);
+                o += nd;
+            } else if (nd > (size_t)k) {
+                memcpy(tmp + o, digits, nd - (size_t)k);
+                o += nd - (size_t)k;
+                tmp[o++] = '.';
+                memcpy(tmp + o, digits + nd - (size_t)k, (size_t)k);
+                o += (size_t)k;
+            } else {
+                tmp[o++] = '0';
+                tmp[o++] = '.';
+                for (size_t z = nd; z < (size_t)k; z++)
+                    tmp[o++] = '0';
+                memcpy(tmp + o, digits, nd);
+                o += nd;
+            }
+            puts_raw(st, tmp, o);
+            return;
+        }
+    }
+    sonde__buf_json_double(st->out, v);
+}
 #define PUTLIT(st, lit) puts_raw((st), (lit), sizeof(lit) - 1)
+
+/* 1 for bytes that the JSON escaper must look at: control characters,
+ * quote, backslash, and every non-ASCII byte (validated as UTF-8). */
+static const unsigned char needs_esc[256] = {
+    [0 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1, [0x7f] = 0, [0x80 ... 0xff] = 1,
+};
+
+/* Escape: copy runs of plain bytes at once, hand the rest to the core
+ * escaper (which validates UTF-8 and writes \uXXXX / U+FFFD). */
+static void esc_fast(sonde_buf *b, const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < n) {
+        size_t j = i;
+        while (j < n && !needs_esc[u[j]])
+            j++;
+        if (j > i) {
+            if (SONDE_LIKELY(b->len + (j - i) < b->cap)) {
+                memcpy(b->data + b->len, s + i, j - i);
+                b->len += j - i;
+                b->data[b->len] = '\0';
+            } else {
+                sonde__buf_append(b, s + i, j - i);
+            }
+        }
+        if (j == n)
+            break;
+        /* An escape or a run of non-ASCII: let the core escaper take the
+         * whole rest of the special run. */
+        size_t k = j;
+        while (k < n && needs_esc[u[k]])
+            k++;
+        /* Do not split a UTF-8 sequence whose continuation bytes follow. */
+        sonde__buf_json_escape(b, s + j, k - j);
+        i = k;
+    }
+}
 
 /* Escape s[0..n) (string body, no quotes) within the budget. cut: the value
  * was already cut when it was copied, so it gets the marker too. */
@@ -151,7 +256,7 @@ static void esc(fstate *st, const char *s, size_t n, int cut)
     sonde_buf *b = st->out;
     size_t r = room(st);
     if (n <= (SIZE_MAX - 64) / 6 && n * 6 + MARK_LEN + 2 <= r) {
-        sonde__buf_json_escape(b, s, n);
+        esc_fast(b, s, n);
     } else {
         size_t cap = r > MARK_LEN + 2 ? r - MARK_LEN - 2 : 0;
         size_t start = b->len;
@@ -321,7 +426,7 @@ static void render_blob(fstate *st, const char *blob, size_t len, int *count)
             put_u64v(st, it.v.u);
             break;
         case SONDE_FIELD_DOUBLE:
-            sonde__buf_json_double(st->out, it.v.d);
+            put_double(st, it.v.d);
             break;
         case SONDE_FIELD_BOOL:
             if (it.v.b)
@@ -458,6 +563,7 @@ static void format_json(fmt_cache *fc, sonde_buf *out)
     fstate st = {.fc = fc, .out = out, .console = 0, .color = 0};
     size_t max = max_line();
     st.limit = max - TAIL_RESERVE;
+    sonde__buf_reserve(out, 1024);
     char ts[32];
     sonde__fmt_rfc3339(v->h.ts_us, ts);
     PUTLIT(&st, "{\"timestamp\":\"");

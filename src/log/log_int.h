@@ -194,6 +194,7 @@ typedef struct log_tls {
     sonde_buf ctx;   /* combined items, an inner key hiding an outer one */
     const char *cid; /* effective correlation ID (in frames[]), or NULL */
     size_t cid_len;
+    void *key_cache; /* mask.c: recent secret-key answers */
 } log_tls;
 
 /* The calling thread's state, created at first use; NULL if out of memory. */

@@ -33,23 +33,30 @@
 #define MASK_KEY_LEN 64
 #define STARS "***"
 
-static const char *const secret_suffixes[] = {
-    "password", "passwd",    "secret",     "token",      "apikey",      "authorization",
-    "cookie",   "session",   "sessionid",  "privatekey", "credentials", "credential",
-    "passphrase",
+typedef struct {
+    const char *s;
+    size_t n;
+} word;
+#define W(lit) {lit, sizeof(lit) - 1}
+static const word secret_suffixes[] = {
+    W("password"), W("passwd"),     W("secret"),      W("token"),      W("apikey"),
+    W("authorization"), W("cookie"), W("session"),    W("sessionid"),  W("privatekey"),
+    W("credentials"), W("credential"), W("passphrase"),
 };
 /* Whole words (or two adjacent words) that name a secret on their own. */
-static const char *const secret_words[] = {
-    "password", "passwords", "passwd",  "pwd",     "secret",  "secrets",
-    "token",    "tokens",    "apikey",  "authorization",      "cookie",
-    "cookies",  "session",   "sessionid",          "privatekey",
-    "credentials",           "credential",         "passphrase",
+static const word secret_words[] = {
+    W("password"), W("passwords"), W("passwd"),     W("pwd"),        W("secret"),
+    W("secrets"),  W("token"),     W("tokens"),     W("apikey"),     W("authorization"),
+    W("cookie"),   W("cookies"),   W("session"),    W("sessionid"),  W("privatekey"),
+    W("credentials"), W("credential"), W("passphrase"),
 };
+#undef W
 
 static struct {
     pthread_mutex_t lock;
     atomic_size_t nkeys;
     char keys[MASK_MAX_KEYS][MASK_KEY_LEN];
+    size_t keylen[MASK_MAX_KEYS];
     atomic_size_t nprefix;
     struct {
         char p[32];
@@ -58,18 +65,14 @@ static struct {
     } prefix[MASK_MAX_PREFIXES];
     atomic_size_t nregex;
     regex_t re[MASK_MAX_REGEX];
-    /* Bytes that may start a pattern; prefixes add their first byte. */
-    _Atomic unsigned char start[256];
+    /* First bytes of the added prefixes. */
+    _Atomic unsigned char prefix_start[256];
 } M = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-static pthread_once_t start_once = PTHREAD_ONCE_INIT;
-
-static void init_start_table(void)
-{
-    const char *s = "BbgAe:=";
-    for (; *s; s++)
-        atomic_store_explicit(&M.start[(unsigned char)*s], 1, memory_order_relaxed);
-}
+/* Bytes that may start a built-in pattern. */
+static const unsigned char builtin_start[256] = {
+    ['B'] = 1, ['b'] = 1, ['g'] = 1, ['A'] = 1, ['e'] = 1, [':'] = 1, ['='] = 1,
+};
 
 int sonde__mask_enabled(void)
 {
@@ -99,38 +102,35 @@ static size_t normalise(const char *k, size_t n, char *out, size_t cap)
     return o;
 }
 
-static int ends_with(const char *s, size_t n, const char *suf)
+static int ends_with(const char *s, size_t n, const char *suf, size_t l)
 {
-    size_t l = strlen(suf);
     return l <= n && memcmp(s + n - l, suf, l) == 0;
 }
 
 static int word_is_secret(const char *w, size_t n)
 {
     for (size_t i = 0; i < SONDE_ARRAY_LEN(secret_words); i++)
-        if (strlen(secret_words[i]) == n && memcmp(secret_words[i], w, n) == 0)
+        if (secret_words[i].n == n && memcmp(secret_words[i].s, w, n) == 0)
             return 1;
     size_t nk = atomic_load_explicit(&M.nkeys, memory_order_acquire);
     for (size_t i = 0; i < nk; i++)
-        if (strlen(M.keys[i]) == n && memcmp(M.keys[i], w, n) == 0)
+        if (M.keylen[i] == n && memcmp(M.keys[i], w, n) == 0)
             return 1;
     return 0;
 }
 
-int sonde__mask_key(const char *k, size_t n)
+static int key_is_secret(const char *k, size_t n)
 {
-    if (n == 0)
-        return 0;
     char norm[128];
     size_t nl = normalise(k, n, norm, sizeof norm);
-    if (nl == 0)
+    if (nl < 3)
         return 0;
     for (size_t i = 0; i < SONDE_ARRAY_LEN(secret_suffixes); i++)
-        if (ends_with(norm, nl, secret_suffixes[i]))
+        if (ends_with(norm, nl, secret_suffixes[i].s, secret_suffixes[i].n))
             return 1;
     size_t nk = atomic_load_explicit(&M.nkeys, memory_order_acquire);
     for (size_t i = 0; i < nk; i++)
-        if (ends_with(norm, nl, M.keys[i]))
+        if (ends_with(norm, nl, M.keys[i], M.keylen[i]))
             return 1;
     /* Words: split at non-alphanumerics and at lower->upper changes. */
     char words[16][40];
@@ -162,6 +162,45 @@ int sonde__mask_key(const char *k, size_t n)
         }
     }
     return 0;
+}
+
+/* Keys repeat (they come from a few call sites), so each formatting thread
+ * remembers recent answers: a direct-mapped cache keyed by the key's bytes,
+ * invalidated when keys are added. */
+#define KEY_CACHE 256
+#define KEY_CACHE_LEN 46
+typedef struct {
+    uint32_t gen;
+    uint8_t len, secret;
+    char key[KEY_CACHE_LEN];
+} key_cache_entry;
+static atomic_uint key_gen = 1;
+
+int sonde__mask_key(const char *k, size_t n)
+{
+    if (n == 0)
+        return 0;
+    if (n > KEY_CACHE_LEN)
+        return key_is_secret(k, n);
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)k[i]) * 16777619u;
+    log_tls *t = sonde__tls();
+    if (t && !t->key_cache)
+        t->key_cache = sonde__calloc(KEY_CACHE, sizeof(key_cache_entry));
+    key_cache_entry *key_cache = t ? t->key_cache : NULL;
+    if (!key_cache)
+        return key_is_secret(k, n);
+    unsigned gen = atomic_load_explicit(&key_gen, memory_order_acquire);
+    key_cache_entry *e = &key_cache[h % KEY_CACHE];
+    if (e->gen == gen && e->len == n && memcmp(e->key, k, n) == 0)
+        return e->secret;
+    int r = key_is_secret(k, n);
+    e->gen = gen;
+    e->len = (uint8_t)n;
+    e->secret = (uint8_t)r;
+    memcpy(e->key, k, n);
+    return r;
 }
 
 SONDE_API int sonde_log_mask_key_is_secret(const char *key, size_t n)
@@ -444,6 +483,8 @@ static int try_prefixes(const char *s, size_t n, size_t i, span_t *m)
 
 static int match_at(const char *s, size_t n, size_t i, span_t *m)
 {
+    if (!builtin_start[(unsigned char)s[i]])
+        return try_prefixes(s, n, i, m);
     switch (s[i]) {
     case 'B':
     case 'b':
@@ -516,13 +557,14 @@ done:
 
 int sonde__mask_value(const char *s, size_t n, sonde_buf *out)
 {
-    pthread_once(&start_once, init_start_table);
     size_t base = out->len;
     size_t last = 0; /* s[last..i) not yet copied */
     int masked = 0;
+    int prefixes = atomic_load_explicit(&M.nprefix, memory_order_acquire) != 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (!atomic_load_explicit(&M.start[c], memory_order_relaxed))
+        if (!builtin_start[c] &&
+            !(prefixes && atomic_load_explicit(&M.prefix_start[c], memory_order_relaxed)))
             continue;
         span_t m;
         if (!match_at(s, n, i, &m))
@@ -574,7 +616,9 @@ SONDE_API int sonde_log_mask_add_key(const char *key)
         rc = SONDE_ELIMIT;
     } else {
         memcpy(M.keys[nk], norm, sizeof norm);
+        M.keylen[nk] = strlen(norm);
         atomic_store_explicit(&M.nkeys, nk + 1, memory_order_release);
+        atomic_fetch_add_explicit(&key_gen, 1, memory_order_release);
     }
     pthread_mutex_unlock(&M.lock);
     return rc;
@@ -584,7 +628,6 @@ SONDE_API int sonde_log_mask_add_prefix(const char *prefix, size_t min_len)
 {
     if (!prefix || !*prefix || strlen(prefix) >= sizeof M.prefix[0].p)
         return SONDE_EINVAL;
-    pthread_once(&start_once, init_start_table);
     pthread_mutex_lock(&M.lock);
     size_t np = atomic_load_explicit(&M.nprefix, memory_order_relaxed);
     int rc = SONDE_OK;
@@ -595,8 +638,8 @@ SONDE_API int sonde_log_mask_add_prefix(const char *prefix, size_t min_len)
         memcpy(M.prefix[np].p, prefix, l + 1);
         M.prefix[np].plen = l;
         M.prefix[np].min = min_len ? min_len : 1;
+        atomic_store_explicit(&M.prefix_start[(unsigned char)prefix[0]], 1, memory_order_relaxed);
         atomic_store_explicit(&M.nprefix, np + 1, memory_order_release);
-        atomic_store_explicit(&M.start[(unsigned char)prefix[0]], 1, memory_order_relaxed);
     }
     pthread_mutex_unlock(&M.lock);
     return rc;
