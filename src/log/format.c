@@ -469,16 +469,6 @@ static void render_blob(fstate *st, const char *blob, size_t len, int *count)
     *count = stk[0].count;
 }
 
-static int blob_has(const char *blob, size_t len, int type)
-{
-    size_t off = 0;
-    fb_item it;
-    while (sonde__fb_next(blob, len, &off, &it))
-        if (type < 0 ? it.type != SONDE_FIELD_BACKTRACE : it.type == type)
-            return 1;
-    return 0;
-}
-
 static void put_backtrace(fstate *st, const rec_view *v)
 {
     size_t off = 0;
@@ -574,7 +564,7 @@ static void format_json(fmt_cache *fc, sonde_buf *out)
     const struct sonde_logger *lg = v->h.lg ? v->h.lg : &sonde__root_logger;
     esc(&st, lg->name, lg->name_len, 0);
     PUTLIT(&st, "\",\"message\":");
-    int has_fields = blob_has(v->fields, v->h.fields_len, -1);
+    int has_fields = (v->h.flags & REC_HAS_FIELDS) != 0;
     int has_ctx = v->h.cid_len || v->h.ctx_len;
     size_t lim = st.limit;
     if (has_fields || has_ctx)
@@ -599,7 +589,7 @@ static void format_json(fmt_cache *fc, sonde_buf *out)
         render_blob(&st, v->fields, v->h.fields_len, &count);
         putc_raw(&st, '}');
     }
-    if (blob_has(v->fields, v->h.fields_len, SONDE_FIELD_BACKTRACE))
+    if (v->h.flags & REC_HAS_BT)
         put_backtrace(&st, v);
     st.limit = max - 80;
     put_source(&st, v, 0);
@@ -649,7 +639,7 @@ static void format_console(fmt_cache *fc, sonde_buf *out, int color)
     if (color)
         PUTLIT(&st, "\033[0m");
     PUTLIT(&st, ": ");
-    int has_fields = blob_has(v->fields, v->h.fields_len, -1);
+    int has_fields = (v->h.flags & REC_HAS_FIELDS) != 0;
     int has_ctx = v->h.cid_len || v->h.ctx_len;
     size_t lim = st.limit;
     if (has_fields || has_ctx)
@@ -680,7 +670,7 @@ static void format_console(fmt_cache *fc, sonde_buf *out, int color)
         }
         render_blob(&st, v->ctx, v->h.ctx_len, &count);
     }
-    if (blob_has(v->fields, v->h.fields_len, SONDE_FIELD_BACKTRACE))
+    if (v->h.flags & REC_HAS_BT)
         put_backtrace(&st, v);
     st.limit = max - 40;
     put_source(&st, v, 1);

@@ -89,7 +89,9 @@ int sonde__fb_next(const char *p, size_t len, size_t *off, fb_item *it);
 /* ---- records ---------------------------------------------------------- */
 enum {
     REC_TRUNCATED = 1, /* something was cut when the record was encoded */
-    REC_MSG_CUT = 2    /* the message itself was cut */
+    REC_MSG_CUT = 2,   /* the message itself was cut */
+    REC_HAS_FIELDS = 4, /* at least one field other than a backtrace */
+    REC_HAS_BT = 8      /* a backtrace field */
 };
 
 typedef struct rec_hdr {
