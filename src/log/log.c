@@ -51,17 +51,76 @@ static pthread_once_t init_once_ctl = PTHREAD_ONCE_INIT;
 static char init_warn[4][200];
 static atomic_int init_warn_n;
 
-/* ---- statistics ---- */
+/* ---- statistics ----
+ * The self-metrics live in the default registry; their per-thread cells
+ * make the count on the hot path a plain add. sonde_log_get_stats reads
+ * them back. Until they exist (or if registering failed) atomics count. */
 
+static sonde_counter *m_messages[8];
+static sonde_counter *m_dropped;
+static sonde_counter *m_write_errors;
 static _Atomic uint64_t st_messages[8];
 static _Atomic uint64_t st_dropped;
 static _Atomic uint64_t st_write_errors;
 
-void sonde__log_count_drop(void) { atomic_fetch_add_explicit(&st_dropped, 1, memory_order_relaxed); }
+static void register_metrics(void)
+{
+    static const char *const names[] = {"", "trace", "debug", "info", "warning", "error",
+                                        "critical"};
+    sonde_metric_opts o;
+    sonde_metric_opts_init(&o);
+    const char *labels[] = {"level"};
+    o.name = "sonde_log_messages_total";
+    o.help = "Log messages accepted by sonde's logger, by level.";
+    o.label_names = labels;
+    o.label_count = 1;
+    sonde_family *fam;
+    if (sonde_family_create(NULL, SONDE_COUNTER, &o, &fam) == SONDE_OK)
+        for (int l = SONDE_LOG_TRACE; l <= SONDE_LOG_CRITICAL; l++)
+            m_messages[l] = sonde_family_counter(fam, names[l]);
+    sonde_counter *c;
+    if (sonde_counter_create(NULL, "sonde_log_dropped_total",
+                             "Log messages lost before any sink (queue full, calls from a "
+                             "callback sink, no memory).",
+                             &c) == SONDE_OK)
+        m_dropped = c;
+    if (sonde_counter_create(NULL, "sonde_log_write_errors_total",
+                             "Log lines a sink failed to write (full disk, removed directory, "
+                             "closed socket), counted per sink.",
+                             &c) == SONDE_OK)
+        m_write_errors = c;
+}
+
+static inline void count_message(int level)
+{
+    if (SONDE_LIKELY(m_messages[level] != NULL))
+        sonde_counter_inc(m_messages[level]);
+    else
+        atomic_fetch_add_explicit(&st_messages[level], 1, memory_order_relaxed);
+}
+
+void sonde__log_count_drop(void)
+{
+    if (m_dropped)
+        sonde_counter_inc(m_dropped);
+    else
+        atomic_fetch_add_explicit(&st_dropped, 1, memory_order_relaxed);
+}
 
 void sonde__log_count_write_errors(uint64_t n)
 {
-    atomic_fetch_add_explicit(&st_write_errors, n, memory_order_relaxed);
+    if (m_write_errors)
+        sonde_counter_add(m_write_errors, (double)n);
+    else
+        atomic_fetch_add_explicit(&st_write_errors, n, memory_order_relaxed);
+}
+
+static uint64_t total(sonde_counter *c, _Atomic uint64_t *fallback)
+{
+    uint64_t v = atomic_load_explicit(fallback, memory_order_relaxed);
+    if (c)
+        v += (uint64_t)sonde_counter_get(c);
+    return v;
 }
 
 SONDE_API void sonde_log_get_stats(sonde_log_stats *out)
@@ -69,10 +128,10 @@ SONDE_API void sonde_log_get_stats(sonde_log_stats *out)
     if (!out)
         return;
     memset(out, 0, sizeof *out);
-    for (int i = 0; i < 8; i++)
-        out->messages[i] = atomic_load_explicit(&st_messages[i], memory_order_relaxed);
-    out->dropped = atomic_load_explicit(&st_dropped, memory_order_relaxed);
-    out->write_errors = atomic_load_explicit(&st_write_errors, memory_order_relaxed);
+    for (int i = SONDE_LOG_TRACE; i <= SONDE_LOG_CRITICAL; i++)
+        out->messages[i] = total(m_messages[i], &st_messages[i]);
+    out->dropped = total(m_dropped, &st_dropped);
+    out->write_errors = total(m_write_errors, &st_write_errors);
 }
 
 /* ---- levels ---- */
@@ -384,7 +443,7 @@ __attribute__((noinline)) static void emit(sonde_logger *lg, int level, const ch
     h.fields_len = (uint32_t)(b->len - fstart);
     h.size = (uint32_t)b->len;
     memcpy(b->data, &h, sizeof h);
-    atomic_fetch_add_explicit(&st_messages[level], 1, memory_order_relaxed);
+    count_message(level);
     sonde__log_dispatch(b->data, b->len, level);
     t->in_emit = 0;
     sonde__sinks_report();
@@ -768,6 +827,7 @@ static void fork_child(void)
 static void init_once(void)
 {
     sonde__lg.pid = (int)getpid();
+    register_metrics();
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     if (!sonde_enabled()) {
         pthread_mutex_lock(&sonde__lg.cfg_lock);

@@ -601,6 +601,25 @@ TEST(test_log_stats_count_messages_by_level)
     ASSERT_U64_EQ(b.messages[SONDE_LOG_ERROR] - a.messages[SONDE_LOG_ERROR], 1);
 }
 
+TEST(test_log_self_metrics_are_exposed)
+{
+    capture_reset();
+    SONDE_LOG(ops(), WARNING, "w");
+    sonde_log_stats st;
+    sonde_log_get_stats(&st);
+    char *text = sonde_registry_render(NULL, SONDE_FORMAT_PROMETHEUS, NULL);
+    ASSERT(text != NULL);
+    char want[128];
+    snprintf(want, sizeof want, "sonde_log_messages_total{level=\"warning\"} %llu\n",
+             (unsigned long long)st.messages[SONDE_LOG_WARNING]);
+    ASSERT_CONTAINS(text, want);
+    ASSERT_CONTAINS(text, "# TYPE sonde_log_dropped_total counter\n");
+    ASSERT_CONTAINS(text, "# TYPE sonde_log_write_errors_total counter\n");
+    snprintf(want, sizeof want, "sonde_log_dropped_total %llu\n", (unsigned long long)st.dropped);
+    ASSERT_CONTAINS(text, want);
+    sonde_free(text);
+}
+
 static void recursive_fn(const sonde_log_record *r, const char *line, size_t len, void *ud)
 {
     (void)line;
