@@ -19,7 +19,9 @@
 #include <time.h>
 #include <unistd.h>
 
-static _Thread_local log_tls *tls_state;
+/* initial-exec: one word of static TLS, no __tls_get_addr call on the hot
+ * path (the library is built position-independent). */
+static __attribute__((tls_model("initial-exec"))) _Thread_local log_tls *tls_state;
 static pthread_key_t tls_key;
 static pthread_once_t tls_key_once = PTHREAD_ONCE_INIT;
 

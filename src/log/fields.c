@@ -30,38 +30,64 @@ static int put_u8(sonde_buf *b, unsigned v)
     return bput(b, &c, 1);
 }
 
+/* Make room for n more bytes; returns the write position or NULL. */
+static inline char *room_for(sonde_buf *b, size_t n)
+{
+    if (SONDE_UNLIKELY(b->len + n >= b->cap) && sonde__buf_reserve(b, n) != SONDE_OK)
+        return NULL;
+    return b->data + b->len;
+}
+
+static inline char *write_head(char *o, int type, int flags, const char *key, size_t klen)
+{
+    o[0] = (char)(unsigned char)type;
+    o[1] = (char)(unsigned char)flags;
+    o[2] = (char)(unsigned char)(klen & 0xff);
+    o[3] = (char)(unsigned char)(klen >> 8);
+    memcpy(o + 4, key, klen);
+    return o + 4 + klen;
+}
+
 static inline int put_item_head(sonde_buf *b, int type, int flags, const char *key, size_t klen)
 {
-    unsigned char h[4];
     if (klen > LOG_KEY_MAX)
         klen = LOG_KEY_MAX;
-    h[0] = (unsigned char)type;
-    h[1] = (unsigned char)flags;
-    h[2] = (unsigned char)(klen & 0xff);
-    h[3] = (unsigned char)(klen >> 8);
-    int rc = bput(b, h, 4);
-    if (!rc && klen)
-        rc = bput(b, key, klen);
-    return rc;
+    char *o = room_for(b, 4 + klen);
+    if (!o)
+        return SONDE_ENOMEM;
+    b->len = (size_t)(write_head(o, type, flags, key, klen) - b->data);
+    return SONDE_OK;
 }
 
-static int put_str(sonde_buf *b, int flags, const char *key, size_t klen, const char *s, size_t n)
+static inline int put_str(sonde_buf *b, int flags, const char *key, size_t klen, const char *s,
+                          size_t n)
 {
-    int rc = put_item_head(b, SONDE_FIELD_STR, flags, key, klen);
+    if (klen > LOG_KEY_MAX)
+        klen = LOG_KEY_MAX;
+    char *o = room_for(b, 8 + klen + n);
+    if (!o)
+        return SONDE_ENOMEM;
+    o = write_head(o, SONDE_FIELD_STR, flags, key, klen);
     uint32_t l = (uint32_t)n;
-    if (!rc)
-        rc = bput(b, &l, 4);
-    if (!rc && n)
-        rc = bput(b, s, n);
-    return rc;
+    memcpy(o, &l, 4);
+    if (n)
+        memcpy(o + 4, s, n);
+    b->len += 8 + klen + n;
+    return SONDE_OK;
 }
 
-static int put_u64(sonde_buf *b, int type, int flags, const char *key, size_t klen, const void *v8)
+static inline int put_u64(sonde_buf *b, int type, int flags, const char *key, size_t klen,
+                          const void *v8)
 {
-    int rc = put_item_head(b, type, flags, key, klen);
-    if (!rc)
-        rc = bput(b, v8, 8);
-    return rc;
+    if (klen > LOG_KEY_MAX)
+        klen = LOG_KEY_MAX;
+    char *o = room_for(b, 12 + klen);
+    if (!o)
+        return SONDE_ENOMEM;
+    o = write_head(o, type, flags, key, klen);
+    memcpy(o, v8, 8);
+    b->len += 12 + klen;
+    return SONDE_OK;
 }
 
 /* Cut n so that s[0..n) does not end inside a UTF-8 sequence: drop a

@@ -20,6 +20,9 @@
 #include "log_int.h"
 
 #include <execinfo.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,8 +66,8 @@ static void put2(char *o, int v)
 
 void sonde__fmt_rfc3339(int64_t ts_us, char out[32])
 {
-    static _Thread_local int64_t cached_sec = INT64_MIN;
-    static _Thread_local char cached[20];
+    static __attribute__((tls_model("initial-exec"))) _Thread_local int64_t cached_sec = INT64_MIN;
+    static __attribute__((tls_model("initial-exec"))) _Thread_local char cached[20];
     int64_t sec = ts_us >= 0 ? ts_us / 1000000 : (ts_us - 999999) / 1000000;
     int64_t us = ts_us - sec * 1000000;
     if (sec != cached_sec) {
@@ -219,14 +222,35 @@ static const unsigned char needs_esc[256] = {
 
 /* Escape: copy runs of plain bytes at once, hand the rest to the core
  * escaper (which validates UTF-8 and writes \uXXXX / U+FFFD). */
+/* Index of the first byte at or after i that needs escaping, or n. */
+static inline size_t plain_run(const unsigned char *u, size_t i, size_t n)
+{
+#if defined(__SSE2__)
+    /* 16 bytes at a time: control (< 0x20 as signed >= 0 && < 0x20),
+     * quote, backslash, and every byte >= 0x80 (negative as signed). */
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
+    const __m128i space = _mm_set1_epi8(0x20);
+    while (i + 16 <= n) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(u + i));
+        __m128i m = _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash));
+        m = _mm_or_si128(m, _mm_cmplt_epi8(v, space)); /* signed: catches >= 0x80 too */
+        int bits = _mm_movemask_epi8(m);
+        if (bits)
+            return i + (size_t)__builtin_ctz((unsigned)bits);
+        i += 16;
+    }
+#endif
+    while (i < n && !needs_esc[u[i]])
+        i++;
+    return i;
+}
+
 static void esc_fast(sonde_buf *b, const char *s, size_t n)
 {
     const unsigned char *u = (const unsigned char *)s;
     size_t i = 0;
     while (i < n) {
-        size_t j = i;
-        while (j < n && !needs_esc[u[j]])
-            j++;
+        size_t j = plain_run(u, i, n);
         if (j > i) {
             if (SONDE_LIKELY(b->len + (j - i) < b->cap)) {
                 memcpy(b->data + b->len, s + i, j - i);

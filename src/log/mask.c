@@ -25,6 +25,9 @@
 
 #include <ctype.h>
 #include <regex.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <string.h>
 
 #define MASK_MAX_KEYS 64
@@ -555,6 +558,31 @@ done:
     return any;
 }
 
+/* Index of the first byte at or after i that may start a built-in
+ * pattern, or n. */
+static inline size_t next_candidate(const char *s, size_t i, size_t n)
+{
+#if defined(__SSE2__)
+    const __m128i cB = _mm_set1_epi8('B'), cb = _mm_set1_epi8('b'), cg = _mm_set1_epi8('g');
+    const __m128i cA = _mm_set1_epi8('A'), ce = _mm_set1_epi8('e'), cc = _mm_set1_epi8(':');
+    const __m128i cq = _mm_set1_epi8('=');
+    while (i + 16 <= n) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
+        __m128i m = _mm_or_si128(_mm_cmpeq_epi8(v, cB), _mm_cmpeq_epi8(v, cb));
+        m = _mm_or_si128(m, _mm_or_si128(_mm_cmpeq_epi8(v, cg), _mm_cmpeq_epi8(v, cA)));
+        m = _mm_or_si128(m, _mm_or_si128(_mm_cmpeq_epi8(v, ce), _mm_cmpeq_epi8(v, cc)));
+        m = _mm_or_si128(m, _mm_cmpeq_epi8(v, cq));
+        int bits = _mm_movemask_epi8(m);
+        if (bits)
+            return i + (size_t)__builtin_ctz((unsigned)bits);
+        i += 16;
+    }
+#endif
+    while (i < n && !builtin_start[(unsigned char)s[i]])
+        i++;
+    return i;
+}
+
 int sonde__mask_value(const char *s, size_t n, sonde_buf *out)
 {
     size_t base = out->len;
@@ -562,6 +590,11 @@ int sonde__mask_value(const char *s, size_t n, sonde_buf *out)
     int masked = 0;
     int prefixes = atomic_load_explicit(&M.nprefix, memory_order_acquire) != 0;
     for (size_t i = 0; i < n; i++) {
+        if (!prefixes) {
+            i = next_candidate(s, i, n);
+            if (i >= n)
+                break;
+        }
         unsigned char c = (unsigned char)s[i];
         if (!builtin_start[c] &&
             !(prefixes && atomic_load_explicit(&M.prefix_start[c], memory_order_relaxed)))
