@@ -44,7 +44,8 @@ static inline char *write_head(char *o, int type, int flags, const char *key, si
     o[1] = (char)(unsigned char)flags;
     o[2] = (char)(unsigned char)(klen & 0xff);
     o[3] = (char)(unsigned char)(klen >> 8);
-    memcpy(o + 4, key, klen);
+    if (klen)
+        memcpy(o + 4, key, klen);
     return o + 4 + klen;
 }
 
