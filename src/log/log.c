@@ -222,12 +222,24 @@ int sonde__log_parse_levels(const char *spec, void (*fn)(void *, const char *, s
 
 /* ---- loggers ---- */
 
+/* Loggers are never removed and a new one is fully written before it is
+ * linked (release), so the list can be searched without the lock. */
 static struct sonde_logger *find_locked(const char *name, size_t n)
 {
-    for (struct sonde_logger *l = sonde__lg.loggers; l; l = l->next)
+    for (struct sonde_logger *l = sonde__lg.loggers; l;
+         l = atomic_load_explicit(&l->next, memory_order_acquire))
         if (l->name_len == n && memcmp(l->name, name, n) == 0)
             return l;
     return NULL;
+}
+
+static void link_locked(struct sonde_logger *lg)
+{
+    struct sonde_logger *t = sonde__lg.loggers, *nx;
+    while ((nx = atomic_load_explicit(&t->next, memory_order_relaxed)) != NULL)
+        t = nx;
+    atomic_store_explicit(&t->next, lg, memory_order_release);
+    sonde__lg.logger_count++;
 }
 
 static int resolve_locked(const struct sonde_logger *lg)
@@ -263,7 +275,8 @@ static void set_threshold_locked(struct sonde_logger *lg, int min_sink)
 void sonde__log_recompute_locked(void)
 {
     int min_sink = sonde__sinks_min_level();
-    for (struct sonde_logger *l = sonde__lg.loggers; l; l = l->next)
+    for (struct sonde_logger *l = sonde__lg.loggers; l;
+         l = atomic_load_explicit(&l->next, memory_order_relaxed))
         set_threshold_locked(l, min_sink);
 }
 
@@ -273,21 +286,24 @@ SONDE_API sonde_logger *sonde_logger_get(const char *name)
     if (!name || !*name)
         return &sonde__root_logger;
     size_t n = strnlen(name, LOG_NAME_MAX);
+    struct sonde_logger *lg = find_locked(name, n); /* lock-free: existing loggers */
+    if (lg)
+        return lg;
+    /* Creating one takes the configuration lock; a callback sink (which
+     * runs under the sinks lock) must not wait for it: it gets the root. */
+    log_tls *t = sonde__tls();
+    if (t && t->in_emit)
+        return &sonde__root_logger;
     pthread_mutex_lock(&sonde__lg.cfg_lock);
-    struct sonde_logger *lg = find_locked(name, n);
+    lg = find_locked(name, n);
     if (!lg && sonde__lg.logger_count < LOG_MAX_LOGGERS) {
         lg = sonde__calloc(1, sizeof *lg);
         if (lg) {
             memcpy(lg->name, name, n);
             lg->name[n] = '\0';
             lg->name_len = (unsigned)n;
-            /* Append, so the root stays first. */
-            struct sonde_logger *t = sonde__lg.loggers;
-            while (t->next)
-                t = t->next;
-            t->next = lg;
-            sonde__lg.logger_count++;
             set_threshold_locked(lg, sonde__sinks_min_level());
+            link_locked(lg); /* appended: the root stays first */
         }
     }
     pthread_mutex_unlock(&sonde__lg.cfg_lock);
@@ -340,11 +356,8 @@ static void apply_level_locked(void *ud, const char *name, size_t n, int level)
         memcpy(lg->name, name, n);
         lg->name[n] = '\0';
         lg->name_len = (unsigned)n;
-        struct sonde_logger *t = sonde__lg.loggers;
-        while (t->next)
-            t = t->next;
-        t->next = lg;
-        sonde__lg.logger_count++;
+        lg->level = level;
+        link_locked(lg);
     }
     if (lg)
         lg->level = level;

@@ -45,7 +45,8 @@ struct sonde_logger {
     int effective; /* resolved level; cfg_lock */
     unsigned name_len;
     char name[LOG_NAME_MAX + 1];
-    struct sonde_logger *next;
+    /* Append-only list: published with release, read lock-free. */
+    struct sonde_logger *_Atomic next;
 };
 
 /* ---- field blob --------------------------------------------------------
