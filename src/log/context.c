@@ -266,8 +266,10 @@ static void rebuild(log_tls *t)
     ctx_entry e[256];
     size_t ne = 0;
     for (int k = 0; k < t->depth; k++) {
-        const char *blob = t->fblob.data + t->frames[k].off;
         size_t len = t->frames[k].len, off = 0;
+        if (len == 0)
+            continue; /* also: fblob.data may still be NULL */
+        const char *blob = t->fblob.data + t->frames[k].off;
         int nest = 0;
         long cur = -1; /* entry being delimited */
         fb_item it;

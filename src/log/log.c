@@ -518,7 +518,9 @@ SONDE_API void sonde_log_writev(sonde_logger *lg, int level, const char *file, i
     va_list cp;
     va_copy(cp, ap);
     char small[512];
-    int len = vsnprintf(small, sizeof small, fmt ? fmt : "", cp);
+    int len = fmt ? vsnprintf(small, sizeof small, fmt, cp) : 0;
+    if (!fmt)
+        small[0] = '\0';
     va_end(cp);
     const char *text = small;
     size_t tlen = len < 0 ? 0 : (size_t)len;
