@@ -7,9 +7,15 @@
  * health probes with a few checks, info) and prints the URLs; with
  * --interval it also prints its exposition periodically.
  *
+ * Every request logs through sonde inside its own context: a correlation ID
+ * (from a fake incoming traceparent or X-Request-ID header, or new), the
+ * method, path and client address, and a nested backend_call context for
+ * cache misses. Warnings and errors go to stderr; with --log-file every line
+ * (DEBUG and up) goes to that file as JSON, for jq.
+ *
  *   sonde-demo [--web.listen-address HOST:PORT] [--format F] [--once]
  *              [--interval SECONDS] [--duration SECONDS] [--workers N]
- *              [--simulate SECONDS]
+ *              [--simulate SECONDS] [--log-file PATH]
  */
 #include <sonde.h>
 
@@ -153,10 +159,29 @@ static void sleep_us(unsigned us)
     nanosleep(&ts, NULL);
 }
 
+static sonde_logger *req_log; /* "demo.requests" */
+
+/* What a client would send: sometimes a W3C traceparent, sometimes an
+ * X-Request-ID, mostly nothing (a new correlation ID is made). */
+static void fake_headers(unsigned *seed, char *traceparent, size_t tp_size, char *request_id,
+                         size_t rid_size)
+{
+    traceparent[0] = request_id[0] = '\0';
+    unsigned r = next_rand(seed) % 10;
+    if (r == 0) {
+        char id[33];
+        sonde_log_new_correlation_id(id);
+        snprintf(traceparent, tp_size, "00-%s-00f067aa0ba902b7-01", id);
+    } else if (r == 1) {
+        snprintf(request_id, rid_size, "req-%08x", next_rand(seed));
+    }
+}
+
 static void *worker(void *arg)
 {
     unsigned seed = (unsigned)(uintptr_t)arg * 2654435761u + 1;
     static const char *methods[] = {"GET", "GET", "GET", "POST", "DELETE"};
+    static const char *paths[] = {"/api/items", "/api/items/42", "/api/users/me", "/api/orders"};
     /* Keep the handles that never change: no lookup at all on these. */
     sonde_counter *hit = sonde_family_counter(m.cache_ops, "hit");
     sonde_counter *miss = sonde_family_counter(m.cache_ops, "miss");
@@ -164,31 +189,52 @@ static void *worker(void *arg)
     sonde_gauge_inc(m.workers);
     while (!atomic_load(&stop_flag) && !atomic_load(&stop_traffic)) {
         const char *method = methods[next_rand(&seed) % 5];
+        const char *path = paths[next_rand(&seed) % 4];
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         sonde_gauge_inc(m.inflight);
 
+        /* One correlation per request, popped when the iteration ends. */
+        char traceparent[64], request_id[32], cid[SONDE_CORRELATION_ID_MAX + 1], ip[16];
+        fake_headers(&seed, traceparent, sizeof traceparent, request_id, sizeof request_id);
+        sonde_log_correlation_from_headers(traceparent, request_id, cid);
+        snprintf(ip, sizeof ip, "10.0.%u.%u", next_rand(&seed) % 4, next_rand(&seed) % 250 + 1);
+        SONDE_LOG_REQUEST_CONTEXT(cid, SONDE_STR("method", method), SONDE_STR("path", path),
+                                  SONDE_STR("client_ip", ip));
+        SONDE_LOG(req_log, DEBUG, "request received");
+
         atomic_fetch_add(&cache_lookups, 1);
         int status = 200;
-        if (next_rand(&seed) % 100 < 70) {
+        int cache_hit = next_rand(&seed) % 100 < 70;
+        if (cache_hit) {
             atomic_fetch_add(&cache_hits, 1);
             sonde_counter_inc(hit);
             sleep_us(100 + next_rand(&seed) % 900); /* cache hit: under 1 ms */
         } else {
             sonde_counter_inc(miss);
+            SONDE_LOG_CONTEXT(SONDE_STR("operation", "backend_call"),
+                              SONDE_STR("provider", "inventory"));
             /* The backend fails 10% of the time; retry up to twice. */
             int attempts = 0;
             while (next_rand(&seed) % 100 < 10 && attempts < 2) {
                 attempts++;
                 sonde_counter_inc(m.retries);
+                SONDE_LOG(req_log, INFO, "backend call failed, retrying",
+                          SONDE_INT("attempt", attempts), SONDE_ERRNUM(ECONNRESET));
                 sleep_us(200);
             }
             if (attempts == 2) {
                 status = 503;
+                /* The URL carries a password: the line shows it masked. */
+                SONDE_LOG(req_log, ERROR, "backend unavailable after retries",
+                          SONDE_STR("upstream", "https://svc:s3cret@inventory.internal/v1"),
+                          SONDE_INT("attempts", attempts + 1));
                 if (atomic_fetch_add(&breaker_failures, 1) + 1 >= 5 &&
                     sonde_stateset_get(m.breaker) == 0) {
                     sonde_stateset_set(m.breaker, 1);
                     sonde_counter_inc(m.breaker_trips);
+                    SONDE_LOG(req_log, WARNING, "circuit breaker opened",
+                              SONDE_INT("consecutive_failures", 5));
                 }
             } else if (sonde_stateset_get(m.breaker) != 0) {
                 atomic_store(&breaker_failures, 0);
@@ -210,6 +256,9 @@ static void *worker(void *arg)
         double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
         sonde_histogram_observe(sonde_family_histogram(m.latency, method), secs);
         sonde_gauge_dec(m.inflight);
+        SONDE_LOG_AT(req_log, status >= 500 ? SONDE_LOG_ERROR : SONDE_LOG_INFO, "request handled",
+                  SONDE_INT("status", status), SONDE_DOUBLE("duration_seconds", secs),
+                  SONDE_BOOL("cache_hit", cache_hit));
         sleep_us(1000 + next_rand(&seed) % 4000);
     }
     sonde_gauge_dec(m.workers);
@@ -296,6 +345,7 @@ static void usage(FILE *out)
             "  --simulate SECONDS      stop the simulated traffic after SECONDS and keep\n"
             "                          serving; prints the number of requests recorded\n"
             "  --workers N             worker threads (default 4)\n"
+            "  --log-file PATH         also write every log line (DEBUG and up) to PATH as JSON\n"
             "The bound address is printed on stdout as \"listening on HOST:PORT\".\n");
 }
 
@@ -319,6 +369,7 @@ int main(int argc, char **argv)
     int once = 0, print = 0;
     double interval = 5, duration = 0, simulate = 0;
     int nworkers = 4;
+    const char *log_file = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -352,6 +403,9 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--duration") == 0) {
             duration = parse_num(a, v);
             i++;
+        } else if (strcmp(a, "--log-file") == 0 && v) {
+            log_file = v;
+            i++;
         } else if (strcmp(a, "--workers") == 0) {
             nworkers = (int)parse_num(a, v);
             if (nworkers < 1 || nworkers > 64) {
@@ -365,6 +419,20 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    /* Logging: asynchronous (a writer thread), warnings and errors on the
+     * console, everything from DEBUG in the file. SONDE_LOG_* environment
+     * variables override these. */
+    sonde_log_opts lo;
+    sonde_log_opts_init(&lo);
+    lo.level = "debug";
+    lo.console_level = SONDE_LOG_WARNING;
+    lo.file = log_file;
+    lo.async = 1;
+    int lrc = sonde_log_configure(&lo);
+    if (lrc)
+        die(log_file ? log_file : "logging", lrc);
+    req_log = sonde_logger_get("demo.requests");
+
     register_metrics();
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
@@ -442,5 +510,6 @@ int main(int argc, char **argv)
         pthread_join(th[i], NULL);
     sonde_buf_free(&out);
     sonde_stop();
+    sonde_log_shutdown(2000); /* write what is queued (if sonde_stop did not) */
     return 0;
 }
