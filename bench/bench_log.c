@@ -2,6 +2,7 @@
  * Logging benchmarks (sonde-bench log).
  *
  *   log_disabled_level           a call below the logger's level (ns/op)
+ *   log_disabled_loop_baseline   the same loop without the call (ns/op)
  *   log_async_5fields_caller     asynchronous mode, 5 fields: time on the
  *                                calling thread, in bursts the queue holds
  *                                (the writer drains between bursts) (ns/op)
@@ -62,6 +63,14 @@ static void body_disabled(void *arg, unsigned tid, uint64_t iters)
         SONDE_LOG(lg, DEBUG, "not written", SONDE_UINT("i", i), SONDE_STR("user", "u42"));
         BENCH_CLOBBER(&i);
     }
+}
+
+static void body_empty(void *arg, unsigned tid, uint64_t iters)
+{
+    (void)arg;
+    (void)tid;
+    for (uint64_t i = 0; i < iters; i++)
+        BENCH_CLOBBER(&i);
 }
 
 static inline void log_5(uint64_t i)
@@ -144,6 +153,8 @@ void sonde_bench_log(void)
     }
     bench_print("log_disabled_level",
                 bench_median_1t(body_disabled, NULL, bench_iters(200000000), runs), "ns/op");
+    bench_print("log_disabled_loop_baseline",
+                bench_median_1t(body_empty, NULL, bench_iters(200000000), runs), "ns/op");
 
     /* Asynchronous mode, time on the calling thread. */
     fresh_file();
