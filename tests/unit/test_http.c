@@ -9,6 +9,9 @@
 
 #include <sonde.h>
 
+#include "core/internal.h"
+#include "http/server.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -522,6 +525,59 @@ TEST(test_self_metrics_count_requests_by_handler_and_code)
     ASSERT_CONTAINS(r.body, "# TYPE sonde_scrape_duration_seconds histogram");
     ASSERT_CONTAINS(r.body, "sonde_scrape_duration_seconds_count ");
     ASSERT_CONTAINS(r.body, "# TYPE sonde_scrape_bytes gauge");
+    http_free(&r);
+    sonde_stop();
+    sonde_registry_destroy(reg);
+}
+
+static void errors_handler(void *ud, const sonde__http_request *rq, sonde__http_response *rs)
+{
+    (void)rq;
+    snprintf((char *)ud, 8, "called");
+    /* rs->body starts empty; the server owns and frees it afterwards. */
+    sonde__buf_puts(&rs->body, "{\"errors\":[]}\n");
+}
+
+TEST(test_extension_routes_get_auth_limits_and_self_metrics)
+{
+    char called[8] = "";
+    ASSERT_EQ(sonde__http_route_add("/metrics", "x", 0, errors_handler, called), SONDE_ECONFLICT);
+    ASSERT_EQ(sonde__http_route_add("errors", "x", 0, errors_handler, called), SONDE_EINVAL);
+    ASSERT_OK(sonde__http_route_add("/errors", "errors", SONDE__ROUTE_SENSITIVE, errors_handler,
+                                    called));
+    ASSERT_EQ(sonde__http_route_add("/errors", "errors", 0, errors_handler, called),
+              SONDE_ECONFLICT);
+    sonde_registry *reg = NULL;
+    ASSERT_OK(sonde_registry_create(NULL, &reg));
+    sonde_start_opts o;
+    sonde_start_opts_init(&o);
+    o.registry = reg;
+    o.api_key = "k";
+    ASSERT_OK(start_local(&o));
+    http_resp r = http_get(U("/errors"));
+    ASSERT_EQ(r.status, 401);
+    http_free(&r);
+    ASSERT_STR_EQ(called, "");
+    const char *h[] = {"Authorization: Bearer k", NULL};
+    http_req rq = {.headers = h};
+    r = http_do(U("/errors"), &rq);
+    ASSERT_EQ(r.status, 200);
+    ASSERT_STR_EQ(r.body, "{\"errors\":[]}\n");
+    ASSERT_STR_EQ(called, "called");
+    http_free(&r);
+    http_req post = {.method = "POST", .headers = h};
+    r = http_do(U("/errors"), &post);
+    ASSERT_EQ(r.status, 405);
+    http_free(&r);
+    r = http_get(U("/metrics?name[]=sonde_http_requests_total"));
+    ASSERT_CONTAINS(r.body, "sonde_http_requests_total{handler=\"errors\",code=\"200\"} 1");
+    ASSERT_CONTAINS(r.body, "sonde_http_requests_total{handler=\"errors\",code=\"401\"} 1");
+    http_free(&r);
+    sonde_stop();
+    sonde__http_route_remove("/errors");
+    ASSERT_OK(start_local(&o));
+    r = http_get(U("/errors"));
+    ASSERT_EQ(r.status, 404);
     http_free(&r);
     sonde_stop();
     sonde_registry_destroy(reg);
