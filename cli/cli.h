@@ -19,8 +19,8 @@ int cmd_metrics(int argc, char **argv);
 
 /* Print every configuration error as "file:line:column: message". */
 struct sonde_config_error;
-void cli_print_config_errors(const char *file, const struct sonde_config_error *errs,
-                             size_t shown, size_t total);
+void cli_print_config_errors(const char *file, const struct sonde_config_error *errs, size_t shown,
+                             size_t total);
 
 /* Whether argv[i] is --name or --name=value; on a match *value points to
  * the value (the next argument when not inline; *i advanced). Returns -1

@@ -27,8 +27,8 @@ static void fail(parser *p, const char *msg)
 
 static void skip_ws(parser *p)
 {
-    while (p->i < p->n && (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\n' ||
-                           p->s[p->i] == '\r'))
+    while (p->i < p->n &&
+           (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\n' || p->s[p->i] == '\r'))
         p->i++;
 }
 
@@ -117,14 +117,30 @@ static char *parse_string(parser *p)
         }
         char e = p->s[p->i++];
         switch (e) {
-        case '"': o[len++] = '"'; break;
-        case '\\': o[len++] = '\\'; break;
-        case '/': o[len++] = '/'; break;
-        case 'b': o[len++] = '\b'; break;
-        case 'f': o[len++] = '\f'; break;
-        case 'n': o[len++] = '\n'; break;
-        case 'r': o[len++] = '\r'; break;
-        case 't': o[len++] = '\t'; break;
+        case '"':
+            o[len++] = '"';
+            break;
+        case '\\':
+            o[len++] = '\\';
+            break;
+        case '/':
+            o[len++] = '/';
+            break;
+        case 'b':
+            o[len++] = '\b';
+            break;
+        case 'f':
+            o[len++] = '\f';
+            break;
+        case 'n':
+            o[len++] = '\n';
+            break;
+        case 'r':
+            o[len++] = '\r';
+            break;
+        case 't':
+            o[len++] = '\t';
+            break;
         case 'u': {
             unsigned cp;
             if (hex4(p, &cp) != 0) {
@@ -164,9 +180,9 @@ static bool parse_number(parser *p, json_value *out)
     size_t start = p->i;
     if (p->i < p->n && p->s[p->i] == '-')
         p->i++;
-    while (p->i < p->n && ((p->s[p->i] >= '0' && p->s[p->i] <= '9') || p->s[p->i] == '.' ||
-                           p->s[p->i] == 'e' || p->s[p->i] == 'E' || p->s[p->i] == '+' ||
-                           p->s[p->i] == '-'))
+    while (p->i < p->n &&
+           ((p->s[p->i] >= '0' && p->s[p->i] <= '9') || p->s[p->i] == '.' || p->s[p->i] == 'e' ||
+            p->s[p->i] == 'E' || p->s[p->i] == '+' || p->s[p->i] == '-'))
         p->i++;
     size_t len = p->i - start;
     if (len == 0 || len > 64) {

@@ -15,10 +15,10 @@ typedef struct json_value {
     json_type type;
     bool boolean;
     double number;
-    char *string;              /* JSON_STRING: decoded, NUL-terminated */
-    size_t count;              /* items of an array or members of an object */
-    struct json_value *items;  /* array items or object values */
-    char **keys;               /* object keys, parallel to items */
+    char *string;             /* JSON_STRING: decoded, NUL-terminated */
+    size_t count;             /* items of an array or members of an object */
+    struct json_value *items; /* array items or object values */
+    char **keys;              /* object keys, parallel to items */
 } json_value;
 
 /* Parse text[0..n). Returns a tree to free with json_free, or NULL with a

@@ -48,8 +48,8 @@ int cli_opt(int argc, char **argv, int *i, const char *name, const char **value)
     return 1;
 }
 
-void cli_print_config_errors(const char *file, const struct sonde_config_error *errs,
-                             size_t shown, size_t total)
+void cli_print_config_errors(const char *file, const struct sonde_config_error *errs, size_t shown,
+                             size_t total)
 {
     for (size_t i = 0; i < shown && i < total; i++) {
         if (errs[i].line > 0)

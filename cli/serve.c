@@ -187,8 +187,9 @@ static void reload(agent *a)
     int rc = sonde_config_load_file(a->config_path, &next, errs, MAX_ERRS, &n);
     if (rc != SONDE_OK) {
         cli_print_config_errors(a->config_path, errs, MAX_ERRS, n);
-        fprintf(stderr, "sonde serve: reload rejected (%zu error%s); keeping the running "
-                        "configuration\n",
+        fprintf(stderr,
+                "sonde serve: reload rejected (%zu error%s); keeping the running "
+                "configuration\n",
                 n, n == 1 ? "" : "s");
         reload_result(a, false);
         return;
@@ -200,7 +201,8 @@ static void reload(agent *a)
         reload_result(a, false);
         return;
     }
-    bool restart = strcmp(sonde_config_server_digest(a->cfg), sonde_config_server_digest(next)) != 0;
+    bool restart =
+        strcmp(sonde_config_server_digest(a->cfg), sonde_config_server_digest(next)) != 0;
     if (restart) {
         sonde_stop();
         if (start_server(a, next) != SONDE_OK) {

@@ -14,8 +14,8 @@
 #include <strings.h>
 
 typedef struct http_resp {
-    long status;      /* 0 when the request failed at the transport level */
-    char *body;       /* NUL-terminated, decoded if auto_decode */
+    long status; /* 0 when the request failed at the transport level */
+    char *body;  /* NUL-terminated, decoded if auto_decode */
     size_t len;
     char headers[4096]; /* raw response headers, lower-cased names kept as sent */
     char error[CURL_ERROR_SIZE];
@@ -23,14 +23,14 @@ typedef struct http_resp {
 } http_resp;
 
 typedef struct http_req {
-    const char *method;          /* NULL: GET */
-    const char *const *headers;  /* NULL-terminated "Name: value" list */
-    const char *body;            /* request body or NULL */
-    bool decode_gzip;            /* send Accept-Encoding: gzip and decode */
-    bool insecure;               /* TLS without verification */
-    const char *cainfo;          /* CA file for TLS */
-    long timeout_ms;             /* 0: 10 s */
-    const char *userpwd;         /* basic auth "user:pass" */
+    const char *method;         /* NULL: GET */
+    const char *const *headers; /* NULL-terminated "Name: value" list */
+    const char *body;           /* request body or NULL */
+    bool decode_gzip;           /* send Accept-Encoding: gzip and decode */
+    bool insecure;              /* TLS without verification */
+    const char *cainfo;         /* CA file for TLS */
+    long timeout_ms;            /* 0: 10 s */
+    const char *userpwd;        /* basic auth "user:pass" */
 } http_req;
 
 static __attribute__((unused)) size_t http__write(char *p, size_t sz, size_t n, void *ud)
@@ -66,7 +66,8 @@ static __attribute__((unused)) void http_free(http_resp *r)
 
 /* Value of a response header (case-insensitive name) copied into out, or
  * NULL when absent. */
-static __attribute__((unused)) const char *http_header(const http_resp *r, const char *name, char *out, size_t n)
+static __attribute__((unused)) const char *http_header(const http_resp *r, const char *name,
+                                                       char *out, size_t n)
 {
     size_t nl = strlen(name);
     const char *p = r->headers;
@@ -138,10 +139,14 @@ static __attribute__((unused)) http_resp http_do(const char *url, const http_req
     return r;
 }
 
-static __attribute__((unused)) http_resp http_get(const char *url) { return http_do(url, NULL); }
+static __attribute__((unused)) http_resp http_get(const char *url)
+{
+    return http_do(url, NULL);
+}
 
 /* Build "http://127.0.0.1:<port><path>" into a static-per-call buffer. */
-static __attribute__((unused)) const char *url_of(char *buf, size_t n, const char *host, int port, const char *path)
+static __attribute__((unused)) const char *url_of(char *buf, size_t n, const char *host, int port,
+                                                  const char *path)
 {
     snprintf(buf, n, "http://%s:%d%s", host, port, path);
     return buf;

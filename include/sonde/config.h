@@ -45,8 +45,8 @@ SONDE_API int sonde_config_load_string(const char *text, size_t len, sonde_confi
 
 /** As sonde_config_load_string, reading path; SONDE_EIO when it cannot be
  * read (reported as an error with line 0). */
-SONDE_API int sonde_config_load_file(const char *path, sonde_config **out,
-                                     sonde_config_error *errs, size_t max_errs, size_t *nerrs);
+SONDE_API int sonde_config_load_file(const char *path, sonde_config **out, sonde_config_error *errs,
+                                     size_t max_errs, size_t *nerrs);
 
 /** Free a configuration; accepts NULL. */
 SONDE_API void sonde_config_destroy(sonde_config *cfg);

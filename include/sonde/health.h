@@ -195,8 +195,7 @@ typedef struct sonde_health_check_state {
 
 /** Copy the cached state of a check. Returns SONDE_OK or SONDE_ENOTFOUND.
  * Any thread; never waits for a run. */
-SONDE_API int sonde_health_get(sonde_health *h, const char *name,
-                               sonde_health_check_state *out);
+SONDE_API int sonde_health_get(sonde_health *h, const char *name, sonde_health_check_state *out);
 
 /** Overall summary of a set. */
 typedef struct sonde_health_summary {

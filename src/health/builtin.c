@@ -63,7 +63,8 @@ static spec *spec_new(const sonde_health_check_opts *opts)
 {
     spec *s = sonde__calloc(1, sizeof *s);
     if (s)
-        s->timeout_s = opts && opts->timeout_seconds > 0 ? opts->timeout_seconds : DEFAULT_TIMEOUT_S;
+        s->timeout_s =
+            opts && opts->timeout_seconds > 0 ? opts->timeout_seconds : DEFAULT_TIMEOUT_S;
     return s;
 }
 
@@ -222,8 +223,8 @@ static sonde_health_status load_check(sonde_health_result *r, void *ud)
     sonde_health_result_add_number(r, "cpus", (double)n);
     double cpu = sonde__host_cpu_percent();
     sonde_health_result_add_number(r, "cpu_percent", round(cpu * 10) / 10);
-    sonde_health_result_set_message(r, "load %.2f %.2f %.2f on %ld CPUs (%.2f per CPU)", l[0],
-                                    l[1], l[2], n, per);
+    sonde_health_result_set_message(r, "load %.2f %.2f %.2f on %ld CPUs (%.2f per CPU)", l[0], l[1],
+                                    l[2], n, per);
     if (per > s->b)
         return SONDE_HEALTH_UNHEALTHY;
     if (per > s->a)
@@ -231,8 +232,8 @@ static sonde_health_status load_check(sonde_health_result *r, void *ud)
     return SONDE_HEALTH_HEALTHY;
 }
 
-int sonde_health_add_load(sonde_health *h, const sonde_health_check_opts *opts,
-                          double warn_per_cpu, double crit_per_cpu)
+int sonde_health_add_load(sonde_health *h, const sonde_health_check_opts *opts, double warn_per_cpu,
+                          double crit_per_cpu)
 {
     if (warn_per_cpu < 0 || crit_per_cpu < 0)
         return SONDE_EINVAL;
@@ -421,8 +422,8 @@ static sonde_health_status tcp_check(sonde_health_result *r, void *ud)
     int last_err = 0;
     bool ok = false;
     for (struct addrinfo *ai = res; ai && !ok; ai = ai->ai_next) {
-        int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                        ai->ai_protocol);
+        int fd =
+            socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
         if (fd < 0) {
             last_err = errno;
             continue;
@@ -495,7 +496,10 @@ static size_t discard(char *p, size_t size, size_t n, void *ud)
 }
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+static void curl_init_once(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
 
 static sonde_health_status http_check(sonde_health_result *r, void *ud)
 {
@@ -590,8 +594,8 @@ static sonde_health_status sqlite_check(sonde_health_result *r, void *ud)
     return out;
 }
 
-int sonde_health_add_sqlite(sonde_health *h, const sonde_health_check_opts *opts,
-                            const char *path, const char *query)
+int sonde_health_add_sqlite(sonde_health *h, const sonde_health_check_opts *opts, const char *path,
+                            const char *query)
 {
     if (!path || !*path)
         return SONDE_EINVAL;
@@ -688,9 +692,10 @@ static sonde_health_status redis_check(sonde_health_result *r, void *ud)
         redisReply *a = redisCommand(rc, "AUTH %s", s->s3);
         bool ok = a && a->type == REDIS_REPLY_STATUS;
         char why[256];
-        snprintf(why, sizeof why, "%s", a && a->type == REDIS_REPLY_ERROR ? a->str
-                                        : rc->err                        ? rc->errstr
-                                                                         : "no reply");
+        snprintf(why, sizeof why, "%s",
+                 a && a->type == REDIS_REPLY_ERROR ? a->str
+                 : rc->err                         ? rc->errstr
+                                                   : "no reply");
         if (a)
             freeReplyObject(a);
         if (!ok) {
@@ -703,8 +708,8 @@ static sonde_health_status redis_check(sonde_health_result *r, void *ud)
     redisReply *p = redisCommand(rc, "PING");
     sonde_health_status out = SONDE_HEALTH_HEALTHY;
     if (!p) {
-        sonde_health_result_set_message(r, "Redis at %s:%d did not answer PING: %s", s->s1,
-                                        s->port, rc->errstr);
+        sonde_health_result_set_message(r, "Redis at %s:%d did not answer PING: %s", s->s1, s->port,
+                                        rc->errstr);
         out = SONDE_HEALTH_UNHEALTHY;
     } else if (p->type != REDIS_REPLY_STATUS || strcmp(p->str, "PONG") != 0) {
         sonde_health_result_set_message(r, "Redis at %s:%d answered PING with %s", s->s1, s->port,
@@ -719,8 +724,8 @@ static sonde_health_status redis_check(sonde_health_result *r, void *ud)
     return out;
 }
 
-int sonde_health_add_redis(sonde_health *h, const sonde_health_check_opts *opts,
-                           const char *host, int port, const char *password)
+int sonde_health_add_redis(sonde_health *h, const sonde_health_check_opts *opts, const char *host,
+                           int port, const char *password)
 {
     if (!host || !*host || port <= 0 || port > 65535)
         return SONDE_EINVAL;

@@ -73,10 +73,14 @@ struct sonde_health {
 const char *sonde_health_status_name(sonde_health_status s)
 {
     switch (s) {
-    case SONDE_HEALTH_HEALTHY: return "healthy";
-    case SONDE_HEALTH_DEGRADED: return "degraded";
-    case SONDE_HEALTH_UNHEALTHY: return "unhealthy";
-    default: return "pending";
+    case SONDE_HEALTH_HEALTHY:
+        return "healthy";
+    case SONDE_HEALTH_DEGRADED:
+        return "degraded";
+    case SONDE_HEALTH_UNHEALTHY:
+        return "unhealthy";
+    default:
+        return "pending";
     }
 }
 
@@ -339,7 +343,10 @@ sonde_health *sonde_health_default(void)
     return &default_set;
 }
 
-static sonde_health *resolve(sonde_health *h) { return h ? h : sonde_health_default(); }
+static sonde_health *resolve(sonde_health *h)
+{
+    return h ? h : sonde_health_default();
+}
 
 static void remove_all(sonde_health *h)
 {
@@ -646,7 +653,8 @@ int sonde_health_wait(sonde_health *h, const char *name, int timeout_ms)
         rc = SONDE_ESTATE;
     if (!rc && timer)
         sonde__runtime_trigger(timer);
-    uint64_t deadline = sonde__now_mono_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000u;
+    uint64_t deadline =
+        sonde__now_mono_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000u;
     for (size_t i = 0; i < n && !rc; i++) {
         check *c = cs[i];
         pthread_mutex_lock(&c->lock);
@@ -719,7 +727,9 @@ void sonde_health_summarize(sonde_health *h, sonde_health_summary *out)
         pthread_mutex_unlock(&c->lock);
         score += status_score(s);
         switch (s) {
-        case SONDE_HEALTH_HEALTHY: out->healthy++; break;
+        case SONDE_HEALTH_HEALTHY:
+            out->healthy++;
+            break;
         case SONDE_HEALTH_DEGRADED:
             out->degraded++;
             soft_bad = true;
@@ -741,7 +751,7 @@ void sonde_health_summarize(sonde_health *h, sonde_health_summary *out)
     pthread_mutex_unlock(&h->lock);
     int pending_crit = out->ready == -1;
     out->percentage = out->checks ? 100.0 * score / (double)out->checks : 100.0;
-    out->status = crit_bad ? SONDE_HEALTH_UNHEALTHY
+    out->status = crit_bad   ? SONDE_HEALTH_UNHEALTHY
                   : soft_bad ? SONDE_HEALTH_DEGRADED
                              : SONDE_HEALTH_HEALTHY;
     out->ready = !crit_bad && !pending_crit;
@@ -777,14 +787,15 @@ static int write_check(sonde_buf *b, check *c, int detailed)
         rc = rc ? rc : sonde__buf_json_double(b, c->duration_s);
         rc = rc ? rc : sonde__buf_puts(b, ",\"last_run\":");
         if (!rc)
-            rc = c->last_run > 0 ? sonde__buf_json_time(b, c->last_run) : sonde__buf_puts(b, "null");
+            rc =
+                c->last_run > 0 ? sonde__buf_json_time(b, c->last_run) : sonde__buf_puts(b, "null");
         rc = rc ? rc : sonde__buf_puts(b, ",\"timeout_seconds\":");
         rc = rc ? rc : sonde__buf_json_double(b, (double)c->timeout_ns / 1e9);
         rc = rc ? rc : sonde__buf_puts(b, ",\"interval_seconds\":");
         rc = rc ? rc : sonde__buf_json_double(b, (double)c->interval_ns / 1e9);
-        rc = rc ? rc : sonde__buf_printf(b, ",\"runs\":%llu,\"timeouts\":%llu",
-                                         (unsigned long long)c->runs,
-                                         (unsigned long long)c->timeouts);
+        rc = rc ? rc
+                : sonde__buf_printf(b, ",\"runs\":%llu,\"timeouts\":%llu",
+                                    (unsigned long long)c->runs, (unsigned long long)c->timeouts);
         rc = rc ? rc : sonde__buf_puts(b, ",\"details\":{");
         if (!rc && c->details_json)
             rc = sonde__buf_puts(b, c->details_json);
@@ -805,10 +816,11 @@ int sonde__health_write_members(sonde_health *h, int detailed, sonde_buf *b)
     rc = rc ? rc : sonde__buf_puts(b, s.ready ? ",\"ready\":true" : ",\"ready\":false");
     rc = rc ? rc : sonde__buf_puts(b, ",\"timestamp\":");
     rc = rc ? rc : sonde__buf_json_time(b, sonde__now_wall());
-    rc = rc ? rc : sonde__buf_printf(b,
-                                     ",\"summary\":{\"total\":%zu,\"healthy\":%zu,\"degraded\":%zu,"
-                                     "\"unhealthy\":%zu,\"pending\":%zu}",
-                                     s.checks, s.healthy, s.degraded, s.unhealthy, s.pending);
+    rc = rc ? rc
+            : sonde__buf_printf(b,
+                                ",\"summary\":{\"total\":%zu,\"healthy\":%zu,\"degraded\":%zu,"
+                                "\"unhealthy\":%zu,\"pending\":%zu}",
+                                s.checks, s.healthy, s.degraded, s.unhealthy, s.pending);
     rc = rc ? rc : sonde__buf_puts(b, ",\"checks\":{");
     pthread_mutex_lock(&h->lock);
     for (size_t i = 0; i < h->count && !rc; i++) {
@@ -861,8 +873,7 @@ static void collect(sonde_emitter *em, void *ud)
         }
     }
     if (sonde_emit_family(em, SONDE_GAUGE, "sonde_health_check_duration_seconds",
-                          "Duration of the last run of each health check", "seconds") ==
-        SONDE_OK) {
+                          "Duration of the last run of each health check", "seconds") == SONDE_OK) {
         for (size_t i = 0; i < n; i++) {
             check *c = h->checks[i];
             pthread_mutex_lock(&c->lock);

@@ -215,9 +215,9 @@ int sonde__host_write_json(sonde_buf *b, const char *disk_path)
         double used = m.total_bytes ? 100.0 * (double)(m.total_bytes - m.available_bytes) /
                                           (double)m.total_bytes
                                     : 0;
-        rc = sonde__buf_printf(b, "{\"total_bytes\":%llu,\"available_bytes\":%llu,\"used_percent\":",
-                               (unsigned long long)m.total_bytes,
-                               (unsigned long long)m.available_bytes);
+        rc = sonde__buf_printf(
+            b, "{\"total_bytes\":%llu,\"available_bytes\":%llu,\"used_percent\":",
+            (unsigned long long)m.total_bytes, (unsigned long long)m.available_bytes);
         rc = rc ? rc : sonde__buf_json_double(b, round(used * 10) / 10);
         rc = rc ? rc : sonde__buf_putc(b, '}');
     } else if (!rc) {
@@ -227,14 +227,15 @@ int sonde__host_write_json(sonde_buf *b, const char *disk_path)
     sonde__disk d;
     const char *dp = disk_path ? disk_path : "/";
     if (!rc && sonde__host_disk(dp, &d) == SONDE_OK) {
-        double used = d.total_bytes ? 100.0 * (double)(d.total_bytes - d.avail_bytes) /
-                                          (double)d.total_bytes
-                                    : 0;
+        double used = d.total_bytes
+                          ? 100.0 * (double)(d.total_bytes - d.avail_bytes) / (double)d.total_bytes
+                          : 0;
         rc = sonde__buf_puts(b, "{\"path\":");
         rc = rc ? rc : sonde__buf_json_str(b, dp);
-        rc = rc ? rc : sonde__buf_printf(b, ",\"total_bytes\":%llu,\"available_bytes\":%llu,\"used_percent\":",
-                                         (unsigned long long)d.total_bytes,
-                                         (unsigned long long)d.avail_bytes);
+        rc = rc ? rc
+                : sonde__buf_printf(
+                      b, ",\"total_bytes\":%llu,\"available_bytes\":%llu,\"used_percent\":",
+                      (unsigned long long)d.total_bytes, (unsigned long long)d.avail_bytes);
         rc = rc ? rc : sonde__buf_json_double(b, round(used * 10) / 10);
         rc = rc ? rc : sonde__buf_putc(b, '}');
     } else if (!rc) {
@@ -282,8 +283,10 @@ static void host_collect(sonde_emitter *em, void *ud)
     if (sonde__host_cpu_times(&ct) == SONDE_OK &&
         sonde_emit_family(em, SONDE_COUNTER, "sonde_host_cpu_seconds_total",
                           "Seconds all CPUs spent in each mode", "seconds") == 0) {
-        const char *modes[8] = {"user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"};
-        double v[8] = {ct.user, ct.nice, ct.system, ct.idle, ct.iowait, ct.irq, ct.softirq, ct.steal};
+        const char *modes[8] = {"user",   "nice", "system",  "idle",
+                                "iowait", "irq",  "softirq", "steal"};
+        double v[8] = {ct.user,   ct.nice, ct.system,  ct.idle,
+                       ct.iowait, ct.irq,  ct.softirq, ct.steal};
         for (int i = 0; i < 8; i++) {
             const char *kv[2] = {"mode", modes[i]};
             sonde_emit_sample(em, kv, 1, v[i]);
@@ -381,7 +384,8 @@ int sonde_host_metrics_add(sonde_registry *reg, const char *const *disk_paths, s
         if (!hc_table[i].reg && !slot)
             slot = &hc_table[i];
     }
-    int rc = slot ? sonde_registry_add_collector(reg, "sonde_host", host_collect, hc) : SONDE_ELIMIT;
+    int rc =
+        slot ? sonde_registry_add_collector(reg, "sonde_host", host_collect, hc) : SONDE_ELIMIT;
     if (rc == SONDE_OK)
         *slot = (struct hc_entry){reg, hc};
     pthread_mutex_unlock(&hc_lock);

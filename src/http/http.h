@@ -34,8 +34,8 @@ bool sonde__http_accepts_gzip(const char *ae, size_t n);
  * SONDE_ELIMIT (more than max names), SONDE_ETOOBIG (scratch too small),
  * SONDE_EPARSE (bad percent escape or a NUL byte).
  */
-int sonde__http_query_names(const char *q, size_t n, char *scratch, size_t cap,
-                            const char **names, size_t max);
+int sonde__http_query_names(const char *q, size_t n, char *scratch, size_t cap, const char **names,
+                            size_t max);
 
 /* Constant-time comparison of a[0..an) and b[0..bn): the time depends only
  * on bn (the secret's length), never on where the inputs differ. */

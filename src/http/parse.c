@@ -12,9 +12,15 @@
 #include <string.h>
 #include <strings.h>
 
-static bool is_ows(char c) { return c == ' ' || c == '\t'; }
+static bool is_ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
 
-static char lower(char c) { return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c; }
+static char lower(char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+}
 
 static bool ieq(const char *a, size_t an, const char *b)
 {
@@ -247,8 +253,8 @@ static ssize_t pct_decode(const char *s, size_t n, char *out, size_t cap)
     return (ssize_t)o;
 }
 
-int sonde__http_query_names(const char *q, size_t n, char *scratch, size_t cap,
-                            const char **names, size_t max)
+int sonde__http_query_names(const char *q, size_t n, char *scratch, size_t cap, const char **names,
+                            size_t max)
 {
     size_t used = 0, count = 0;
     size_t i = 0;
@@ -269,7 +275,8 @@ int sonde__http_query_names(const char *q, size_t n, char *scratch, size_t cap,
         ssize_t kl = pct_decode(pair, eq, key, sizeof key);
         if (kl < 0)
             continue; /* a long or malformed key is not ours: ignored */
-        if (!((kl == 6 && memcmp(key, "name[]", 6) == 0) || (kl == 4 && memcmp(key, "name", 4) == 0)))
+        if (!((kl == 6 && memcmp(key, "name[]", 6) == 0) ||
+              (kl == 4 && memcmp(key, "name", 4) == 0)))
             continue;
         const char *val = eq < pl ? pair + eq + 1 : pair + pl;
         size_t vl = eq < pl ? pl - eq - 1 : 0;
@@ -414,9 +421,9 @@ int sonde__parse_listen(const char *s, char *host, size_t cap, int *port)
 
 bool sonde__key_is_secret(const char *key)
 {
-    static const char *const words[] = {"key",  "secret", "token",      "password", "passwd",
-                                        "pass", "credential", "auth",    "dsn",      "private",
-                                        "cookie", "session"};
+    static const char *const words[] = {"key",    "secret",  "token",      "password",
+                                        "passwd", "pass",    "credential", "auth",
+                                        "dsn",    "private", "cookie",     "session"};
     if (!key)
         return false;
     char low[128];

@@ -94,20 +94,23 @@ static const struct {
 };
 
 static const char *const handler_labels[H_BUILTIN_COUNT] = {
-    "index", "metrics", "metrics_json", "health", "live",
-    "ready", "detailed", "info",        "status", "not_found"};
+    "index", "metrics",  "metrics_json", "health", "live",
+    "ready", "detailed", "info",         "status", "not_found"};
 
 static unsigned builtin_flags(int h)
 {
     switch (h) {
     case H_METRICS_JSON:
     case H_DETAILED:
-    case H_INFO: return SONDE__ROUTE_SENSITIVE | SONDE__ROUTE_RATE_LIMITED;
+    case H_INFO:
+        return SONDE__ROUTE_SENSITIVE | SONDE__ROUTE_RATE_LIMITED;
     case H_INDEX:
     case H_HEALTH:
     case H_LIVE:
-    case H_READY: return SONDE__ROUTE_RATE_LIMITED;
-    default: return 0;
+    case H_READY:
+        return SONDE__ROUTE_RATE_LIMITED;
+    default:
+        return 0;
     }
 }
 
@@ -163,9 +166,9 @@ typedef struct conn {
     /* Start of the current request (or of the wait for the next one). The
      * MHD thread writes it, the sweeper reads it. */
     _Atomic uint64_t start_ns;
-    bool killed;   /* under conn_lock */
-    size_t qlen;   /* raw query of the current request */
-    bool qover;    /* query longer than QUERY_MAX */
+    bool killed;       /* under conn_lock */
+    size_t qlen;       /* raw query of the current request */
+    bool qover;        /* query longer than QUERY_MAX */
     bool headers_seen; /* the handler's first call for this request happened */
     char query[QUERY_MAX];
 } conn;
@@ -175,9 +178,9 @@ static const int cached_codes[] = {200, 400, 401, 403, 404, 405, 413, 414, 429, 
 #define NCODES SONDE_ARRAY_LEN(cached_codes)
 
 enum { R_RATE, R_UNAUTH, R_FORBIDDEN, R_BODY, R_BADREQ, R_DEADLINE, R_TOOBIG, R_COUNT };
-static const char *const reject_labels[R_COUNT] = {"rate_limited", "unauthorized", "forbidden",
-                                                   "body",         "bad_request",  "deadline",
-                                                   "response_too_large"};
+static const char *const reject_labels[R_COUNT] = {
+    "rate_limited", "unauthorized", "forbidden",         "body",
+    "bad_request",  "deadline",     "response_too_large"};
 
 struct sonde__server {
     struct MHD_Daemon *d;
@@ -190,7 +193,7 @@ struct sonde__server {
     char *basic_user, *basic_pass;
     bool basic_hashed;
     pthread_mutex_t basic_lock;
-    char *basic_cache; /* last password that verified against the hash */
+    char *basic_cache;        /* last password that verified against the hash */
     char *tls_cert, *tls_key; /* PEM contents, kept for the daemon's life */
     char *service_name, *service_version, *service_build, *disk_path;
     char **info;
@@ -456,8 +459,8 @@ static enum MHD_Result send_response(sonde__server *s, struct MHD_Connection *mc
     rs->body = (sonde_buf){0};
     const char *encoding = NULL;
     if (rs->gzip_ok && out.len >= GZIP_MIN_BYTES) {
-        const char *ae = MHD_lookup_connection_value(mc, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_ACCEPT_ENCODING);
+        const char *ae =
+            MHD_lookup_connection_value(mc, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING);
         if (ae && sonde__http_accepts_gzip(ae, strlen(ae))) {
             sonde_buf z = {0};
             if (sonde__gzip(out.data, out.len, 1, &z) == SONDE_OK) {
@@ -519,7 +522,8 @@ static bool basic_password_ok(sonde__server *s, const char *pass, size_t pl)
     struct crypt_data *cd = sonde__calloc(1, sizeof *cd);
     if (cand && cd) {
         const char *h = crypt_r(cand, s->basic_pass, cd);
-        ok = h && h[0] != '*' && sonde__ct_equal(h, strlen(h), s->basic_pass, strlen(s->basic_pass));
+        ok =
+            h && h[0] != '*' && sonde__ct_equal(h, strlen(h), s->basic_pass, strlen(s->basic_pass));
     }
     if (ok) {
         pthread_mutex_lock(&s->basic_lock);
@@ -544,8 +548,8 @@ static auth_result authenticate(sonde__server *s, struct MHD_Connection *mc, uns
     bool sensitive = flags & SONDE__ROUTE_SENSITIVE;
     if (!sensitive && !s->basic_user)
         return AUTH_OK;
-    const char *authz = MHD_lookup_connection_value(mc, MHD_HEADER_KIND,
-                                                    MHD_HTTP_HEADER_AUTHORIZATION);
+    const char *authz =
+        MHD_lookup_connection_value(mc, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     if (sensitive && s->api_key) {
         if (authz && strncasecmp(authz, "Bearer ", 7) == 0) {
             const char *tok = authz + 7;
@@ -587,8 +591,8 @@ static auth_result authenticate(sonde__server *s, struct MHD_Connection *mc, uns
 
 /* ---- handlers ---- */
 
-static void handle_metrics(sonde__server *s, const sonde__http_request *rq, sonde__http_response *rs,
-                           sonde_format fmt)
+static void handle_metrics(sonde__server *s, const sonde__http_request *rq,
+                           sonde__http_response *rs, sonde_format fmt)
 {
     const char *names[MAX_NAMES];
     char scratch[QUERY_MAX];
@@ -608,8 +612,8 @@ static void handle_metrics(sonde__server *s, const sonde__http_request *rq, sond
     wo.names = names;
     wo.name_count = (size_t)nn;
     rs->body.max = s->cfg.max_response_bytes;
-    size_t hint = (unsigned)fmt < 3 ? atomic_load_explicit(&s->size_hint[fmt], memory_order_relaxed)
-                                    : 0;
+    size_t hint =
+        (unsigned)fmt < 3 ? atomic_load_explicit(&s->size_hint[fmt], memory_order_relaxed) : 0;
     if (hint && nn == 0)
         sonde__buf_reserve(&rs->body, hint + hint / 8 < rs->body.max ? hint + hint / 8 : hint);
     uint64_t t0 = sonde__now_mono_ns();
@@ -788,7 +792,8 @@ static size_t find_route(sonde__server *s, const char *path)
 
 static bool has_body(struct MHD_Connection *mc)
 {
-    const char *cl = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *cl =
+        MHD_lookup_connection_value(mc, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl) {
         while (*cl == ' ')
             cl++;
@@ -871,7 +876,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         }
     }
     switch (authenticate(s, mc, rt->flags, client)) {
-    case AUTH_OK: break;
+    case AUTH_OK:
+        break;
     case AUTH_BEARER_CHALLENGE:
         count_reject(s, R_UNAUTH);
         json_error(&rs, 401, "unauthorized: send Authorization: Bearer <api key>");
@@ -888,30 +894,46 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         return send_response(s, mc, ri, &rs, t0, NULL);
     }
 
-    sonde__http_request rq = {.path = path,
-                              .query = c ? c->query : "",
-                              .query_len = c ? c->qlen : 0,
-                              .accept = MHD_lookup_connection_value(mc, MHD_HEADER_KIND,
-                                                                    MHD_HTTP_HEADER_ACCEPT),
-                              .client = client,
-                              .head = head};
+    sonde__http_request rq = {
+        .path = path,
+        .query = c ? c->query : "",
+        .query_len = c ? c->qlen : 0,
+        .accept = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT),
+        .client = client,
+        .head = head};
     switch (rt->builtin) {
     case H_METRICS:
         handle_metrics(s, &rq, &rs,
                        sonde__http_negotiate(rq.accept, rq.accept ? strlen(rq.accept) : 0));
         break;
-    case H_METRICS_JSON: handle_metrics(s, &rq, &rs, SONDE_FORMAT_JSON); break;
-    case H_HEALTH: handle_health(s, &rs, false); break;
-    case H_DETAILED: handle_health(s, &rs, true); break;
-    case H_LIVE: handle_live(s, &rs); break;
-    case H_READY: handle_ready(s, &rs); break;
-    case H_INFO: handle_info(s, &rs); break;
-    case H_INDEX: handle_index(s, &rs); break;
+    case H_METRICS_JSON:
+        handle_metrics(s, &rq, &rs, SONDE_FORMAT_JSON);
+        break;
+    case H_HEALTH:
+        handle_health(s, &rs, false);
+        break;
+    case H_DETAILED:
+        handle_health(s, &rs, true);
+        break;
+    case H_LIVE:
+        handle_live(s, &rs);
+        break;
+    case H_READY:
+        handle_ready(s, &rs);
+        break;
+    case H_INFO:
+        handle_info(s, &rs);
+        break;
+    case H_INDEX:
+        handle_index(s, &rs);
+        break;
     case H_STATUS:
         rs.content_type = "text/plain; charset=utf-8";
         sonde__buf_puts(&rs.body, "ok\n");
         break;
-    default: rt->fn(rt->ud, &rq, &rs); break;
+    default:
+        rt->fn(rt->ud, &rq, &rs);
+        break;
     }
     return send_response(s, mc, ri, &rs, t0, NULL);
 }
@@ -1004,8 +1026,12 @@ static int build_routes(sonde__server *s)
     int rc = s->routes ? SONDE_OK : SONDE_ENOMEM;
     for (size_t i = 0; !rc && i < SONDE_ARRAY_LEN(builtin_routes); i++) {
         int h = builtin_routes[i].h;
-        s->routes[i] = (route){sonde__strdup(builtin_routes[i].path), handler_labels[h],
-                               builtin_flags(h), h, NULL, NULL};
+        s->routes[i] = (route){sonde__strdup(builtin_routes[i].path),
+                               handler_labels[h],
+                               builtin_flags(h),
+                               h,
+                               NULL,
+                               NULL};
         s->nroutes++;
         if (!s->routes[i].path)
             rc = SONDE_ENOMEM;
@@ -1065,7 +1091,8 @@ int sonde__server_create(const sonde_start_opts *o, sonde__server **out)
         DUP_OR_FAIL(s->api_key, o->api_key);
         s->api_key_len = strlen(o->api_key);
     }
-    if ((o->basic_auth_user && *o->basic_auth_user) != (o->basic_auth_password && *o->basic_auth_password)) {
+    if ((o->basic_auth_user && *o->basic_auth_user) !=
+        (o->basic_auth_password && *o->basic_auth_password)) {
         sonde__set_error("basic authentication needs both a user and a password");
         server_free(s);
         return SONDE_EINVAL;
@@ -1158,7 +1185,8 @@ int sonde__server_create(const sonde_start_opts *o, sonde__server **out)
             a4->sin_port = htons((uint16_t)port);
         }
     } else {
-        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+        struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                                 .ai_socktype = SOCK_STREAM,
                                  .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
         struct addrinfo *res = NULL;
         char ps[8];
@@ -1181,7 +1209,8 @@ int sonde__server_create(const sonde_start_opts *o, sonde__server **out)
     size_t n = 0;
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)o->threads, NULL};
-    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, (intptr_t)o->max_connections, NULL};
+    opts[n++] =
+        (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, (intptr_t)o->max_connections, NULL};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT,
                                         (intptr_t)o->max_connections_per_client, NULL};
     /* The pool holds the request head and our response headers. */
@@ -1247,6 +1276,12 @@ void sonde__server_destroy(sonde__server *s)
     server_free(s);
 }
 
-int sonde__server_port(const sonde__server *s) { return s ? s->port : 0; }
+int sonde__server_port(const sonde__server *s)
+{
+    return s ? s->port : 0;
+}
 
-const char *sonde__server_address(const sonde__server *s) { return s ? s->address : ""; }
+const char *sonde__server_address(const sonde__server *s)
+{
+    return s ? s->address : "";
+}

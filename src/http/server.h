@@ -29,20 +29,20 @@ const char *sonde__server_address(const sonde__server *s);
  * not block. Routes are matched after the route prefix is stripped.
  */
 typedef struct sonde__http_request {
-    const char *path;          /* without the route prefix */
-    const char *query;         /* raw query string (no '?'), "" if none */
+    const char *path;  /* without the route prefix */
+    const char *query; /* raw query string (no '?'), "" if none */
     size_t query_len;
-    const char *accept;        /* NULL if absent */
+    const char *accept; /* NULL if absent */
     const struct sockaddr *client;
     bool head;
 } sonde__http_request;
 
 typedef struct sonde__http_response {
-    int status;                /* default 200 */
-    const char *content_type;  /* default application/json */
-    sonde_buf body;            /* owned by the server after the handler */
-    bool gzip_ok;              /* compress when the client accepts it */
-    const char *retry_after;   /* Retry-After header value or NULL */
+    int status;               /* default 200 */
+    const char *content_type; /* default application/json */
+    sonde_buf body;           /* owned by the server after the handler */
+    bool gzip_ok;             /* compress when the client accepts it */
+    const char *retry_after;  /* Retry-After header value or NULL */
 } sonde__http_response;
 
 typedef void (*sonde__http_handler)(void *ud, const sonde__http_request *rq,

@@ -24,8 +24,8 @@ typedef struct timer {
  */
 static struct {
     pthread_mutex_t lock;
-    pthread_cond_t wake;    /* worker sleeps on it; signalled on changes */
-    pthread_cond_t idle;    /* broadcast when a callback returns */
+    pthread_cond_t wake; /* worker sleeps on it; signalled on changes */
+    pthread_cond_t idle; /* broadcast when a callback returns */
     timer *timers;
     size_t count, cap;
     uint64_t next_id;
@@ -227,11 +227,17 @@ void sonde__runtime_stop(void)
     pthread_mutex_unlock(&life);
 }
 
-bool sonde__runtime_running(void) { return atomic_load(&rt.alive); }
+bool sonde__runtime_running(void)
+{
+    return atomic_load(&rt.alive);
+}
 
 uint64_t sonde__runtime_heartbeat_ns(void)
 {
     return atomic_load_explicit(&rt.heartbeat, memory_order_relaxed);
 }
 
-bool sonde__runtime_is_worker(void) { return on_worker; }
+bool sonde__runtime_is_worker(void)
+{
+    return on_worker;
+}

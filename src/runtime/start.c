@@ -21,9 +21,15 @@ static struct {
     sonde_health *health;
 } g;
 
-void sonde_start_opts_init(sonde_start_opts *opts) { memset(opts, 0, sizeof *opts); }
+void sonde_start_opts_init(sonde_start_opts *opts)
+{
+    memset(opts, 0, sizeof *opts);
+}
 
-const char *sonde_last_error_message(void) { return sonde_registry_last_error(); }
+const char *sonde_last_error_message(void)
+{
+    return sonde_registry_last_error();
+}
 
 static const char *env_or(const char *explicit_value, const char *env, const char *def)
 {
@@ -107,8 +113,8 @@ int sonde_start(const sonde_start_opts *in)
         pthread_mutex_unlock(&start_lock);
         return rc;
     }
-    bool serve = !(strcmp(o.listen, "off") == 0 || strcmp(o.listen, "none") == 0 ||
-                   o.listen[0] == '\0');
+    bool serve =
+        !(strcmp(o.listen, "off") == 0 || strcmp(o.listen, "none") == 0 || o.listen[0] == '\0');
     sonde__server *srv = NULL;
     if (serve) {
         o.health = h;

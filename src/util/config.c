@@ -41,9 +41,9 @@ typedef enum {
     CK_COUNT
 } ck_type;
 
-static const char *const ck_names[CK_COUNT] = {"disk",   "memory", "load",     "writable",
-                                               "command", "tcp",   "http",     "sqlite",
-                                               "postgres", "redis", "file_fresh"};
+static const char *const ck_names[CK_COUNT] = {"disk",     "memory", "load",      "writable",
+                                               "command",  "tcp",    "http",      "sqlite",
+                                               "postgres", "redis",  "file_fresh"};
 
 /* Keys each check type accepts besides the common ones. */
 static const char *const common_keys[] = {"name", "type", "critical", "timeout", "interval", NULL};
@@ -118,7 +118,10 @@ static void err_at(ctx *c, const yaml_node_t *node, const char *fmt, ...)
     c->n++;
 }
 
-static yaml_node_t *node_at(ctx *c, int id) { return yaml_document_get_node(c->doc, id); }
+static yaml_node_t *node_at(ctx *c, int id)
+{
+    return yaml_document_get_node(c->doc, id);
+}
 
 /* ---- scalars ---- */
 
@@ -280,8 +283,7 @@ static bool get_num(ctx *c, yaml_node_t *n, const char *what, double lo, double 
     return true;
 }
 
-static bool get_uint(ctx *c, yaml_node_t *n, const char *what, double lo, double hi,
-                     unsigned *out)
+static bool get_uint(ctx *c, yaml_node_t *n, const char *what, double lo, double hi, unsigned *out)
 {
     double v;
     if (!get_num(c, n, what, lo, hi, &v))
@@ -344,9 +346,16 @@ static bool get_size(ctx *c, yaml_node_t *n, const char *what, uint64_t *out)
     static const struct {
         const char *u;
         double m;
-    } units[] = {{"", 1},       {"B", 1},          {"KiB", 1024},   {"MiB", 1048576},
-                 {"GiB", 1073741824.0}, {"TiB", 1099511627776.0}, {"KB", 1e3}, {"MB", 1e6},
-                 {"GB", 1e9},   {"TB", 1e12}};
+    } units[] = {{"", 1},
+                 {"B", 1},
+                 {"KiB", 1024},
+                 {"MiB", 1048576},
+                 {"GiB", 1073741824.0},
+                 {"TiB", 1099511627776.0},
+                 {"KB", 1e3},
+                 {"MB", 1e6},
+                 {"GB", 1e9},
+                 {"TB", 1e12}};
     for (size_t i = 0; i < SONDE_ARRAY_LEN(units); i++) {
         if (strcmp(u, units[i].u) == 0) {
             double b = v * units[i].m;
@@ -466,9 +475,14 @@ static bool in_list(const char *key, const char *const *list)
 
 static void parse_limits(ctx *c, yaml_node_t *n)
 {
-    static const char *const keys[] = {"max_connections", "max_connections_per_client",
-                                       "max_header_bytes", "idle_timeout", "request_timeout",
-                                       "rate_limit", "rate_limit_burst", "max_response_bytes",
+    static const char *const keys[] = {"max_connections",
+                                       "max_connections_per_client",
+                                       "max_header_bytes",
+                                       "idle_timeout",
+                                       "request_timeout",
+                                       "rate_limit",
+                                       "rate_limit_burst",
+                                       "max_response_bytes",
                                        NULL};
     kv *p = NULL;
     int np = pairs(c, n, "server.limits", &p);
@@ -515,9 +529,9 @@ static void parse_limits(ctx *c, yaml_node_t *n)
 
 static void parse_server(ctx *c, yaml_node_t *n)
 {
-    static const char *const keys[] = {"listen", "route_prefix", "api_key", "api_key_file",
-                                       "threads", "tls", "basic_auth", "limits", "disk_path",
-                                       NULL};
+    static const char *const keys[] = {
+        "listen", "route_prefix", "api_key", "api_key_file", "threads",
+        "tls",    "basic_auth",   "limits",  "disk_path",    NULL};
     kv *p = NULL;
     int np = pairs(c, n, "server", &p);
     sonde_config *cfg = c->cfg;
@@ -530,8 +544,9 @@ static void parse_server(ctx *c, yaml_node_t *n)
             if (get_str(c, v, "server.route_prefix", &cfg->route_prefix)) {
                 const char *r = cfg->route_prefix;
                 if (*r && (r[0] != '/' || r[strlen(r) - 1] == '/' || strpbrk(r, " ?#%")))
-                    err_at(c, v, "server.route_prefix must start with / and not end with / "
-                                 "(like /api/v1)");
+                    err_at(c, v,
+                           "server.route_prefix must start with / and not end with / "
+                           "(like /api/v1)");
             }
         } else if (strcmp(k, "api_key") == 0) {
             get_str(c, v, "server.api_key", &cfg->api_key);
@@ -549,8 +564,8 @@ static void parse_server(ctx *c, yaml_node_t *n)
                 if (strcmp(t[j].name, "cert_file") == 0) {
                     if (get_str(c, t[j].value, "server.tls.cert_file", &cfg->tls_cert) &&
                         access(cfg->tls_cert, R_OK) != 0)
-                        err_at(c, t[j].value, "cannot read certificate file %s: %s",
-                               cfg->tls_cert, strerror(errno));
+                        err_at(c, t[j].value, "cannot read certificate file %s: %s", cfg->tls_cert,
+                               strerror(errno));
                 } else if (strcmp(t[j].name, "key_file") == 0) {
                     if (get_str(c, t[j].value, "server.tls.key_file", &cfg->tls_key) &&
                         access(cfg->tls_key, R_OK) != 0)
@@ -902,9 +917,9 @@ static void parse_check(ctx *c, yaml_node_t *n, size_t index)
     }
     /* Required targets. */
     static const char *const need[CK_COUNT] = {
-        [CK_DISK] = "path",     [CK_WRITABLE] = "path", [CK_COMMAND] = "command",
-        [CK_TCP] = "address",   [CK_HTTP] = "url",      [CK_SQLITE] = "path",
-        [CK_POSTGRES] = "dsn",  [CK_REDIS] = "address", [CK_FILE_FRESH] = "path"};
+        [CK_DISK] = "path",    [CK_WRITABLE] = "path", [CK_COMMAND] = "command",
+        [CK_TCP] = "address",  [CK_HTTP] = "url",      [CK_SQLITE] = "path",
+        [CK_POSTGRES] = "dsn", [CK_REDIS] = "address", [CK_FILE_FRESH] = "path"};
     if (need[k.type] && !target_given) {
         err_at(c, n, "%s (type %s) needs %s", where, ck_names[k.type], need[k.type]);
         ok = false;
@@ -919,8 +934,7 @@ static void parse_check(ctx *c, yaml_node_t *n, size_t index)
     }
     if ((k.type == CK_DISK || k.type == CK_MEMORY || k.type == CK_LOAD) && k.warn && k.crit &&
         ((k.type == CK_LOAD) ? k.warn > k.crit : k.warn < k.crit) && ok) {
-        err_at(c, n, "%s: the warning threshold must be less severe than the critical one",
-               where);
+        err_at(c, n, "%s: the warning threshold must be less severe than the critical one", where);
         ok = false;
     }
     if (!ok || c->cfg->nchecks >= MAX_CHECKS) {
@@ -959,8 +973,7 @@ static void parse_checks(ctx *c, yaml_node_t *n)
 
 static void parse_root(ctx *c, yaml_node_t *root)
 {
-    static const char *const keys[] = {"server", "service", "info", "host_metrics", "checks",
-                                       NULL};
+    static const char *const keys[] = {"server", "service", "info", "host_metrics", "checks", NULL};
     if (!root)
         return; /* empty file: all defaults */
     if (root->type == YAML_SCALAR_NODE && root->data.scalar.length == 0)
@@ -1004,9 +1017,9 @@ static void digest_add(uint64_t *h, const char *s)
 static void compute_digest(sonde_config *cfg)
 {
     uint64_t h = 1469598103934665603ull;
-    const char *strs[] = {cfg->listen,       cfg->route_prefix,    cfg->api_key,
-                          cfg->tls_cert,     cfg->tls_key,         cfg->basic_user,
-                          cfg->basic_pass,   cfg->disk_path,       cfg->service_name,
+    const char *strs[] = {cfg->listen,          cfg->route_prefix, cfg->api_key,
+                          cfg->tls_cert,        cfg->tls_key,      cfg->basic_user,
+                          cfg->basic_pass,      cfg->disk_path,    cfg->service_name,
                           cfg->service_version, cfg->service_build};
     for (size_t i = 0; i < SONDE_ARRAY_LEN(strs); i++)
         digest_add(&h, strs[i]);
@@ -1031,8 +1044,8 @@ void sonde_config_destroy(sonde_config *cfg)
         if (*secrets[i]) {
             memset(*secrets[i], 0, strlen(*secrets[i]));
         }
-    char *strs[] = {cfg->listen,   cfg->route_prefix,   cfg->api_key,        cfg->tls_cert,
-                    cfg->tls_key,  cfg->basic_user,     cfg->basic_pass,     cfg->disk_path,
+    char *strs[] = {cfg->listen,       cfg->route_prefix,    cfg->api_key,      cfg->tls_cert,
+                    cfg->tls_key,      cfg->basic_user,      cfg->basic_pass,   cfg->disk_path,
                     cfg->service_name, cfg->service_version, cfg->service_build};
     for (size_t i = 0; i < SONDE_ARRAY_LEN(strs); i++)
         sonde__free(strs[i]);
@@ -1241,20 +1254,41 @@ int sonde_config_add_checks(const sonde_config *cfg, sonde_health *h)
         o.informational = k->informational;
         int rc = SONDE_EINVAL;
         switch (k->type) {
-        case CK_DISK: rc = sonde_health_add_disk(h, &o, k->path, k->warn, k->crit); break;
-        case CK_MEMORY: rc = sonde_health_add_memory(h, &o, k->warn, k->crit, k->max_rss); break;
-        case CK_LOAD: rc = sonde_health_add_load(h, &o, k->warn, k->crit); break;
-        case CK_WRITABLE: rc = sonde_health_add_writable_dir(h, &o, k->path); break;
+        case CK_DISK:
+            rc = sonde_health_add_disk(h, &o, k->path, k->warn, k->crit);
+            break;
+        case CK_MEMORY:
+            rc = sonde_health_add_memory(h, &o, k->warn, k->crit, k->max_rss);
+            break;
+        case CK_LOAD:
+            rc = sonde_health_add_load(h, &o, k->warn, k->crit);
+            break;
+        case CK_WRITABLE:
+            rc = sonde_health_add_writable_dir(h, &o, k->path);
+            break;
         case CK_COMMAND:
             rc = sonde_health_add_command(h, &o, (const char *const *)k->argv);
             break;
-        case CK_TCP: rc = sonde_health_add_tcp(h, &o, k->host, k->port); break;
-        case CK_HTTP: rc = sonde_health_add_http(h, &o, k->url, k->expect_status); break;
-        case CK_SQLITE: rc = sonde_health_add_sqlite(h, &o, k->path, k->query); break;
-        case CK_POSTGRES: rc = sonde_health_add_postgres(h, &o, k->dsn, k->query); break;
-        case CK_REDIS: rc = sonde_health_add_redis(h, &o, k->host, k->port, k->password); break;
-        case CK_FILE_FRESH: rc = sonde_health_add_file_fresh(h, &o, k->path, k->max_age); break;
-        default: break;
+        case CK_TCP:
+            rc = sonde_health_add_tcp(h, &o, k->host, k->port);
+            break;
+        case CK_HTTP:
+            rc = sonde_health_add_http(h, &o, k->url, k->expect_status);
+            break;
+        case CK_SQLITE:
+            rc = sonde_health_add_sqlite(h, &o, k->path, k->query);
+            break;
+        case CK_POSTGRES:
+            rc = sonde_health_add_postgres(h, &o, k->dsn, k->query);
+            break;
+        case CK_REDIS:
+            rc = sonde_health_add_redis(h, &o, k->host, k->port, k->password);
+            break;
+        case CK_FILE_FRESH:
+            rc = sonde_health_add_file_fresh(h, &o, k->path, k->max_age);
+            break;
+        default:
+            break;
         }
         if (rc)
             return rc;
@@ -1262,7 +1296,10 @@ int sonde_config_add_checks(const sonde_config *cfg, sonde_health *h)
     return SONDE_OK;
 }
 
-size_t sonde_config_check_count(const sonde_config *cfg) { return cfg ? cfg->nchecks : 0; }
+size_t sonde_config_check_count(const sonde_config *cfg)
+{
+    return cfg ? cfg->nchecks : 0;
+}
 
 int sonde_config_host_metrics(const sonde_config *cfg, const char *const **paths, size_t *count)
 {
@@ -1275,4 +1312,7 @@ int sonde_config_host_metrics(const sonde_config *cfg, const char *const **paths
     return cfg->host_enabled;
 }
 
-const char *sonde_config_server_digest(const sonde_config *cfg) { return cfg ? cfg->digest : ""; }
+const char *sonde_config_server_digest(const sonde_config *cfg)
+{
+    return cfg ? cfg->digest : "";
+}

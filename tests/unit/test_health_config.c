@@ -175,39 +175,38 @@ TEST(test_syntax_error_reports_line_and_column)
 
 TEST(test_every_mistake_is_reported_with_its_position)
 {
-    const char *bad =
-        "server:\n"                              /* 1 */
-        "  listn: \":9464\"\n"                   /* 2: unknown key, suggestion */
-        "  threads: many\n"                      /* 3: not a number */
-        "  limits:\n"                            /* 4 */
-        "    idle_timeout: 5 parsecs\n"          /* 5: bad unit */
-        "    max_connections: 0\n"               /* 6: out of range */
-        "checks:\n"                              /* 7 */
-        "  - name: disk\n"                       /* 8 */
-        "    type: disk\n"                       /* 9 */
-        "    pathh: /\n"                         /* 10: unknown key, suggestion */
-        "  - name: disk\n"                       /* 11: duplicate name, no path */
-        "    type: disk\n"                       /* 12 */
-        "    path: /\n"                          /* 13 */
-        "  - name: x\n"                          /* 14 */
-        "    type: teleport\n"                   /* 15: unknown type */
-        "  - name: bad name!\n"                  /* 16: invalid name */
-        "    type: load\n"                       /* 17 */
-        "  - name: r\n"                          /* 18 */
-        "    type: redis\n"                      /* 19 */
-        "    address: localhost\n"               /* 20: no port */
-        "  - name: h\n"                          /* 21 */
-        "    type: http\n"                       /* 22 */
-        "    url: ftp://x\n"                     /* 23: bad scheme */
-        "    timeout: -1s\n"                     /* 24: out of range */
-        "  - name: f\n"                          /* 25 */
-        "    type: file_fresh\n"                 /* 26 */
-        "    path: /tmp/m\n"                     /* 27: no max_age */
-        "  - name: c\n"                          /* 28 */
-        "    type: command\n"                    /* 29 */
-        "    command: git --version\n"           /* 30: not a list */
-        "    critical: maybe\n"                  /* 31: not a bool */
-        "servers: {}\n";                         /* 32: unknown top-level key */
+    const char *bad = "server:\n"                     /* 1 */
+                      "  listn: \":9464\"\n"          /* 2: unknown key, suggestion */
+                      "  threads: many\n"             /* 3: not a number */
+                      "  limits:\n"                   /* 4 */
+                      "    idle_timeout: 5 parsecs\n" /* 5: bad unit */
+                      "    max_connections: 0\n"      /* 6: out of range */
+                      "checks:\n"                     /* 7 */
+                      "  - name: disk\n"              /* 8 */
+                      "    type: disk\n"              /* 9 */
+                      "    pathh: /\n"                /* 10: unknown key, suggestion */
+                      "  - name: disk\n"              /* 11: duplicate name, no path */
+                      "    type: disk\n"              /* 12 */
+                      "    path: /\n"                 /* 13 */
+                      "  - name: x\n"                 /* 14 */
+                      "    type: teleport\n"          /* 15: unknown type */
+                      "  - name: bad name!\n"         /* 16: invalid name */
+                      "    type: load\n"              /* 17 */
+                      "  - name: r\n"                 /* 18 */
+                      "    type: redis\n"             /* 19 */
+                      "    address: localhost\n"      /* 20: no port */
+                      "  - name: h\n"                 /* 21 */
+                      "    type: http\n"              /* 22 */
+                      "    url: ftp://x\n"            /* 23: bad scheme */
+                      "    timeout: -1s\n"            /* 24: out of range */
+                      "  - name: f\n"                 /* 25 */
+                      "    type: file_fresh\n"        /* 26 */
+                      "    path: /tmp/m\n"            /* 27: no max_age */
+                      "  - name: c\n"                 /* 28 */
+                      "    type: command\n"           /* 29 */
+                      "    command: git --version\n"  /* 30: not a list */
+                      "    critical: maybe\n"         /* 31: not a bool */
+                      "servers: {}\n";                /* 32: unknown top-level key */
     sonde_config *cfg = NULL;
     ASSERT_EQ(load(bad, &cfg), SONDE_EPARSE);
     ASSERT(cfg == NULL);
@@ -226,7 +225,8 @@ TEST(test_every_mistake_is_reported_with_its_position)
     ASSERT(has_error(25, 5, "needs max_age"));
     ASSERT(has_error(30, 14, "command must be a list"));
     ASSERT(has_error(31, 15, "critical must be true or false"));
-    ASSERT(has_error(32, 1, "unknown key \"servers\" in the configuration (did you mean \"server\"?)"));
+    ASSERT(has_error(32, 1,
+                     "unknown key \"servers\" in the configuration (did you mean \"server\"?)"));
     ASSERT_EQ(nerrs, 16);
 }
 
@@ -244,8 +244,8 @@ TEST(test_duplicate_keys_and_wrong_shapes)
     ASSERT_EQ(load("a: 1\n---\nb: 2\n", &cfg), SONDE_EPARSE);
     ASSERT(has_error(3, 1, "only one YAML document"));
     ASSERT_EQ(load("server:\n  tls:\n    cert_file: /etc/hostname\n", &cfg), SONDE_EPARSE);
-    ASSERT(has_error(3, 5, "server.tls needs both cert_file and key_file") ||
-           has_error(2, 3, "") || nerrs == 1);
+    ASSERT(has_error(3, 5, "server.tls needs both cert_file and key_file") || has_error(2, 3, "") ||
+           nerrs == 1);
 }
 
 TEST(test_secrets_come_from_files_and_the_environment)

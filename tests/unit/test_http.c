@@ -31,7 +31,10 @@ static int start_local(sonde_start_opts *o)
     return rc;
 }
 
-static const char *U(const char *path) { return url_of(url, sizeof url, "127.0.0.1", sonde_listen_port(), path); }
+static const char *U(const char *path)
+{
+    return url_of(url, sizeof url, "127.0.0.1", sonde_listen_port(), path);
+}
 
 static sonde_health_status always_healthy(sonde_health_result *r, void *ud)
 {
@@ -148,9 +151,10 @@ TEST(test_metrics_negotiates_openmetrics_from_accept)
     sonde_start_opts_init(&o);
     ASSERT_OK(start_local(&o));
     /* What Prometheus 2.x sends. */
-    const char *h[] = {"Accept: application/openmetrics-text;version=1.0.0,application/"
-                       "openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
-                       NULL};
+    const char *h[] = {
+        "Accept: application/openmetrics-text;version=1.0.0,application/"
+        "openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+        NULL};
     http_req rq = {.headers = h};
     http_resp r = http_do(U("/metrics"), &rq);
     ASSERT_EQ(r.status, 200);
@@ -366,8 +370,8 @@ TEST(test_health_detailed_reports_checks_and_host_figures)
 
 TEST(test_info_shows_configuration_with_secrets_redacted)
 {
-    const char *info[] = {"database_password", "hunter2", "region", "eu-west", "github_token",
-                          "ghp_abc", "redis_dsn", "redis://:pw@host"};
+    const char *info[] = {"database_password", "hunter2", "region",    "eu-west",
+                          "github_token",      "ghp_abc", "redis_dsn", "redis://:pw@host"};
     sonde_start_opts o;
     sonde_start_opts_init(&o);
     o.service_name = "inventory";
@@ -479,9 +483,9 @@ TEST(test_route_prefix_mounts_every_endpoint)
     sonde_start_opts_init(&o);
     o.route_prefix = "/api/v1/monitoring";
     ASSERT_OK(start_local(&o));
-    const char *ok_paths[] = {"/api/v1/monitoring/metrics", "/api/v1/monitoring/health",
+    const char *ok_paths[] = {"/api/v1/monitoring/metrics",     "/api/v1/monitoring/health",
                               "/api/v1/monitoring/health/live", "/api/v1/monitoring/status",
-                              "/api/v1/monitoring/info", "/api/v1/monitoring"};
+                              "/api/v1/monitoring/info",        "/api/v1/monitoring"};
     for (int i = 0; i < 6; i++) {
         http_resp r = http_get(U(ok_paths[i]));
         ASSERT_EQ(r.status, 200);
@@ -543,8 +547,8 @@ TEST(test_extension_routes_get_auth_limits_and_self_metrics)
     char called[8] = "";
     ASSERT_EQ(sonde__http_route_add("/metrics", "x", 0, errors_handler, called), SONDE_ECONFLICT);
     ASSERT_EQ(sonde__http_route_add("errors", "x", 0, errors_handler, called), SONDE_EINVAL);
-    ASSERT_OK(sonde__http_route_add("/errors", "errors", SONDE__ROUTE_SENSITIVE, errors_handler,
-                                    called));
+    ASSERT_OK(
+        sonde__http_route_add("/errors", "errors", SONDE__ROUTE_SENSITIVE, errors_handler, called));
     ASSERT_EQ(sonde__http_route_add("/errors", "errors", 0, errors_handler, called),
               SONDE_ECONFLICT);
     sonde_registry *reg = NULL;

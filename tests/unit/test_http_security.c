@@ -49,7 +49,8 @@ static long status_of(const char *u, const char *const *headers)
 static int raw_connect(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
         close(fd);
@@ -456,7 +457,10 @@ TEST(test_hostile_bytes_get_an_error_and_the_server_keeps_serving)
     opts_local(&o);
     o.request_timeout_seconds = 1; /* bounds inputs that never finish a head */
     ASSERT_OK(sonde_start(&o));
-#define RAW(s) {s, sizeof(s) - 1}
+#define RAW(s)                                                                                     \
+    {                                                                                              \
+        s, sizeof(s) - 1                                                                           \
+    }
     static const struct {
         const char *p;
         size_t n;
@@ -467,7 +471,8 @@ TEST(test_hostile_bytes_get_an_error_and_the_server_keeps_serving)
         RAW("GET /metrics HTTP/9.9\r\n\r\n"),
         RAW("\r\n\r\n\r\n"),
         RAW("GET /metrics HTTP/1.1\r\nContent-Length: -5\r\n\r\n"),
-        RAW("GET /metrics HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
+        RAW("GET /metrics HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+            "chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
     };
     for (size_t i = 0; i < sizeof inputs / sizeof inputs[0]; i++) {
         int fd = raw_connect(sonde_listen_port());
