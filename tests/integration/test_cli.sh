@@ -81,7 +81,7 @@ start_agent() { # config -> sets agent_pid, addr
   "$SONDE" serve --config "$1" "${@:2}" >"$tmp/agent.out" 2>"$tmp/agent.err" &
   agent_pid=$!
   pids+=("$agent_pid")
-  for _ in $(seq 100); do
+  for _ in $(seq 300); do
     addr=$(sed -n 's/^listening on //p' "$tmp/agent.out" | tail -1)
     [ -n "$addr" ] && return 0
     kill -0 "$agent_pid" 2>/dev/null || { cat "$tmp/agent.err" >&2; fail "agent exited"; }
@@ -90,7 +90,7 @@ start_agent() { # config -> sets agent_pid, addr
   fail "agent did not print its address"
 }
 wait_health() { # expected-rc url
-  for _ in $(seq 100); do
+  for _ in $(seq 300); do
     set +e; "$SONDE" health --url "$2" >"$tmp/out" 2>"$tmp/err"; local rc=$?; set -e
     [ "$rc" -eq "$1" ] && return 0
     sleep 0.05
@@ -152,7 +152,7 @@ contains "$tmp/out" "cannot connect to 127.0.0.1:1"
 cp "$tmp/good.yml" "$tmp/keep.yml"
 cp "$tmp/bad.yml" "$tmp/good.yml"
 kill -HUP "$agent_pid"
-for _ in $(seq 100); do grep -q "reload rejected" "$tmp/agent.err" && break; sleep 0.05; done
+for _ in $(seq 300); do grep -q "reload rejected" "$tmp/agent.err" && break; sleep 0.05; done
 contains "$tmp/agent.err" "good.yml:2:3: error: unknown key \"listn\""
 contains "$tmp/agent.err" "reload rejected (5 errors); keeping the running configuration"
 expect_rc 2 "$SONDE" health --url "$url"
@@ -165,7 +165,7 @@ contains "$tmp/out" 'sonde_config_last_reload_successful 0'
 sed -e 's/name: cli-test/name: cli-test-2/' "$tmp/keep.yml" >"$tmp/good.yml"
 old_addr=$addr
 kill -HUP "$agent_pid"
-for _ in $(seq 100); do
+for _ in $(seq 300); do
   addr=$(sed -n 's/^listening on //p' "$tmp/agent.out" | tail -1)
   [ "$addr" != "$old_addr" ] && break
   sleep 0.05
