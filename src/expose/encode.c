@@ -297,6 +297,61 @@ static void json_hist_buckets(struct sonde_emitter *em, char **le, const uint64_
 
 /* ---- native families ---- */
 
+/* Render s's label set as name="value",... into b, replacing its contents.
+ * Values flagged clean at creation (the usual case) are copied as they are,
+ * after a single reserve; the others go through the escaper. */
+static int label_text(sonde_buf *b, const struct sonde_family *f, const size_t *nlens,
+                      const sonde_series *s)
+{
+    b->len = 0;
+    const char *p = s->data;
+    if (!(s->raw_len & SONDE__RAW_ESCAPE)) {
+        /* raw_len counts each value plus its NUL; 4 more per label for
+         * the '=', the quotes and the separator, plus the names. */
+        size_t raw = SONDE__RAW_LEN(s);
+        size_t need = raw + 4 * f->nlabels;
+        for (size_t i = 0; i < f->nlabels; i++)
+            need += nlens[i];
+        int rc = sonde__buf_reserve(b, need);
+        if (rc != SONDE_OK)
+            return rc;
+        char *o = b->data;
+        for (size_t i = 0; i < f->nlabels; i++) {
+            /* The last value ends where the raw blob does. */
+            size_t nl = nlens[i];
+            size_t vl = i + 1 == f->nlabels ? raw - (size_t)(p - s->data) - 1 : strlen(p);
+            if (i)
+                *o++ = ',';
+            memcpy(o, f->label_names[i], nl);
+            o += nl;
+            *o++ = '=';
+            *o++ = '"';
+            memcpy(o, p, vl);
+            o += vl;
+            *o++ = '"';
+            p += vl + 1;
+        }
+        b->len = (size_t)(o - b->data);
+        return SONDE_OK;
+    }
+    int rc = SONDE_OK;
+    for (size_t i = 0; i < f->nlabels && rc == SONDE_OK; i++) {
+        size_t vl = strlen(p);
+        if (i)
+            rc = sonde__buf_putc(b, ',');
+        if (rc == SONDE_OK)
+            rc = sonde__buf_puts(b, f->label_names[i]);
+        if (rc == SONDE_OK)
+            rc = sonde__buf_append(b, "=\"", 2);
+        if (rc == SONDE_OK)
+            rc = sonde__buf_label_escape(b, p, vl);
+        if (rc == SONDE_OK)
+            rc = sonde__buf_putc(b, '"');
+        p += vl + 1;
+    }
+    return rc;
+}
+
 static void write_native(struct sonde_emitter *em, struct sonde_family *f)
 {
     int om = OM(em);
@@ -329,10 +384,21 @@ static void write_native(struct sonde_emitter *em, struct sonde_family *f)
         return;
     }
 
+    sonde_buf lbuf; /* the series' label text, reused */
+    sonde_buf_init(&lbuf);
+    size_t nlens[SONDE_MAX_LABELS];
+    for (size_t i = 0; i < f->nlabels && i < SONDE_MAX_LABELS; i++)
+        nlens[i] = strlen(f->label_names[i]);
     pthread_mutex_lock(&f->lock);
     for (sonde_series *s = f->head; s && em->rc == SONDE_OK; s = s->next) {
-        const char *lt = s->data + s->raw_len;
-        size_t ltn = s->text_len;
+        const char *lt = "";
+        size_t ltn = 0;
+        if (f->nlabels && !JSON(em)) {
+            if ((em->rc = label_text(&lbuf, f, nlens, s)) != SONDE_OK)
+                break;
+            lt = lbuf.data;
+            ltn = lbuf.len;
+        }
         if (JSON(em))
             json_metric_open(em, f->const_kv, f->nconst, f->label_names, f->nlabels, s->data,
                              NULL, 0);
@@ -481,6 +547,7 @@ static void write_native(struct sonde_emitter *em, struct sonde_family *f)
             put(em, "}", 1);
     }
     pthread_mutex_unlock(&f->lock);
+    sonde_buf_free(&lbuf);
     if (JSON(em))
         json_family_close(em);
 }

@@ -88,6 +88,9 @@ void sonde__cells_sum_u64_n(uint32_t slot, uint32_t n, uint64_t *out);
 
 /* ---- families and series ---- */
 
+#define SONDE__RAW_ESCAPE 0x80000000u
+#define SONDE__RAW_LEN(s) ((s)->raw_len & ~SONDE__RAW_ESCAPE)
+
 typedef struct sonde_series sonde_series;
 typedef struct summary_state summary_state;
 
@@ -95,7 +98,9 @@ struct sonde_series {
     uint32_t slot;      /* first cell; counters: [u64 incs, f64 adds];
                            histograms: [nb+1 bucket counts, f64 sum];
                            summaries: [u64 count, f64 sum] */
-    uint32_t raw_len;   /* bytes of raw values "v0\0v1\0..." at data */
+    uint32_t raw_len;   /* bytes of raw values "v0\0v1\0..." at data, or'd
+                           with SONDE__RAW_ESCAPE when a value needs
+                           escaping in the text formats */
     struct sonde_family *fam;
     sonde_series *next; /* creation order */
     uint64_t hash;
@@ -104,8 +109,6 @@ struct sonde_series {
         _Atomic uint64_t gauge; /* double bits: gauges, state index */
         summary_state *summary;
     } u;
-    uint32_t text_len;  /* rendered label text at data + raw_len */
-    uint32_t pad;
     char data[];
 };
 

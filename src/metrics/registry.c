@@ -339,26 +339,24 @@ static uint64_t now_ms(void) { return (uint64_t)(sonde__now_wall() * 1000.0); }
 static sonde_series *series_new(struct sonde_family *f, const char *const *values,
                                 const size_t *lens, uint64_t hash)
 {
+    /* Only the raw values are kept: the text formats render the label set
+     * at scrape time, copying values that need no escaping (flagged here)
+     * as they are. */
     size_t raw = 0;
-    for (size_t i = 0; i < f->nlabels; i++)
-        raw += lens[i] + 1;
-    sonde_buf text;
-    sonde_buf_init(&text);
+    uint32_t escape = 0;
     for (size_t i = 0; i < f->nlabels; i++) {
-        if (i)
-            sonde__buf_putc(&text, ',');
-        sonde__buf_puts(&text, f->label_names[i]);
-        sonde__buf_append(&text, "=\"", 2);
-        if (sonde__buf_label_escape(&text, values[i], lens[i]) != SONDE_OK)
-            goto fail;
-        if (sonde__buf_putc(&text, '"') != SONDE_OK)
-            goto fail;
+        raw += lens[i] + 1;
+        for (size_t j = 0; j < lens[i]; j++) {
+            unsigned char c = (unsigned char)values[i][j];
+            if (c == '\\' || c == '\n' || c == '"' || c >= 0x80)
+                escape = SONDE__RAW_ESCAPE;
+        }
     }
-    if (raw > UINT32_MAX || text.len > UINT32_MAX)
-        goto fail;
-    sonde_series *s = sonde__malloc(sizeof *s + raw + text.len + 1);
+    if (raw >= SONDE__RAW_ESCAPE)
+        return NULL;
+    sonde_series *s = sonde__malloc(sizeof *s + raw + 1);
     if (!s)
-        goto fail;
+        return NULL;
     memset(s, 0, sizeof *s);
     char *p = s->data;
     for (size_t i = 0; i < f->nlabels; i++) {
@@ -366,12 +364,8 @@ static sonde_series *series_new(struct sonde_family *f, const char *const *value
         p[lens[i]] = '\0';
         p += lens[i] + 1;
     }
-    if (text.len)
-        memcpy(p, text.data, text.len);
-    p[text.len] = '\0';
-    s->raw_len = (uint32_t)raw;
-    s->text_len = (uint32_t)(text.len);
-    sonde_buf_free(&text);
+    *p = '\0';
+    s->raw_len = (uint32_t)raw | escape;
     s->fam = f;
     s->hash = hash;
     s->created_ms = now_ms();
@@ -393,9 +387,6 @@ static sonde_series *series_new(struct sonde_family *f, const char *const *value
         }
     }
     return s;
-fail:
-    sonde_buf_free(&text);
-    return NULL;
 }
 
 static void series_free(struct sonde_family *f, sonde_series *s)
@@ -454,7 +445,8 @@ static struct series_table *table_new(size_t cap)
 }
 
 /* Lock-free probe. Readers see a consistent table: entries are published
- * with release stores, and a table is never freed while the family lives. */
+ * with release stores, and a replaced table is freed only after a grace
+ * period (table_insert). */
 static inline __attribute__((always_inline)) sonde_series *table_find(struct series_table *t, uint64_t hash, const char *const *values,
                                 const size_t *lens, size_t n)
 {
@@ -492,10 +484,20 @@ static int table_insert(struct sonde_family *f, sonde_series *s)
                 j = (j + 1) & nt->mask;
             atomic_store_explicit(&nt->slots[j], e, memory_order_relaxed);
         }
-        /* Readers may still probe the old table: keep it until destroy. */
+        /* Readers may still probe the old tables: free them once a grace
+         * period has passed (rebuilds are rare, so the membarrier call is
+         * too), else keep them for the next rebuild or destroy. */
         t->retired_next = f->retired_tables;
         f->retired_tables = t;
         atomic_store_explicit(&f->table, nt, memory_order_release);
+        if (sonde__grace_period()) {
+            for (struct series_table *r = f->retired_tables; r;) {
+                struct series_table *next = r->retired_next;
+                sonde__free(r);
+                r = next;
+            }
+            f->retired_tables = NULL;
+        }
         f->table_used = live;
         t = nt;
     }
@@ -1463,13 +1465,21 @@ static inline size_t bucket_index(const double *b, size_t n, double v)
 #endif
 }
 
+static void __attribute__((noinline)) histogram_observe_slow(sonde_histogram *h, double v)
+{
+    /* Attach this thread's cells, then take the fast path, which now finds
+     * them; without cells the observation is dropped. Out of line so the
+     * fast path needs no stack frame to keep v across the call. */
+    if (sonde__cells_acquire())
+        sonde_histogram_observe(h, v);
+}
+
 void sonde_histogram_observe(sonde_histogram *h, double v)
 {
     uint64_t *cells = sonde__tls_cells;
     if (SONDE_UNLIKELY(!cells)) {
-        cells = sonde__cells_acquire();
-        if (!cells)
-            return;
+        histogram_observe_slow(h, v);
+        return;
     }
     const sonde_series *s = SERIES(h);
     const struct sonde_family *f = s->fam;
