@@ -612,7 +612,7 @@ SONDE_API void sonde_log_sink_remove_all(void);
  * Ask every file sink to reopen its file (after logrotate moved it) before
  * its next write. Async-signal-safe: call it from your own SIGHUP handler.
  * sonde installs one itself when a file sink is added and SIGHUP has its
- * default disposition (see sonde_log_opts.no_sighup).
+ * default disposition or is ignored (see sonde_log_opts.no_sighup).
  */
 SONDE_API void sonde_log_reopen(void);
 

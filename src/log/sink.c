@@ -588,8 +588,12 @@ void sonde__sink_install_sighup(void)
     struct sigaction old;
     if (sigaction(SIGHUP, NULL, &old) != 0)
         return;
-    if ((old.sa_flags & SA_SIGINFO) || old.sa_handler != SIG_DFL)
-        return; /* the application handles SIGHUP: it calls sonde_log_reopen */
+    /* Default (terminate) or ignored (often inherited from nohup or a
+     * supervisor): nobody handles it, so reopening files is all it will
+     * do. A handler of the application's own stays: it calls
+     * sonde_log_reopen. */
+    if ((old.sa_flags & SA_SIGINFO) || (old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN))
+        return;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = sighup_handler;

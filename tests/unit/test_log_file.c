@@ -12,6 +12,10 @@
 
 static sonde_logger *lg(void) { return sonde_logger_get("file.test"); }
 
+/* Whatever the test runner left SIGHUP as (nohup ignores it), start from
+ * the default so the SIGHUP test sees sonde install its handler. */
+__attribute__((constructor)) static void default_sighup(void) { signal(SIGHUP, SIG_DFL); }
+
 static void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
