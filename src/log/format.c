@@ -240,6 +240,21 @@ static inline size_t plain_run(const unsigned char *u, size_t i, size_t n)
         i += 16;
     }
 #endif
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    /* 8 bytes at a time (SWAR): flag bytes < 0x20, '"', '\\' or >= 0x80.
+     * The lowest flagged byte is exact (borrows only reach higher bytes). */
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    while (i + 8 <= n) {
+        uint64_t x;
+        memcpy(&x, u + i, 8);
+        uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+        uint64_t m = ((x - ones * 0x20) & ~x & highs) | ((q - ones) & ~q & highs) |
+                     ((b - ones) & ~b & highs) | (x & highs);
+        if (m)
+            return i + (size_t)__builtin_ctzll(m) / 8;
+        i += 8;
+    }
+#endif
     while (i < n && !needs_esc[u[i]])
         i++;
     return i;
@@ -565,6 +580,73 @@ static void put_source(fstate *st, const rec_view *v, int console)
         putc_raw(st, '"');
 }
 
+/* The source of a call site never changes: keep its rendered JSON in a
+ * small direct-mapped cache of the formatter. */
+#define SRC_CACHE 64
+typedef struct {
+    const char *file, *func;
+    int line;
+    unsigned short len;
+    char text[170];
+} src_entry;
+
+static void put_source_json(fstate *st, const rec_view *v)
+{
+    fmt_cache *fc = st->fc;
+    if (!v->h.file)
+        return;
+    if (!fc->src_cache)
+        fc->src_cache = sonde__calloc(SRC_CACHE, sizeof(src_entry));
+    src_entry *c = fc->src_cache;
+    if (c) {
+        uintptr_t h = ((uintptr_t)v->h.file >> 3) ^ ((uintptr_t)v->h.func >> 5) ^ (uintptr_t)v->h.line * 31u;
+        c += h % SRC_CACHE;
+        if (c->file == v->h.file && c->func == v->h.func && c->line == v->h.line && c->len &&
+            c->len < room(st)) {
+            puts_raw(st, c->text, c->len);
+            return;
+        }
+    }
+    size_t start = st->out->len;
+    int was_truncated = st->truncated;
+    st->truncated = 0;
+    put_source(st, v, 0);
+    int cut = st->truncated;
+    st->truncated |= was_truncated;
+    size_t len = st->out->len - start;
+    if (c && !cut && len < sizeof c->text) {
+        memcpy(c->text, st->out->data + start, len);
+        c->len = (unsigned short)len;
+        c->file = v->h.file;
+        c->func = v->h.func;
+        c->line = v->h.line;
+    }
+}
+
+/* ,"pid":P,"tid":T — rendered again only when the thread changes. */
+static void put_pid_tid(fstate *st, const rec_view *v)
+{
+    fmt_cache *fc = st->fc;
+    if (fc->pt_len == 0 || fc->pt_pid != sonde__lg.pid || fc->pt_tid != v->h.tid) {
+        char num[24];
+        size_t o = 0;
+        memcpy(fc->pt + o, ",\"pid\":", 7);
+        o += 7;
+        size_t nl = sonde__fmt_u64(num, (uint64_t)(sonde__lg.pid < 0 ? 0 : sonde__lg.pid));
+        memcpy(fc->pt + o, num, nl);
+        o += nl;
+        memcpy(fc->pt + o, ",\"tid\":", 7);
+        o += 7;
+        nl = sonde__fmt_u64(num, (uint64_t)(v->h.tid < 0 ? 0 : v->h.tid));
+        memcpy(fc->pt + o, num, nl);
+        o += nl;
+        fc->pt_len = o;
+        fc->pt_pid = sonde__lg.pid;
+        fc->pt_tid = v->h.tid;
+    }
+    puts_raw(st, fc->pt, fc->pt_len);
+}
+
 static size_t max_line(void)
 {
     size_t m = atomic_load_explicit(&sonde__lg.max_line, memory_order_relaxed);
@@ -586,7 +668,10 @@ static void format_json(fmt_cache *fc, sonde_buf *out)
     sonde__buf_puts(out, sonde_log_level_name(v->h.level));
     PUTLIT(&st, "\",\"logger\":\"");
     const struct sonde_logger *lg = v->h.lg ? v->h.lg : &sonde__root_logger;
-    esc(&st, lg->name, lg->name_len, 0);
+    if (lg->plain_name)
+        puts_raw(&st, lg->name, lg->name_len);
+    else
+        esc(&st, lg->name, lg->name_len, 0);
     PUTLIT(&st, "\",\"message\":");
     int has_fields = (v->h.flags & REC_HAS_FIELDS) != 0;
     int has_ctx = v->h.cid_len || v->h.ctx_len;
@@ -616,11 +701,8 @@ static void format_json(fmt_cache *fc, sonde_buf *out)
     if (v->h.flags & REC_HAS_BT)
         put_backtrace(&st, v);
     st.limit = max - 80;
-    put_source(&st, v, 0);
-    PUTLIT(&st, ",\"pid\":");
-    put_i64(&st, sonde__lg.pid);
-    PUTLIT(&st, ",\"tid\":");
-    put_i64(&st, v->h.tid);
+    put_source_json(&st, v);
+    put_pid_tid(&st, v);
     if (st.truncated || (v->h.flags & REC_TRUNCATED))
         PUTLIT(&st, ",\"truncated\":true");
     PUTLIT(&st, "}\n");
@@ -717,6 +799,13 @@ void sonde__fc_free(fmt_cache *fc)
     sonde_buf_free(&fc->msg);
     sonde_buf_free(&fc->tmp);
     sonde_buf_free(&fc->tmp2);
+    sonde__free(fc->src_cache);
+    fc->src_cache = NULL;
+}
+
+int sonde__log_name_is_plain(const char *s, size_t n)
+{
+    return plain_run((const unsigned char *)s, 0, n) == n;
 }
 
 const sonde_buf *sonde__fc_json(fmt_cache *fc)

@@ -31,6 +31,7 @@ struct sonde_logger sonde__root_logger = {
     .level = SONDE_LOG_INFO,
     .effective = SONDE_LOG_INFO,
     .name_len = 4,
+    .plain_name = 1,
     .name = "root",
 };
 
@@ -302,6 +303,7 @@ SONDE_API sonde_logger *sonde_logger_get(const char *name)
             memcpy(lg->name, name, n);
             lg->name[n] = '\0';
             lg->name_len = (unsigned)n;
+            lg->plain_name = sonde__log_name_is_plain(lg->name, n);
             set_threshold_locked(lg, sonde__sinks_min_level());
             link_locked(lg); /* appended: the root stays first */
         }
@@ -356,6 +358,7 @@ static void apply_level_locked(void *ud, const char *name, size_t n, int level)
         memcpy(lg->name, name, n);
         lg->name[n] = '\0';
         lg->name_len = (unsigned)n;
+        lg->plain_name = sonde__log_name_is_plain(lg->name, n);
         lg->level = level;
         link_locked(lg);
     }

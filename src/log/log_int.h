@@ -44,6 +44,7 @@ struct sonde_logger {
     int level;     /* own level, 0 = inherit; cfg_lock */
     int effective; /* resolved level; cfg_lock */
     unsigned name_len;
+    int plain_name; /* no JSON escaping needed */
     char name[LOG_NAME_MAX + 1];
     /* Append-only list: published with release, read lock-free. */
     struct sonde_logger *_Atomic next;
@@ -129,7 +130,14 @@ typedef struct fmt_cache {
     const rec_view *v;
     sonde_buf json, console, console_color, msg, tmp, tmp2;
     int have_json, have_console, have_console_color, have_msg;
+    void *src_cache; /* rendered "source" of recent call sites */
+    int pt_pid, pt_tid;
+    size_t pt_len;
+    char pt[64]; /* rendered ,"pid":P,"tid":T */
 } fmt_cache;
+
+/* Whether a name needs no JSON escaping. */
+int sonde__log_name_is_plain(const char *s, size_t n);
 
 void sonde__fc_reset(fmt_cache *fc, const rec_view *v);
 void sonde__fc_free(fmt_cache *fc);
