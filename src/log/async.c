@@ -36,7 +36,9 @@ static struct {
     pthread_cond_t progress;
     int stop;
     _Atomic uint64_t done; /* queue position written and flushed */
+    pthread_mutex_t life; /* serialises starting and stopping the writer */
 } A = {.mu = PTHREAD_MUTEX_INITIALIZER,
+       .life = PTHREAD_MUTEX_INITIALIZER,
        .wake = PTHREAD_COND_INITIALIZER,
        .progress = PTHREAD_COND_INITIALIZER};
 
@@ -173,7 +175,7 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-int sonde__async_start(size_t slots, int block)
+static int async_start_locked(size_t slots, int block)
 {
     atomic_store(&A.block, block ? 1 : 0);
     if (atomic_load(&A.running))
@@ -199,6 +201,14 @@ int sonde__async_start(size_t slots, int block)
     atomic_store(&A.running, 1);
     atomic_store(&A.on, 1);
     return SONDE_OK;
+}
+
+int sonde__async_start(size_t slots, int block)
+{
+    pthread_mutex_lock(&A.life);
+    int rc = async_start_locked(slots, block);
+    pthread_mutex_unlock(&A.life);
+    return rc;
 }
 
 static void deadline_after(struct timespec *ts, unsigned ms)
@@ -245,7 +255,11 @@ SONDE_API int sonde_log_flush(unsigned timeout_ms)
 SONDE_API int sonde_log_shutdown(unsigned timeout_ms)
 {
     sonde__log_init();
+    log_tls *t = sonde__tls();
+    if (t && t->in_emit)
+        return SONDE_ESTATE; /* from a callback sink */
     int rc = SONDE_OK;
+    pthread_mutex_lock(&A.life);
     if (atomic_load(&A.running) && !pthread_equal(pthread_self(), A.thread)) {
         rc = sonde_log_flush(timeout_ms);
         atomic_store(&A.on, 0);
@@ -256,6 +270,7 @@ SONDE_API int sonde_log_shutdown(unsigned timeout_ms)
         pthread_join(A.thread, NULL);
         atomic_store(&A.running, 0);
     }
+    pthread_mutex_unlock(&A.life);
     /* Whatever producers queued while we stopped is written now. */
     pthread_mutex_lock(&sonde__lg.sinks_lock);
     sonde__async_drain_locked(NULL);
@@ -265,11 +280,20 @@ SONDE_API int sonde_log_shutdown(unsigned timeout_ms)
 }
 
 /* Fork: the child has no writer thread; it logs synchronously. */
-void sonde__async_atfork_prepare(void) { pthread_mutex_lock(&A.mu); }
-void sonde__async_atfork_parent(void) { pthread_mutex_unlock(&A.mu); }
+void sonde__async_atfork_prepare(void)
+{
+    pthread_mutex_lock(&A.life);
+    pthread_mutex_lock(&A.mu);
+}
+void sonde__async_atfork_parent(void)
+{
+    pthread_mutex_unlock(&A.mu);
+    pthread_mutex_unlock(&A.life);
+}
 void sonde__async_atfork_child(void)
 {
     pthread_mutex_unlock(&A.mu);
+    pthread_mutex_unlock(&A.life);
     atomic_store(&A.on, 0);
     atomic_store(&A.running, 0);
     atomic_store(&A.idle, 0);

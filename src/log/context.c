@@ -334,7 +334,8 @@ static int push_frame(log_tls *t, const char *id, size_t id_len, const sonde_fie
     } else if (n) {
         size_t used = t->fblob.len;
         size_t budget = used < LOG_CTX_MAX ? LOG_CTX_MAX - used : 0;
-        if (sonde__fb_encode(&t->fblob, fields, n, budget, LOG_CTX_VALUE_MAX, 1) < 0) {
+        int kinds = 0;
+        if (sonde__fb_encode(&t->fblob, fields, n, budget, LOG_CTX_VALUE_MAX, 1, &kinds) < 0) {
             t->fblob.len = f->off;
             return SONDE_ENOMEM;
         }

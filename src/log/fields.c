@@ -111,7 +111,7 @@ static size_t utf8_cut(const char *s, size_t n)
 
 __attribute__((noinline)) int sonde__fb_encode(sonde_buf *out, const sonde_field *fields,
                                                size_t n, size_t budget, size_t value_max,
-                                               int premask)
+                                               int premask, int *kinds)
 {
     int cut = 0;
     int depth = 0;
@@ -132,6 +132,10 @@ __attribute__((noinline)) int sonde__fb_encode(sonde_buf *out, const sonde_field
                 skip--;
             continue;
         }
+        if (f->type == SONDE_FIELD_BACKTRACE)
+            *kinds |= REC_HAS_BT;
+        else if (f->type != SONDE_FIELD_CLOSE && f->type != SONDE_FIELD_END)
+            *kinds |= REC_HAS_FIELDS;
         int secret = pm && f->type != SONDE_FIELD_CLOSE && f->type != SONDE_FIELD_BACKTRACE &&
                      sonde__mask_key(key, klen);
         if (secret) {

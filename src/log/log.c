@@ -438,14 +438,10 @@ __attribute__((noinline)) static void emit(sonde_logger *lg, int level, const ch
     if (!rc && ctx_len)
         rc = sonde__buf_append(b, ctx, ctx_len);
     size_t fstart = b->len;
-    for (size_t i = 0; i < n; i++) {
-        if (fields[i].type == SONDE_FIELD_BACKTRACE)
-            h.flags |= REC_HAS_BT;
-        else if (fields[i].type != SONDE_FIELD_CLOSE && fields[i].type != SONDE_FIELD_END)
-            h.flags |= REC_HAS_FIELDS;
-    }
     if (!rc && n) {
-        int cut = sonde__fb_encode(b, fields, n, max, max, 0);
+        int kinds = 0;
+        int cut = sonde__fb_encode(b, fields, n, max, max, 0, &kinds);
+        h.flags |= (uint8_t)kinds;
         if (cut < 0)
             rc = cut;
         else if (cut)

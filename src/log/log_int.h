@@ -81,9 +81,10 @@ typedef struct fb_item {
  * budget (longer strings are cut and flagged). premask: apply key and value
  * masking now and flag the items (context frames). value_max bounds each
  * string. Unbalanced CLOSE items are dropped, missing ones appended.
+ * *kinds gets REC_HAS_FIELDS / REC_HAS_BT or'ed in.
  * Returns 1 if something was cut, 0 if not, negative on no memory. */
 int sonde__fb_encode(sonde_buf *out, const sonde_field *fields, size_t n, size_t budget,
-                     size_t value_max, int premask);
+                     size_t value_max, int premask, int *kinds);
 /* Decode the item at p[*off]; advances *off. Returns 0 at the end (or on a
  * malformed blob), 1 otherwise. */
 int sonde__fb_next(const char *p, size_t len, size_t *off, fb_item *it);
