@@ -14,5 +14,6 @@
 #include "sonde/runtime.h"
 #include "sonde/config.h"
 #include "sonde/log.h"
+#include "sonde/trace.h"
 
 #endif

@@ -187,3 +187,196 @@ double sonde__sketch_quantile(const sonde__sketch *s, double q)
         v = s->max;
     return v;
 }
+
+/* ---- serialization (see sketch.h for the format) ---- */
+
+/* Largest and smallest bin index whose value is finite and above
+ * MIN_INDEXABLE; decoding refuses indexes outside. */
+#define CODEC_INDEX_MIN (-1037)
+#define CODEC_INDEX_MAX 35480
+
+static size_t put_varint(uint8_t *p, uint64_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        p[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
+static size_t put_f64(uint8_t *p, double d)
+{
+    uint64_t b;
+    memcpy(&b, &d, 8);
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(b >> (8 * i));
+    return 8;
+}
+
+/* Read a varint of at most 10 bytes whose value fits 64 bits. Returns the
+ * bytes read, 0 on truncation or overflow. */
+static size_t get_varint(const uint8_t *p, size_t n, uint64_t *out)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < n && i < 10; i++) {
+        uint64_t b = p[i] & 0x7f;
+        if (i == 9 && b > 1)
+            return 0;
+        v |= b << (7 * i);
+        if (!(p[i] & 0x80)) {
+            *out = v;
+            return i + 1;
+        }
+    }
+    return 0;
+}
+
+static double get_f64(const uint8_t *p)
+{
+    uint64_t b = 0;
+    for (int i = 0; i < 8; i++)
+        b |= (uint64_t)p[i] << (8 * i);
+    double d;
+    memcpy(&d, &b, 8);
+    return d;
+}
+
+int sonde__sketch_encode(const sonde__sketch *s, sonde_buf *out)
+{
+    size_t nonempty = 0;
+    if (s->npos)
+        for (int32_t i = s->lo; i <= s->hi; i++)
+            nonempty += s->bins[i - s->offset] != 0;
+    size_t max = SONDE_SKETCH_ENCODED_MAX(nonempty);
+    int rc = sonde__buf_reserve(out, max);
+    if (rc != SONDE_OK)
+        return rc;
+    uint8_t *p = (uint8_t *)out->data + out->len;
+    size_t n = 0;
+    p[n++] = SONDE_SKETCH_CODEC_VERSION;
+    n += put_varint(p + n, s->count);
+    n += put_varint(p + n, s->zero);
+    n += put_f64(p + n, s->sum);
+    n += put_f64(p + n, s->min);
+    n += put_f64(p + n, s->max);
+    n += put_varint(p + n, nonempty);
+    int first = 1;
+    int32_t prev = 0;
+    if (s->npos) {
+        for (int32_t i = s->lo; i <= s->hi; i++) {
+            uint64_t c = s->bins[i - s->offset];
+            if (!c)
+                continue;
+            uint64_t step;
+            if (first)
+                step = i < 0 ? ((uint64_t)(-(int64_t)i) << 1) - 1 : (uint64_t)i << 1;
+            else
+                step = (uint64_t)(i - prev - 1);
+            first = 0;
+            prev = i;
+            n += put_varint(p + n, step);
+            n += put_varint(p + n, c);
+        }
+    }
+    out->len += n;
+    out->data[out->len] = '\0';
+    return SONDE_OK;
+}
+
+/* Walk the bins of an encoding, calling fn for each (when fn is non-NULL).
+ * Returns 0 when the encoding is valid, -1 otherwise. */
+static int walk_bins(const uint8_t *p, size_t n, uint64_t k, uint64_t expect,
+                     void (*fn)(sonde__sketch *, int32_t, uint64_t), sonde__sketch *s)
+{
+    size_t at = 0;
+    int64_t idx = 0;
+    uint64_t total = 0;
+    for (uint64_t b = 0; b < k; b++) {
+        uint64_t step, c;
+        size_t r = get_varint(p + at, n - at, &step);
+        if (!r)
+            return -1;
+        at += r;
+        r = get_varint(p + at, n - at, &c);
+        if (!r || c == 0)
+            return -1;
+        at += r;
+        if (b == 0) {
+            if (step > 2 * (uint64_t)CODEC_INDEX_MAX + 2)
+                return -1;
+            idx = (step & 1) ? -(int64_t)((step + 1) >> 1) : (int64_t)(step >> 1);
+        } else {
+            if (step > (uint64_t)(CODEC_INDEX_MAX - CODEC_INDEX_MIN))
+                return -1;
+            idx += (int64_t)step + 1;
+        }
+        if (idx < CODEC_INDEX_MIN || idx > CODEC_INDEX_MAX)
+            return -1;
+        if (c > expect - total)
+            return -1;
+        total += c;
+        if (fn)
+            fn(s, (int32_t)idx, c);
+    }
+    if (at != n || total != expect)
+        return -1;
+    return 0;
+}
+
+static void add_bin(sonde__sketch *s, int32_t i, uint64_t c)
+{
+    uint32_t pos = make_room(s, i);
+    s->bins[pos] += c;
+    s->npos += c;
+}
+
+int sonde__sketch_decode(sonde__sketch *s, const void *data, size_t n)
+{
+    const uint8_t *p = data;
+    size_t at = 0, r;
+    uint64_t count, zero, k;
+    if (n < 1 || p[0] != SONDE_SKETCH_CODEC_VERSION)
+        return SONDE_EPARSE;
+    at = 1;
+    if (!(r = get_varint(p + at, n - at, &count)))
+        return SONDE_EPARSE;
+    at += r;
+    if (!(r = get_varint(p + at, n - at, &zero)))
+        return SONDE_EPARSE;
+    at += r;
+    if (n - at < 24)
+        return SONDE_EPARSE;
+    double sum = get_f64(p + at), mn = get_f64(p + at + 8), mx = get_f64(p + at + 16);
+    at += 24;
+    if (!(r = get_varint(p + at, n - at, &k)))
+        return SONDE_EPARSE;
+    at += r;
+    if (zero > count || k > (n - at) / 2 || k > count - zero)
+        return SONDE_EPARSE;
+    if (isnan(sum) || isnan(mn) || isnan(mx))
+        return SONDE_EPARSE;
+    if (count == 0) {
+        if (sum != 0 || k != 0)
+            return SONDE_EPARSE;
+    } else if (!(mn <= mx)) {
+        return SONDE_EPARSE;
+    }
+    /* A merge must not overflow the destination's counters. */
+    if (count > UINT64_MAX - s->count)
+        return SONDE_EPARSE;
+    if (walk_bins(p + at, n - at, k, count - zero, NULL, NULL) != 0)
+        return SONDE_EPARSE;
+    if (count == 0)
+        return SONDE_OK;
+    walk_bins(p + at, n - at, k, count - zero, add_bin, s);
+    s->count += count;
+    s->zero += zero;
+    s->sum += sum;
+    if (mn < s->min)
+        s->min = mn;
+    if (mx > s->max)
+        s->max = mx;
+    return SONDE_OK;
+}

@@ -53,4 +53,27 @@ double sonde__sketch_quantile(const sonde__sketch *s, double q);
 int32_t sonde__sketch_index(double v);
 double sonde__sketch_bin_value(int32_t i);
 
+/* ---- serialization (for stores) ----
+ * Format, version 1, little-endian:
+ *   u8 version (1); varint count; varint zero; f64 sum, min, max;
+ *   varint k (non-empty bins); k times: varint index step, varint count.
+ * The first index step is the zigzag-encoded index, later ones are the
+ * distance to the previous index minus one (indexes strictly increase).
+ * Every count is at least 1 and the counts add up to count - zero.
+ * An empty sketch encodes in 30 bytes; each non-empty bin adds 2 to about
+ * 8 bytes. */
+#define SONDE_SKETCH_CODEC_VERSION 1
+/* Largest encoding of a sketch of `bins` non-empty bins. */
+#define SONDE_SKETCH_ENCODED_MAX(bins) (1 + 10 + 10 + 24 + 10 + (size_t)(bins) * 15)
+
+/* Append the encoding of s to out. Returns SONDE_OK, SONDE_ENOMEM or
+ * SONDE_ETOOBIG (out->max reached; out->len is then unchanged). */
+struct sonde_buf;
+int sonde__sketch_encode(const sonde__sketch *s, struct sonde_buf *out);
+/* Add the sketch encoded in p[0..n) into s (reset s first for a plain
+ * decode). The whole input is validated before s is touched: on
+ * SONDE_EPARSE (bad version, truncated, trailing bytes, inconsistent
+ * counts, out-of-range index or value) s is unchanged. Never allocates. */
+int sonde__sketch_decode(sonde__sketch *s, const void *p, size_t n);
+
 #endif

@@ -1,0 +1,241 @@
+/*
+ * Private structures of performance tracing.
+ *
+ * Data flow. sonde_op_end writes into the calling thread's accumulator for
+ * the operation (struct trace_acc): two minute slots, used by minute
+ * parity. The writer is the only thread that modifies a slot; it brackets
+ * every update with a sequence count (odd while writing). The flush
+ * (trace_tick, on the background thread) collects a slot once its minute is
+ * over plus a grace period, copying it under the sequence count, and marks
+ * it harvested; the writer reuses the slot two minutes later. Nothing on the
+ * writer's path is a read-modify-write instruction or a lock: plain loads
+ * and stores (relaxed atomics, so the race detector sees the protocol) on
+ * memory no other thread writes, except `harvested`, which only the flush
+ * writes.
+ *
+ * Why the grace period makes the copy complete: the writer stores the odd
+ * sequence number before it reads the clock, so a writer still inside an
+ * update of minute m is visible as odd to a flush that reads the sequence
+ * after the end of m plus the grace (seconds later); a writer that reads the
+ * clock after that time gets minute m+1 or later and uses the other slot.
+ *
+ * The flush turns collected slots into per-minute sketches (core/sketch.h),
+ * keeps the last TRACE_RING_MINUTES of them per operation in memory
+ * (encoded), and queues them for the store. Queries merge the store (older
+ * minutes), the memory ring and a best-effort read of the slots not yet
+ * collected (the current minute).
+ */
+#ifndef SONDE_TRACE_INT_H
+#define SONDE_TRACE_INT_H
+
+#include "core/internal.h"
+#include "core/sketch.h"
+#include "store/store.h"
+
+#include <sonde/trace.h>
+
+/* ---- clock (clock.c) ----
+ * Ticks are TSC cycles on x86-64 with an invariant TSC, else nanoseconds of
+ * CLOCK_MONOTONIC, or nanoseconds of the test clock. */
+enum { TRACE_CLOCK_TSC = 0, TRACE_CLOCK_MONO = 1, TRACE_CLOCK_FAKE = 2 };
+extern int sonde__trace_clock_mode;
+extern uint64_t (*sonde__trace_fake_clock)(void);
+/* Nanoseconds per tick as a 32.32 fixed-point multiplier. */
+extern uint64_t sonde__trace_mult;
+
+static inline uint64_t trace_ticks(void)
+{
+    int mode = __atomic_load_n(&sonde__trace_clock_mode, __ATOMIC_RELAXED);
+#if defined(__x86_64__)
+    if (SONDE_LIKELY(mode == TRACE_CLOCK_TSC))
+        return __builtin_ia32_rdtsc();
+#endif
+    if (mode == TRACE_CLOCK_FAKE)
+        return __atomic_load_n(&sonde__trace_fake_clock, __ATOMIC_RELAXED)();
+    return sonde__now_mono_ns();
+}
+
+static inline uint64_t trace_ticks_to_ns(uint64_t ticks)
+{
+    uint64_t mult = __atomic_load_n(&sonde__trace_mult, __ATOMIC_RELAXED);
+    return (uint64_t)(((unsigned __int128)ticks * mult) >> 32);
+}
+
+/* Initialise the clock once (TSC detection and a first calibration). */
+void sonde__trace_clock_init(void);
+/* Re-anchor ticks to wall time and refine the TSC rate; called by every
+ * flush. */
+void sonde__trace_clock_update(void);
+/* Wall-clock nanoseconds since the epoch of a tick value. */
+int64_t sonde__trace_ticks_to_wall_ns(uint64_t ticks);
+/* The tick value at a wall-clock time (inverse of the above). */
+uint64_t sonde__trace_wall_ns_to_ticks(int64_t wall_ns);
+/* The current wall time in nanoseconds, from the tracing clock. */
+int64_t sonde__trace_now_wall_ns(void);
+/* Test hook: make fn (wall-clock nanoseconds since the epoch) the clock of
+ * every duration and minute; NULL restores the real clock. Not while
+ * operations run. */
+void sonde__trace_set_clock(uint64_t (*fn)(void));
+
+/* ---- bin index ----
+ * Durations map to the sketch's bins (index ceil(ln(seconds) / ln gamma))
+ * without calling log(): exponent plus a 256-entry table and a second-order
+ * term, within 1e-6 of a bin of the exact index. A value that close to a bin
+ * edge is equally well represented by either bin (both are within the 1%
+ * bound). Durations of 0 or 1 ns count as zero; durations above 2^47 ns
+ * (39 hours) go to the top bin (their exact max is kept). */
+#define TRACE_IDX_LO (-1002)
+#define TRACE_IDX_HI 594
+#define TRACE_NBINS (TRACE_IDX_HI - TRACE_IDX_LO + 1)
+extern double sonde__trace_ln_tab[256];  /* ln(1 + j/256) / ln gamma */
+extern double sonde__trace_inv_tab[256]; /* 1 / (1 + j/256) */
+#define TRACE_INV_LN_GAMMA 49.99833328888651 /* 1 / ln gamma (sketch.c's LN_GAMMA) */
+#define TRACE_OCTAVE 34.65620375188814 /* ln 2 / ln gamma */
+#define TRACE_NS_OFFSET (-1036.1287521498423) /* ln(1e-9) / ln gamma */
+
+static inline int32_t trace_bin_index(uint64_t ns)
+{
+    if (ns > ((uint64_t)1 << 47))
+        ns = (uint64_t)1 << 47;
+    double v = (double)ns;
+    uint64_t b;
+    __builtin_memcpy(&b, &v, 8);
+    int e = (int)(b >> 52) - 1023;
+    uint32_t j = (uint32_t)(b >> 44) & 255;
+    uint64_t mb = (b & 0x00000fffffffffffULL) | 0x3ff0000000000000ULL;
+    double r;
+    __builtin_memcpy(&r, &mb, 8); /* 1 + the mantissa bits below j */
+    double u = (r - 1.0) * sonde__trace_inv_tab[j];
+    double x = sonde__trace_ln_tab[j] + (u - 0.5 * u * u) * TRACE_INV_LN_GAMMA +
+               (double)e * TRACE_OCTAVE + TRACE_NS_OFFSET;
+    int32_t i = (int32_t)x;
+    i += (double)i < x;
+    if (i < TRACE_IDX_LO)
+        i = TRACE_IDX_LO;
+    return i;
+}
+void sonde__trace_tables_init(void);
+
+/* ---- per-thread accumulators ---- */
+
+#define TRACE_NO_MINUTE INT64_MIN
+
+struct trace_slot {
+    int64_t tag;         /* minute of the data, TRACE_NO_MINUTE when none */
+    int64_t harvested;   /* minute the flush collected (flush writes) */
+    uint64_t t_lo, t_span; /* writer only: ticks of the tag minute */
+    uint64_t count, errors, sum_ns, min_ns, max_ns, zero;
+    uint32_t bins[TRACE_NBINS];
+};
+
+enum { ACC_LIVE = 0, ACC_DEAD = 1, ACC_ORPHAN = 2 };
+
+struct trace_acc {
+    uint32_t seq;          /* odd while the writer updates (either slot) */
+    uint32_t cur;          /* writer only: slot of its current minute */
+    uint64_t late_seen;    /* flush only: `late` already counted */
+    struct trace_slot slot[2];
+    int state;             /* ACC_*: see trace.c, thread exit */
+    struct trace_acc *next; /* the operation's list (lock-free push) */
+    uint64_t late;         /* writer: operations dropped (slot unharvested) */
+};
+
+/* ---- minute ring (memory history) ---- */
+
+#define TRACE_RING_MINUTES 64 /* power of two; windows up to 62 minutes from memory */
+
+struct ring_entry {
+    int64_t minute; /* TRACE_NO_MINUTE when empty */
+    uint64_t errors;
+    uint8_t *blob;  /* encoded sketch (count, sum, min, max, bins) */
+    size_t len;
+};
+
+/* ---- operations ---- */
+
+struct sonde_op {
+    uint32_t id;           /* global, never reused: index of thread tables */
+    uint32_t name_len;
+    struct sonde__tracer *tr;
+    sonde_histogram *hist;
+    sonde_counter *ok, *fail;
+    sonde_gauge *anomaly_gauge;
+    struct trace_acc *accs; /* atomic head; pushes by writers, unlinks by flush */
+    char *duration_metric;  /* dedicated histogram name or NULL */
+    sonde_op *next;         /* tracer's list, creation order */
+    /* Under the tracer lock: */
+    struct ring_entry ring[TRACE_RING_MINUTES];
+    int has_baseline;
+    sonde_baseline baseline;
+    int anomalous;          /* atomic: read lock-free by get_anomaly */
+    char name[];
+};
+
+struct sonde__tracer {
+    pthread_mutex_t lock; /* ops list writes, flush, queries, baselines */
+    sonde_registry *reg;
+    char *ns, *duration_name, *total_name, *anomaly_name, *op_label, *result_label;
+    double *buckets;
+    size_t nbuckets;
+    size_t max_ops;
+    sonde_family *hist_fam, *total_fam, *anomaly_fam;
+    /* Lock-free name table: open addressing, capacity a power of two at
+     * least twice max_ops, never resized; slots written once under lock. */
+    sonde_op **table; /* atomic pointers */
+    size_t table_mask;
+    sonde_op *ops_head, *ops_tail;
+    size_t nops;          /* atomic */
+    /* Defaults for baselines. */
+    double factor;
+    unsigned window_minutes;
+    uint64_t min_count;
+    /* Store and flush. */
+    sonde__store *store;
+    double retention_hours;
+    int64_t start_minute;   /* first minute this process collected */
+    int64_t last_prune_minute;
+    int64_t grace_ns;
+    uint64_t late_reported; /* late drops already counted */
+    sonde__sketch scratch, scratch2; /* flush-only working sketches */
+    sonde_buf enc;                   /* flush-only encoding buffer */
+    /* Self-metrics. */
+    sonde_family *dropped_fam;
+    sonde_counter *dropped_late, *dropped_limit, *dropped_invalid;
+};
+typedef struct sonde__tracer sonde__tracer;
+
+/* Options of a tracer, validated: tracer.c. */
+int sonde__tracer_create(const sonde_trace_opts *opts, sonde__tracer **out);
+void sonde__tracer_destroy(sonde__tracer *tr);
+/* The process's tracer, created with defaults at first use (NULL when
+ * disabled or out of memory). */
+sonde__tracer *sonde__trace_default(void);
+
+/* Operations of a tracer. */
+int sonde__trace_op_create(sonde__tracer *tr, const sonde_op_opts *opts, sonde_op **out);
+sonde_op *sonde__trace_op_find(sonde__tracer *tr, const char *name);
+
+/* One flush step at the tracing clock's current time: collect closed
+ * minutes, update the ring, queue and write store rows, evaluate baselines,
+ * prune when due. force: also collect the current minute (shutdown). */
+void sonde__trace_tick(sonde__tracer *tr, int force);
+
+/* Window figures of one operation / of all; see sonde_trace_get_stats. */
+int sonde__trace_stats(sonde__tracer *tr, const char *name, unsigned minutes, sonde_op_stats *out);
+int sonde__trace_list(sonde__tracer *tr, unsigned minutes, sonde_op_stats **out, size_t *n);
+int sonde__trace_set_baseline(sonde__tracer *tr, const char *name, const sonde_baseline *b);
+
+/* Fill the figures of st from a merged sketch plus error count, and judge
+ * it against a baseline (NULL: none) with the tracer defaults. */
+void sonde__stats_fill(sonde_op_stats *st, const sonde__sketch *sk, uint64_t errors,
+                       const sonde_baseline *b, double def_factor, uint64_t def_min_count);
+
+/* Background thread (until the runtime worker schedules the flush):
+ * bgthread.c. */
+int sonde__trace_bg_start(sonde__tracer *tr, unsigned interval_ms);
+void sonde__trace_bg_stop(void);
+
+/* Internal to the trace component. */
+void sonde__trace_anomaly_notify(const sonde_op_stats *st, int anomalous);
+
+#endif
