@@ -93,6 +93,10 @@ static int collect_slot(struct trace_acc *a, struct trace_slot *s, int64_t m, so
     if (copy_slot(s, m, c) != 0)
         return 0;
     __atomic_store_n(&s->harvested, m, __ATOMIC_RELEASE);
+    /* Send the writer's next update of this slot through its slow path,
+     * which finds the minute collected and counts the update as late
+     * instead of adding it where nobody will read it. */
+    __atomic_store_n(&s->t_span, 0, __ATOMIC_RELAXED);
     if (c->count == 0)
         return 0;
     add_copy(sk, c);

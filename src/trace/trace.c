@@ -160,8 +160,8 @@ static __attribute__((noinline)) struct trace_slot *rotate(struct trace_acc *a, 
         lo = now;
     if (hi <= now)
         hi = now + 1;
-    s->t_lo = lo;
-    s->t_span = hi - lo;
+    __atomic_store_n(&s->t_lo, lo, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->t_span, hi - lo, __ATOMIC_RELAXED);
     a->cur = (uint32_t)(m & 1);
     return s;
 }
@@ -171,7 +171,8 @@ static __attribute__((noinline)) struct trace_slot *rotate(struct trace_acc *a, 
 static inline void record(struct trace_acc *a, uint64_t now, uint64_t ns, int ok)
 {
     struct trace_slot *s = &a->slot[a->cur];
-    if (SONDE_UNLIKELY(now - s->t_lo >= s->t_span)) {
+    if (SONDE_UNLIKELY(now - __atomic_load_n(&s->t_lo, __ATOMIC_RELAXED) >=
+                       __atomic_load_n(&s->t_span, __ATOMIC_RELAXED))) {
         s = rotate(a, now);
         if (!s)
             return;

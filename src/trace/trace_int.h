@@ -123,7 +123,7 @@ void sonde__trace_tables_init(void);
 struct trace_slot {
     int64_t tag;         /* minute of the data, TRACE_NO_MINUTE when none */
     int64_t harvested;   /* minute the flush collected (flush writes) */
-    uint64_t t_lo, t_span; /* writer only: ticks of the tag minute */
+    uint64_t t_lo, t_span; /* ticks of the tag minute (the flush zeroes t_span) */
     uint64_t count, errors, sum_ns, min_ns, max_ns, zero;
     uint32_t bins[TRACE_NBINS];
 };
