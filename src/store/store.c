@@ -170,9 +170,9 @@ static void failed(sonde__store *st, sonde_counter *c, const char *stage, int rc
 {
     count(st, c, &st->errors, 1);
     diag_failure(st, stage, rc, err);
-    if (rc == SONDE_EUNREACHABLE || rc == SONDE_EIO) {
-        /* An I/O error may come from a broken connection or a full disk;
-         * reopening costs little and clears a connection in a bad state. */
+    if (rc == SONDE_EUNREACHABLE) {
+        /* A broken connection: reopen at the next attempt. Other errors
+         * (an error reply, a full disk) leave the connection usable. */
         st->type->close(st->ctx);
         st->ctx = NULL;
     }
