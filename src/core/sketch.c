@@ -93,7 +93,7 @@ static uint32_t make_room(sonde__sketch *s, int32_t k)
      * bin that falls off the bottom into the new lowest bin. */
     int32_t new_off = k - cap + 1;
     uint64_t folded = 0;
-    for (int32_t i = s->lo; i < new_off; i++)
+    for (int32_t i = s->lo; i < new_off && i <= s->hi; i++)
         folded += s->bins[i - s->offset];
     int32_t shift = new_off - s->offset;
     if (shift >= cap) {

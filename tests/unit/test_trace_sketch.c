@@ -397,3 +397,23 @@ TEST(test_sketch_decode_refuses_corrupt_input_and_leaves_the_sketch_alone)
     sonde__sketch_free(&a);
     sonde__sketch_free(&b);
 }
+
+/* Regression: a value far above a full window used to read past the bins
+ * while folding (make_room). */
+TEST(test_sketch_folds_a_huge_jump_without_reading_past_its_bins)
+{
+    sonde__sketch s;
+    ASSERT_OK(sonde__sketch_init(&s, 64));
+    sonde__sketch_add(&s, 1e-8);
+    sonde__sketch_add(&s, 2e-8);
+    sonde__sketch_add(&s, 1e300);
+    ASSERT_U64_EQ(s.count, 3);
+    ASSERT_U64_EQ(s.npos, 3);
+    ASSERT_DBL_EQ(sonde__sketch_quantile(&s, 1), 1e300);
+    /* The two small values were folded into the new lowest bin. */
+    uint64_t total = 0;
+    for (int32_t i = s.lo; i <= s.hi; i++)
+        total += s.bins[i - s.offset];
+    ASSERT_U64_EQ(total, 3);
+    sonde__sketch_free(&s);
+}
