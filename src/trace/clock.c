@@ -46,7 +46,7 @@ static void publish_anchor(uint64_t ticks, int64_t wall)
 {
     uint32_t s = __atomic_load_n(&anchor_seq, __ATOMIC_RELAXED);
     __atomic_store_n(&anchor_seq, s + 1, __ATOMIC_RELAXED);
-    __atomic_thread_fence(__ATOMIC_RELEASE);
+    TRACE_FENCE(__ATOMIC_RELEASE);
     __atomic_store_n(&anchor_ticks, ticks, __ATOMIC_RELAXED);
     __atomic_store_n(&anchor_wall, wall, __ATOMIC_RELAXED);
     __atomic_store_n(&anchor_seq, s + 2, __ATOMIC_RELEASE);
@@ -58,7 +58,7 @@ static void read_anchor(uint64_t *ticks, int64_t *wall)
         uint32_t s = __atomic_load_n(&anchor_seq, __ATOMIC_ACQUIRE);
         *ticks = __atomic_load_n(&anchor_ticks, __ATOMIC_RELAXED);
         *wall = __atomic_load_n(&anchor_wall, __ATOMIC_RELAXED);
-        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        TRACE_FENCE(__ATOMIC_ACQUIRE);
         if (!(s & 1) && __atomic_load_n(&anchor_seq, __ATOMIC_RELAXED) == s)
             return;
     }

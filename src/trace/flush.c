@@ -44,7 +44,7 @@ static int copy_slot(const struct trace_slot *s, int64_t m, struct slot_copy *c)
         c->bins[i] = __atomic_load_n(&s->bins[i], __ATOMIC_RELAXED);
     /* The writer retags before it clears (release fence between): if any
      * cleared value was seen, the new tag is visible now. */
-    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    TRACE_FENCE(__ATOMIC_ACQUIRE);
     if (__atomic_load_n(&s->tag, __ATOMIC_RELAXED) != m)
         return -1;
     return 0;

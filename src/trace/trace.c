@@ -141,7 +141,7 @@ static __attribute__((noinline)) struct trace_slot *rotate(struct trace_acc *a, 
          * tag after its copy and discards it if the tag moved (see
          * collect_slot in flush.c). */
         __atomic_store_n(&s->tag, m, __ATOMIC_RELAXED);
-        __atomic_thread_fence(__ATOMIC_RELEASE);
+        TRACE_FENCE(__ATOMIC_RELEASE);
         __atomic_store_n(&s->count, 0, __ATOMIC_RELAXED);
         __atomic_store_n(&s->errors, 0, __ATOMIC_RELAXED);
         __atomic_store_n(&s->sum_ns, 0, __ATOMIC_RELAXED);
@@ -216,7 +216,7 @@ double sonde_op_end(sonde_op_token tok, int ok)
     if (SONDE_LIKELY(a != NULL)) {
         seq = __atomic_load_n(&a->seq, __ATOMIC_RELAXED);
         __atomic_store_n(&a->seq, seq + 1, __ATOMIC_RELAXED);
-        __atomic_thread_fence(__ATOMIC_RELEASE);
+        TRACE_FENCE(__ATOMIC_RELEASE);
     }
     uint64_t now = trace_ticks();
     uint64_t ns = trace_ticks_to_ns(now > tok.start ? now - tok.start : 0);
