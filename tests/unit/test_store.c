@@ -405,8 +405,11 @@ static void child_minutes(sonde__tracer *tr, sonde_op *op, int from, int minutes
 static double metric(sonde_registry *reg, const char *line_prefix)
 {
     char *text = sonde_registry_render(reg, SONDE_FORMAT_PROMETHEUS, NULL);
-    const char *p = text ? strstr(text, line_prefix) : NULL;
-    double v = p ? strtod(p + strlen(line_prefix), NULL) : -1;
+    /* At the start of a line: the # HELP line names the metric too. */
+    char needle[256];
+    snprintf(needle, sizeof needle, "\n%s", line_prefix);
+    const char *p = text ? strstr(text, needle) : NULL;
+    double v = p ? strtod(p + strlen(needle), NULL) : -1;
     sonde_free(text);
     return v;
 }
