@@ -96,8 +96,37 @@ static void redis_stop(void)
     ASSERT(!redis_ping());
 }
 
+static void remove_dir(void)
+{
+    if (!dir[0])
+        return;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+    dir[0] = '\0';
+}
+
+/* A failed assertion skips a test's teardown: the next setup and the exit
+ * still stop the server this program started and remove its directory. */
+static void cleanup_at_exit(void)
+{
+    if (redis_pid > 0) {
+        kill(redis_pid, SIGTERM);
+        waitpid(redis_pid, NULL, 0);
+        redis_pid = 0;
+    }
+    remove_dir();
+}
+
 static void setup(void)
 {
+    static int registered;
+    if (!registered) {
+        atexit(cleanup_at_exit);
+        registered = 1;
+    }
+    cleanup_at_exit();
     snprintf(dir, sizeof dir, "/tmp/sonde-redis-XXXXXX");
     ASSERT(mkdtemp(dir) != NULL);
     port = free_port();
@@ -108,9 +137,7 @@ static void setup(void)
 static void teardown(void)
 {
     redis_stop();
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    ASSERT_EQ(system(cmd), 0);
+    remove_dir();
 }
 
 /* ---- tracing with a fake clock ---- */
