@@ -43,10 +43,11 @@
  * bounded, and what is dropped is counted in sonde_store_dropped_total and
  * sonde_store_errors_total.
  *
- * Threads: sonde_trace_start starts one background thread (store flush,
- * minute aggregation, baselines, retention) joined by sonde_trace_stop.
- * Without sonde_trace_start operations are still counted and the windows of
- * the last two minutes answer, but nothing older is aggregated.
+ * Threads: sonde_trace_start schedules the flush (minute aggregation,
+ * baselines, store writes, retention) on sonde's runtime worker, starting
+ * the worker if sonde_start has not; sonde_trace_stop cancels it. Without
+ * sonde_trace_start operations are still counted and the windows of the
+ * last two minutes answer, but nothing older is aggregated.
  *
  * Hot path: sonde_op_begin/sonde_op_end with a handle (the macros cache
  * it) take no lock, make no system call and, after a thread's first use of
@@ -134,7 +135,8 @@ typedef struct sonde_trace_opts {
     size_t store_max_pending;
     /** Redis key prefix. NULL: "sonde:". */
     const char *redis_prefix;
-    /** Redis connect and command timeout in milliseconds. 0: 500. */
+    /** Redis connect and command timeout in milliseconds. 0: 250 (the
+     * flush runs on the runtime worker, which must not block long). */
     unsigned redis_timeout_ms;
     /** Default anomaly factor for baselines that set none. 0: 2.0. */
     double anomaly_factor;
@@ -149,8 +151,9 @@ typedef struct sonde_trace_opts {
 SONDE_API void sonde_trace_opts_init(sonde_trace_opts *opts);
 
 /**
- * Configure tracing and start its background thread (opts NULL: defaults
- * and the environment). The metric options (registry, names, buckets,
+ * Configure tracing and schedule its flush on the runtime worker (opts
+ * NULL: defaults and the environment). Also serves /performance from the
+ * HTTP server of a later sonde_start. The metric options (registry, names, buckets,
  * limits) must be the same as the defaults when operations were already
  * traced before this call, else SONDE_ESTATE. Returns SONDE_OK,
  * SONDE_EINVAL (bad option or store address; the reason in
@@ -161,11 +164,13 @@ SONDE_API void sonde_trace_opts_init(sonde_trace_opts *opts);
 SONDE_API int sonde_trace_start(const sonde_trace_opts *opts);
 
 /**
- * Stop the background thread after a last flush: every minute, including the
- * current one, is written to the store (bounded by the store's timeouts),
- * then the store is closed. Operations keep being counted afterwards.
- * Operations that end while the call runs may be missed by the store.
- * Safe when not started. Any thread except sonde's own.
+ * Cancel the flush, then flush a last time on the calling thread: every
+ * minute, including the current one, is written to the store (bounded by
+ * the store's timeouts), then the store is closed. Operations keep being
+ * counted in metrics afterwards; those ending in the rest of the current
+ * minute are not added to windows (counted in
+ * sonde_trace_dropped_total{reason="late"}). Safe when not started. Any
+ * thread except sonde's own.
  */
 SONDE_API void sonde_trace_stop(void);
 

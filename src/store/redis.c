@@ -81,7 +81,7 @@ static int rd_open(const sonde__store_spec *spec, int readonly, void **ctx, char
         return SONDE_ENOMEM;
     }
     r->prefix_len = strlen(r->prefix);
-    unsigned ms = spec->timeout_ms ? spec->timeout_ms : 500;
+    unsigned ms = spec->timeout_ms ? spec->timeout_ms : 250;
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
     r->c = redisConnectWithTimeout(spec->host, spec->port, tv);
     if (!r->c || r->c->err) {
@@ -314,9 +314,10 @@ static int rd_read_rows(void *ctx, const char *op, int64_t from, int64_t to, son
     return rc;
 }
 
-static int rd_prune(void *ctx, int64_t before, char *err, size_t errlen)
+static int rd_prune(void *ctx, int64_t before, int *more, char *err, size_t errlen)
 {
     struct rd *r = ctx;
+    *more = 0; /* ZREMRANGEBYSCORE per operation: one call does it all */
     sonde_buf key = {0};
     if (!make_key(r, &key, "perf:ops", NULL, 0))
         return SONDE_ENOMEM;

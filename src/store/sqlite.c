@@ -271,27 +271,36 @@ static int sq_read_rows(void *ctx, const char *op, int64_t from, int64_t to, son
     return result;
 }
 
-static int sq_prune(void *ctx, int64_t before, char *err, size_t errlen)
+/* Rows deleted per transaction, and transactions per call: a call stays
+ * in the tens of milliseconds, and readers or another writer never wait
+ * long for the lock. */
+#define PRUNE_CHUNK 5000
+#define PRUNE_CHUNKS_PER_CALL 4
+
+static int sq_prune(void *ctx, int64_t before, int *more, char *err, size_t errlen)
 {
     struct sq *q = ctx;
     sqlite3_stmt *st;
-    /* Small transactions: a reader or another writer never waits long. */
     if (sqlite3_prepare_v2(q->db,
                            "DELETE FROM op_minutes WHERE id IN"
                            " (SELECT id FROM op_minutes WHERE minute < ? LIMIT 5000)",
                            -1, &st, NULL) != SQLITE_OK)
         return set_err(err, errlen, "prepare prune", q->db);
     int result = SONDE_OK;
-    for (int i = 0; i < 1000; i++) {
+    *more = 1;
+    for (int i = 0; i < PRUNE_CHUNKS_PER_CALL; i++) {
         sqlite3_bind_int64(st, 1, before);
         int rc = sqlite3_step(st);
         sqlite3_reset(st);
         if (rc != SQLITE_DONE) {
             result = set_err(err, errlen, "prune", q->db);
+            *more = 0;
             break;
         }
-        if (sqlite3_changes(q->db) == 0)
+        if (sqlite3_changes(q->db) < PRUNE_CHUNK) {
+            *more = 0;
             break;
+        }
     }
     sqlite3_finalize(st);
     return result;

@@ -544,13 +544,17 @@ int sonde__store_read_baselines(sonde__store *st, sonde__baseline_fn fn, void *u
     return rc;
 }
 
-int sonde__store_prune(sonde__store *st, int64_t before)
+int sonde__store_prune(sonde__store *st, int64_t before, int *more)
 {
+    int dummy = 0;
+    if (!more)
+        more = &dummy;
+    *more = 0;
     pthread_mutex_lock(&st->block);
     int rc = ensure_open(st, 1);
     if (rc == SONDE_OK) {
         char err[512] = "";
-        rc = st->type->prune(st->ctx, before, err, sizeof err);
+        rc = st->type->prune(st->ctx, before, more, err, sizeof err);
         if (rc != SONDE_OK)
             failed(st, st->m_err_prune, "prune", rc, err);
     }

@@ -91,8 +91,9 @@ typedef struct sonde__store_type {
      * validates their sketches. */
     int (*read_rows)(void *ctx, const char *op, int64_t from, int64_t to, sonde__row_fn fn,
                      void *ud, char *err, size_t errlen);
-    /* Delete rows with minute < before. */
-    int (*prune)(void *ctx, int64_t before, char *err, size_t errlen);
+    /* Delete rows with minute < before, a bounded number per call (it
+     * runs on the runtime worker): *more is set when rows remain. */
+    int (*prune)(void *ctx, int64_t before, int *more, char *err, size_t errlen);
     /* Save (b non-NULL) or delete (b NULL) the baseline of op. */
     int (*put_baseline)(void *ctx, const char *op, const sonde__baseline_row *b, char *err,
                         size_t errlen);
@@ -126,7 +127,7 @@ typedef struct sonde__store_opts {
     /* Backoff after a failure: doubles from min to max. 0: 1 s and 30 s. */
     unsigned retry_min_ms, retry_max_ms;
     /* Redis key prefix and timeout; NULL/0: from the address, else
-     * "sonde:" and 500 ms. */
+     * "sonde:" and 250 ms. */
     const char *redis_prefix;
     unsigned redis_timeout_ms;
 } sonde__store_opts;
@@ -168,8 +169,10 @@ int sonde__store_flush_now(sonde__store *st);
 int sonde__store_read(sonde__store *st, const char *op, int64_t from, int64_t to,
                       sonde__row_fn fn, void *ud);
 int sonde__store_read_baselines(sonde__store *st, sonde__baseline_fn fn, void *ud);
-/* Delete rows older than `before` (minutes). Background thread. */
-int sonde__store_prune(sonde__store *st, int64_t before);
+/* Delete rows older than `before` (minutes), a bounded number per call;
+ * *more (may be NULL) is set when rows remain: call again. Background
+ * thread. */
+int sonde__store_prune(sonde__store *st, int64_t before, int *more);
 
 /* Queued rows now; rows dropped so far (every reason). */
 size_t sonde__store_pending(sonde__store *st);

@@ -732,14 +732,12 @@ void sonde__trace_tick(sonde__tracer *tr, int force)
         nchanges++;
     }
     sonde__store *store = tr->store;
-    int prune = 0;
-    int64_t before = 0;
     if (store && (tr->last_prune_minute == TRACE_NO_MINUTE ||
                   now_min - tr->last_prune_minute >= PRUNE_EVERY)) {
-        prune = 1;
         tr->last_prune_minute = now_min;
-        before = now_min - (int64_t)(tr->retention_hours * 60.0);
+        tr->prune_before = now_min - (int64_t)(tr->retention_hours * 60.0);
     }
+    int64_t before = tr->prune_before;
     /* The store is written outside the tracer lock (queries keep working);
      * it has its own locks, and only this thread (or stop) replaces it. */
     pthread_mutex_unlock(&tr->lock);
@@ -749,8 +747,15 @@ void sonde__trace_tick(sonde__tracer *tr, int force)
             sonde__store_flush_now(store);
         else
             sonde__store_flush(store);
-        if (prune)
-            sonde__store_prune(store, before);
+        if (before != TRACE_NO_MINUTE) {
+            int more = 0;
+            sonde__store_prune(store, before, &more);
+            /* Only this thread (or stop, after it) changes prune_before. */
+            pthread_mutex_lock(&tr->lock);
+            if (!more && tr->prune_before == before)
+                tr->prune_before = TRACE_NO_MINUTE;
+            pthread_mutex_unlock(&tr->lock);
+        }
     }
     for (size_t i = 0; i < nchanges; i++) {
         const sonde_op_stats *st = &changes[i].st;

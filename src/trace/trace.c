@@ -437,6 +437,7 @@ int sonde__tracer_create(const sonde_trace_opts *opts, sonde__tracer **out)
     tr->grace_ns = 2000000000;
     tr->start_minute = floor_div(sonde__trace_now_wall_ns(), NS_PER_MIN);
     tr->last_prune_minute = TRACE_NO_MINUTE;
+    tr->prune_before = TRACE_NO_MINUTE;
     int rc = SONDE_OK;
     if (!tr->ns || !tr->duration_name || !tr->total_name || !tr->anomaly_name ||
         !tr->op_label || !tr->result_label || !tr->buckets || !tr->table)

@@ -203,6 +203,7 @@ struct sonde__tracer {
     double retention_hours;
     int64_t start_minute;   /* first minute this process collected */
     int64_t last_prune_minute;
+    int64_t prune_before;   /* a prune in progress (bounded per tick), or NO_MINUTE */
     int64_t grace_ns;
     uint64_t late_reported; /* late drops already counted */
     sonde__sketch scratch, scratch2; /* flush-only working sketches */
@@ -239,8 +240,7 @@ int sonde__trace_set_baseline(sonde__tracer *tr, const char *name, const sonde_b
 void sonde__stats_fill(sonde_op_stats *st, const sonde__sketch *sk, uint64_t errors,
                        const sonde_baseline *b, double def_factor, uint64_t def_min_count);
 
-/* Background thread (until the runtime worker schedules the flush):
- * bgthread.c. */
+/* The flush's timer on the runtime worker: schedule.c. */
 int sonde__trace_bg_start(sonde__tracer *tr, unsigned interval_ms);
 void sonde__trace_bg_stop(void);
 

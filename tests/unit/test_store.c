@@ -233,7 +233,9 @@ TEST(test_sqlite_store_round_trips_rows_and_baselines)
     ASSERT_OK(sonde__store_read_baselines(st, collect_baseline, &bl));
     ASSERT_EQ(bl.n, 0);
     /* Prune. */
-    ASSERT_OK(sonde__store_prune(st, 1001));
+    int more = 1;
+    ASSERT_OK(sonde__store_prune(st, 1001, &more));
+    ASSERT_EQ(more, 0);
     memset(&s, 0, sizeof s);
     ASSERT_OK(sonde__store_read(st, NULL, 0, 5000, collect, &s));
     ASSERT_EQ(s.n, 1);
@@ -302,6 +304,27 @@ TEST(test_sqlite_schema_is_versioned_and_a_newer_one_is_refused)
     ASSERT_EQ(sonde_trace_read_store(junk, NULL, 60, &v, &n), SONDE_EIO);
     ASSERT(strlen(sonde_registry_last_error()) > 0);
     ASSERT_EQ(sonde_trace_read_store("redis://h:0", NULL, 60, &v, &n), SONDE_EINVAL);
+    remove_dir(dir);
+}
+
+TEST(test_pruning_is_bounded_per_call_and_resumes)
+{
+    const char *dir = make_dir();
+    char path[128], err[256];
+    snprintf(path, sizeof path, "%s/h.db", dir);
+    sonde__store *st;
+    ASSERT_OK(sonde__store_create(path, NULL, &st, err, sizeof err));
+    exec_sql(path, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 26000)"
+                   " INSERT INTO op_minutes(op, minute, count, errors, sum, sketch)"
+                   " SELECT 'op', i, 1, 0, 1, x'01' FROM n");
+    int more = 0;
+    ASSERT_OK(sonde__store_prune(st, 25001, &more));
+    ASSERT_EQ(more, 1);
+    ASSERT_EQ(scalar(path, "SELECT count(*) FROM op_minutes"), 6000);
+    ASSERT_OK(sonde__store_prune(st, 25001, &more));
+    ASSERT_EQ(more, 0);
+    ASSERT_EQ(scalar(path, "SELECT min(minute) FROM op_minutes"), 25001);
+    sonde__store_destroy(st);
     remove_dir(dir);
 }
 
