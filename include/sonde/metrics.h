@@ -319,7 +319,8 @@ typedef double (*sonde_value_fn)(void *userdata);
  * Register a label-less counter or gauge (type) whose value fn(userdata)
  * computes at every scrape. opts->label_names must be empty; constant labels
  * are allowed. fn must be thread-safe with respect to the application and
- * must not call into the registry. userdata is borrowed. Returns as
+ * must not call into the registry; concurrent scrapes may call it at the same
+ * time from two threads. userdata is borrowed. Returns as
  * sonde_family_create.
  */
 SONDE_API int sonde_callback_create(sonde_registry *reg, sonde_metric_type type,
@@ -331,8 +332,9 @@ typedef struct sonde_emitter sonde_emitter;
 
 /**
  * A collector emits any number of families at scrape time (database tables,
- * host figures). Runs on the scraping thread, with the registry's collector
- * lock held: keep it fast and never call back into the registry.
+ * host figures). Runs on the scraping thread with the registry's read lock
+ * held: keep it fast, never call back into the registry, and make it safe to
+ * run on two scraping threads at once (concurrent scrapes are allowed).
  */
 typedef void (*sonde_collect_fn)(sonde_emitter *em, void *userdata);
 

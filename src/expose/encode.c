@@ -773,7 +773,7 @@ int sonde_registry_write(sonde_registry *reg, sonde_format fmt, const sonde_writ
     em.reg = reg;
     if (fmt == SONDE_FORMAT_JSON)
         puts_(&em, "{\"families\":[");
-    pthread_mutex_lock(&reg->lock);
+    pthread_rwlock_rdlock(&reg->lock);
     for (struct sonde_family *f = reg->head; f && em.rc == SONDE_OK; f = f->next)
         if (name_wanted(opts, f->name, f->om_name))
             write_native(&em, f);
@@ -783,7 +783,7 @@ int sonde_registry_write(sonde_registry *reg, sonde_format fmt, const sonde_writ
     }
     if (em.rc == SONDE_OK)
         emit_self(&em);
-    pthread_mutex_unlock(&reg->lock);
+    pthread_rwlock_unlock(&reg->lock);
     if (fmt == SONDE_FORMAT_JSON)
         puts_(&em, "\n]}\n");
     if (fmt == SONDE_FORMAT_OPENMETRICS)

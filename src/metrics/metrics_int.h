@@ -175,7 +175,9 @@ struct collector {
 };
 
 struct sonde_registry {
-    pthread_mutex_t lock;               /* families list and collectors */
+    /* Families list and collectors: written under the write lock;
+     * scrapes hold the read lock, so several can render at once. */
+    pthread_rwlock_t lock;
     struct sonde_family *head, *tail;
     size_t nfamilies;
     struct collector *collectors;

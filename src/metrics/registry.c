@@ -199,7 +199,7 @@ void sonde_registry_opts_init(sonde_registry_opts *opts) { memset(opts, 0, sizeo
 static int registry_init(sonde_registry *reg)
 {
     memset(reg, 0, sizeof *reg);
-    pthread_mutex_init(&reg->lock, NULL);
+    pthread_rwlock_init(&reg->lock, NULL);
     return SONDE_OK;
 }
 
@@ -240,7 +240,7 @@ void sonde_registry_destroy(sonde_registry *reg)
         sonde__free(c);
         c = n;
     }
-    pthread_mutex_destroy(&reg->lock);
+    pthread_rwlock_destroy(&reg->lock);
     sonde__free(reg);
 }
 
@@ -277,10 +277,10 @@ int sonde_registry_add_collector(sonde_registry *reg, const char *name, sonde_co
         sonde__free(c);
         return SONDE_ENOMEM;
     }
-    pthread_mutex_lock(&reg->lock);
+    pthread_rwlock_wrlock(&reg->lock);
     for (struct collector *e = reg->collectors; e; e = e->next) {
         if (strcmp(e->name, name) == 0) {
-            pthread_mutex_unlock(&reg->lock);
+            pthread_rwlock_unlock(&reg->lock);
             sonde__free(c->name);
             sonde__free(c);
             sonde__set_error("collector \"%s\" is already registered", name);
@@ -292,7 +292,7 @@ int sonde_registry_add_collector(sonde_registry *reg, const char *name, sonde_co
     while (*pp)
         pp = &(*pp)->next;
     *pp = c;
-    pthread_mutex_unlock(&reg->lock);
+    pthread_rwlock_unlock(&reg->lock);
     return SONDE_OK;
 }
 
@@ -302,18 +302,18 @@ int sonde_registry_remove_collector(sonde_registry *reg, const char *name)
         reg = sonde_registry_default();
     if (!name)
         return SONDE_EINVAL;
-    pthread_mutex_lock(&reg->lock);
+    pthread_rwlock_wrlock(&reg->lock);
     for (struct collector **pp = &reg->collectors; *pp; pp = &(*pp)->next) {
         if (strcmp((*pp)->name, name) == 0) {
             struct collector *c = *pp;
             *pp = c->next;
-            pthread_mutex_unlock(&reg->lock);
+            pthread_rwlock_unlock(&reg->lock);
             sonde__free(c->name);
             sonde__free(c);
             return SONDE_OK;
         }
     }
-    pthread_mutex_unlock(&reg->lock);
+    pthread_rwlock_unlock(&reg->lock);
     return SONDE_ENOTFOUND;
 }
 
@@ -1158,7 +1158,7 @@ fail:
  * freed). */
 static int family_register(sonde_registry *reg, struct sonde_family *f, struct sonde_family **out)
 {
-    pthread_mutex_lock(&reg->lock);
+    pthread_rwlock_wrlock(&reg->lock);
     for (struct sonde_family *e = reg->head; e; e = e->next) {
         if (strcmp(e->name, f->name) != 0)
             continue;
@@ -1175,7 +1175,7 @@ static int family_register(sonde_registry *reg, struct sonde_family *f, struct s
             sonde__set_error("%s", b.data ? b.data : "metric already registered");
             sonde_buf_free(&b);
         }
-        pthread_mutex_unlock(&reg->lock);
+        pthread_rwlock_unlock(&reg->lock);
         family_free(f);
         if (!same)
             return SONDE_ECONFLICT;
@@ -1188,7 +1188,7 @@ static int family_register(sonde_registry *reg, struct sonde_family *f, struct s
         reg->head = f;
     reg->tail = f;
     reg->nfamilies++;
-    pthread_mutex_unlock(&reg->lock);
+    pthread_rwlock_unlock(&reg->lock);
     *out = f;
     return SONDE_OK;
 }
