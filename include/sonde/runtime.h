@@ -10,6 +10,9 @@
  *    connection deadlines, and later components' periodic work;
  *  - short-lived health check threads (see sonde/health.h), one per check
  *    run at most.
+ * sonde_stop also flushes the logger and stops its asynchronous writer
+ * thread (sonde_log_shutdown, at most 2 s); logging then continues
+ * synchronously.
  *
  * Configuration precedence for every field: the value set in the options,
  * else the environment variable named in its comment, else the default.

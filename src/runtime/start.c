@@ -3,6 +3,7 @@
  * environment, else default), start the runtime worker, the served health
  * set's scheduler and the HTTP server. One instance per process.
  */
+#include <sonde/log.h>
 #include <sonde/runtime.h>
 
 #include "http/server.h"
@@ -147,6 +148,10 @@ void sonde_stop(void)
     g.health = NULL;
     g.running = false;
     pthread_mutex_unlock(&start_lock);
+    /* Last: what the threads above logged while stopping is written too.
+     * Bounded; the writer thread stops and logging continues
+     * synchronously. */
+    sonde_log_shutdown(2000);
 }
 
 int sonde_running(void)
