@@ -389,6 +389,24 @@ static void put_key(fstate *st, const char *k, size_t n, int top_console)
             PUTLIT(st, "\033[0m");
         return;
     }
+    /* Keys are short and almost always plain: check inline, copy once. */
+    sonde_buf *b = st->out;
+    if (n <= 64 && b->len + n + 4 < b->cap && b->len + n + 4 < st->limit) {
+        const unsigned char *u = (const unsigned char *)k;
+        size_t i = 0;
+        while (i < n && !needs_esc[u[i]])
+            i++;
+        if (i == n) {
+            char *o = b->data + b->len;
+            o[0] = '"';
+            memcpy(o + 1, k, n);
+            o[n + 1] = '"';
+            o[n + 2] = ':';
+            b->len += n + 3;
+            b->data[b->len] = '\0';
+            return;
+        }
+    }
     putc_raw(st, '"');
     esc(st, k, n, 0);
     PUTLIT(st, "\":");
@@ -665,7 +683,8 @@ static void format_json(fmt_cache *fc, sonde_buf *out)
     PUTLIT(&st, "{\"timestamp\":\"");
     puts_raw(&st, ts, 27);
     PUTLIT(&st, "\",\"level\":\"");
-    sonde__buf_puts(out, sonde_log_level_name(v->h.level));
+    static const unsigned char level_len[] = {5, 5, 5, 4, 7, 5, 8, 3};
+    puts_raw(&st, sonde_log_level_name(v->h.level), v->h.level <= SONDE_LOG_OFF ? level_len[v->h.level] : 1);
     PUTLIT(&st, "\",\"logger\":\"");
     const struct sonde_logger *lg = v->h.lg ? v->h.lg : &sonde__root_logger;
     if (lg->plain_name)

@@ -465,10 +465,17 @@ static int try_kv(const char *s, size_t n, size_t i, span_t *m)
     return 1;
 }
 
-static int try_prefixes(const char *s, size_t n, size_t i, span_t *m)
+static int try_prefixes_slow(const char *s, size_t n, size_t i, span_t *m, size_t np);
+
+static inline int try_prefixes(const char *s, size_t n, size_t i, span_t *m)
 {
     size_t np = atomic_load_explicit(&M.nprefix, memory_order_acquire);
-    if (!np || !boundary_before(s, i))
+    return np ? try_prefixes_slow(s, n, i, m, np) : 0;
+}
+
+static int try_prefixes_slow(const char *s, size_t n, size_t i, span_t *m, size_t np)
+{
+    if (!boundary_before(s, i))
         return 0;
     for (size_t k = 0; k < np; k++) {
         size_t pl = M.prefix[k].plen;
