@@ -428,15 +428,20 @@ __attribute__((noinline)) static void emit(sonde_logger *lg, int level, const ch
     sonde__ctx_current(&cid, &cid_len, &ctx, &ctx_len);
     h.cid_len = (uint16_t)cid_len;
     h.ctx_len = (uint32_t)ctx_len;
+    /* One reservation for the fixed part (and the usual fields), then
+     * plain copies. */
     int rc = sonde__buf_reserve(b, sizeof h + msg_len + cid_len + ctx_len + 64 + n * 48);
     if (!rc) {
-        b->len = sizeof h;
-        rc = sonde__buf_append(b, msg, msg_len);
+        char *o = b->data + sizeof h;
+        memcpy(o, msg, msg_len);
+        o += msg_len;
+        if (cid_len)
+            memcpy(o, cid, cid_len);
+        o += cid_len;
+        if (ctx_len)
+            memcpy(o, ctx, ctx_len);
+        b->len = sizeof h + msg_len + cid_len + ctx_len;
     }
-    if (!rc && cid_len)
-        rc = sonde__buf_append(b, cid, cid_len);
-    if (!rc && ctx_len)
-        rc = sonde__buf_append(b, ctx, ctx_len);
     size_t fstart = b->len;
     if (!rc && n) {
         int kinds = 0;
