@@ -105,6 +105,11 @@ void sonde__log_dispatch(const void *rec, size_t len, int level)
                 sonde__log_count_drop();
                 return;
             }
+            /* The writer itself (its own reports) must never wait for the
+             * writer: it writes directly. */
+            if (atomic_load_explicit(&A.running, memory_order_acquire) &&
+                pthread_equal(pthread_self(), A.thread))
+                break;
             if (!atomic_load_explicit(&A.running, memory_order_acquire) ||
                 !atomic_load_explicit(&A.on, memory_order_acquire))
                 break;
@@ -126,9 +131,14 @@ static void *writer_main(void *arg)
 {
     SONDE_UNUSED(arg);
     log_queue *q = atomic_load_explicit(&A.q, memory_order_acquire);
+    log_tls *t = sonde__tls();
     for (;;) {
         size_t n = 0;
         pthread_mutex_lock(&sonde__lg.sinks_lock);
+        /* Log calls made while the sinks are being written (callback sinks,
+         * diagnostics) are dropped and counted, as on any thread. */
+        if (t)
+            t->in_emit = 1;
         int r;
         while (n < 1024 && (r = sonde__lq_pop(q, &pop_buf)) != 0) {
             if (r == 1)
@@ -137,6 +147,8 @@ static void *writer_main(void *arg)
         }
         sonde__sinks_flush();
         uint64_t h = sonde__lq_head(q);
+        if (t)
+            t->in_emit = 0;
         pthread_mutex_unlock(&sonde__lg.sinks_lock);
         atomic_store_explicit(&A.done, h, memory_order_release);
         sonde__sinks_report();
@@ -211,6 +223,23 @@ int sonde__async_start(size_t slots, int block)
     return rc;
 }
 
+/* Write what is queued and flush the sinks on the calling thread. Callback
+ * sinks may run: log calls they make are dropped (the thread is marked as
+ * emitting), not deadlocked on the sinks lock. */
+static void drain_and_flush(void)
+{
+    log_tls *t = sonde__tls();
+    int was = t ? t->in_emit : 0;
+    if (t)
+        t->in_emit = 1;
+    pthread_mutex_lock(&sonde__lg.sinks_lock);
+    sonde__async_drain_locked(NULL);
+    sonde__sinks_flush();
+    pthread_mutex_unlock(&sonde__lg.sinks_lock);
+    if (t)
+        t->in_emit = was;
+}
+
 static void deadline_after(struct timespec *ts, unsigned ms)
 {
     clock_gettime(CLOCK_REALTIME, ts);
@@ -244,10 +273,7 @@ SONDE_API int sonde_log_flush(unsigned timeout_ms)
         return atomic_load_explicit(&A.done, memory_order_acquire) >= target ? SONDE_OK
                                                                               : SONDE_ETIMEOUT;
     }
-    pthread_mutex_lock(&sonde__lg.sinks_lock);
-    sonde__async_drain_locked(NULL);
-    sonde__sinks_flush();
-    pthread_mutex_unlock(&sonde__lg.sinks_lock);
+    drain_and_flush();
     sonde__sinks_report();
     return SONDE_OK;
 }
@@ -272,10 +298,7 @@ SONDE_API int sonde_log_shutdown(unsigned timeout_ms)
     }
     pthread_mutex_unlock(&A.life);
     /* Whatever producers queued while we stopped is written now. */
-    pthread_mutex_lock(&sonde__lg.sinks_lock);
-    sonde__async_drain_locked(NULL);
-    sonde__sinks_flush();
-    pthread_mutex_unlock(&sonde__lg.sinks_lock);
+    drain_and_flush();
     return rc;
 }
 

@@ -646,6 +646,45 @@ TEST(test_log_call_from_a_callback_sink_is_dropped_not_deadlocked)
     ASSERT_OK(sonde_log_sink_remove(id));
 }
 
+static void always_logs_fn(const sonde_log_record *r, const char *line, size_t len, void *ud)
+{
+    (void)r;
+    (void)line;
+    (void)len;
+    (void)ud;
+    SONDE_LOG(ops(), ERROR, "echo from a sink"); /* would loop forever if queued */
+}
+
+TEST(test_log_callback_that_logs_in_async_mode_neither_loops_nor_deadlocks)
+{
+    capture_reset();
+    sonde_log_sink_opts so;
+    sonde_log_sink_opts_init(&so);
+    so.fn = always_logs_fn;
+    int id;
+    ASSERT_OK(sonde_log_sink_add(SONDE_LOG_SINK_CALLBACK, &so, &id));
+    sonde_log_opts o;
+    sonde_log_opts_init(&o);
+    o.no_env = 1;
+    o.console = -1;
+    o.level = "trace";
+    o.async = 1;
+    o.block_when_full = 1;
+    ASSERT_OK(sonde_log_configure(&o));
+    sonde_log_stats a, b;
+    sonde_log_get_stats(&a);
+    for (int i = 0; i < 100; i++)
+        SONDE_LOG(ops(), INFO, "line", SONDE_INT("i", i));
+    ASSERT_OK(sonde_log_flush(5000));
+    ASSERT_OK(sonde_log_shutdown(5000));
+    sonde_log_get_stats(&b);
+    ASSERT_EQ(cap_.lines, 100);
+    ASSERT_U64_EQ(b.dropped - a.dropped, 100);
+    o.async = 0;
+    ASSERT_OK(sonde_log_configure(&o));
+    ASSERT_OK(sonde_log_sink_remove(id));
+}
+
 TEST(test_log_internal_diagnostics_become_log_lines)
 {
     capture_reset();
