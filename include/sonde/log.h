@@ -547,8 +547,10 @@ typedef struct sonde_log_record {
 
 /** A callback sink: line[0..len) is the line in the sink's format with its
  * trailing newline. Runs on the logging thread (synchronous mode) or the
- * writer thread (asynchronous mode) with the sinks lock held: do not block,
- * do not reconfigure logging. Log calls made from inside are dropped. */
+ * writer thread (asynchronous mode) with the sinks lock held: do not block.
+ * Log calls made from inside are dropped (counted); configuration calls
+ * (sonde_log_configure, sink add/remove, levels, flush, shutdown) return
+ * SONDE_ESTATE or do nothing. */
 typedef void (*sonde_log_sink_fn)(const sonde_log_record *rec, const char *line, size_t len,
                                   void *userdata);
 

@@ -56,6 +56,12 @@ log_tls *sonde__tls(void)
     return t;
 }
 
+int sonde__log_in_sink(void)
+{
+    log_tls *t = tls_state;
+    return t && t->in_emit;
+}
+
 int sonde__log_tid(void)
 {
     log_tls *t = sonde__tls();

@@ -320,7 +320,7 @@ SONDE_API const char *sonde_logger_name(const sonde_logger *lg)
 SONDE_API void sonde_logger_set_level(sonde_logger *lg, int level)
 {
     sonde__log_init();
-    if (level < 0 || level > SONDE_LOG_OFF)
+    if (level < 0 || level > SONDE_LOG_OFF || sonde__log_in_sink())
         return;
     if (!lg)
         lg = &sonde__root_logger;
@@ -369,6 +369,8 @@ static void apply_level_locked(void *ud, const char *name, size_t n, int level)
 SONDE_API int sonde_log_set_levels(const char *spec)
 {
     sonde__log_init();
+    if (sonde__log_in_sink())
+        return SONDE_ESTATE;
     if (sonde__log_parse_levels(spec, NULL, NULL) != SONDE_OK)
         return SONDE_EPARSE;
     pthread_mutex_lock(&sonde__lg.cfg_lock);
@@ -800,6 +802,8 @@ static int configure(const sonde_log_opts *in, int at_init)
 SONDE_API int sonde_log_configure(const sonde_log_opts *opts)
 {
     sonde__log_init();
+    if (sonde__log_in_sink())
+        return SONDE_ESTATE;
     int rc = configure(opts, 0);
     emit_init_warnings();
     return rc;

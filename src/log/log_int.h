@@ -211,6 +211,9 @@ typedef struct log_tls {
 
 /* The calling thread's state, created at first use; NULL if out of memory. */
 log_tls *sonde__tls(void);
+/* Whether the calling thread is inside a log call or a sink (a callback
+ * sink runs there): configuration calls would deadlock and are refused. */
+int sonde__log_in_sink(void);
 
 /* ---- context (context.c) ---------------------------------------------- */
 /* The calling thread's context: correlation ID and combined blob. Returns

@@ -767,6 +767,8 @@ SONDE_API int sonde_log_sink_add(sonde_log_sink_type type, const sonde_log_sink_
                                  int *id)
 {
     sonde__log_init();
+    if (sonde__log_in_sink())
+        return SONDE_ESTATE;
     if (!sonde_enabled())
         return SONDE_EDISABLED;
     pthread_mutex_lock(&sonde__lg.cfg_lock);
@@ -781,6 +783,8 @@ SONDE_API int sonde_log_sink_remove(int id)
 {
     if (id <= 0)
         return SONDE_ENOTFOUND;
+    if (sonde__log_in_sink())
+        return SONDE_ESTATE;
     sonde__log_init();
     pthread_mutex_lock(&sonde__lg.cfg_lock);
     int n = remove_where(id);
@@ -792,6 +796,8 @@ SONDE_API int sonde_log_sink_remove(int id)
 SONDE_API void sonde_log_sink_remove_all(void)
 {
     sonde__log_init();
+    if (sonde__log_in_sink())
+        return;
     /* Queued lines still go to the sinks they were written for. */
     sonde_log_flush(1000);
     pthread_mutex_lock(&sonde__lg.cfg_lock);

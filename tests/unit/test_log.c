@@ -620,13 +620,20 @@ TEST(test_log_self_metrics_are_exposed)
     sonde_free(text);
 }
 
+static int inside_rc[4];
 static void recursive_fn(const sonde_log_record *r, const char *line, size_t len, void *ud)
 {
     (void)line;
     (void)len;
     (void)ud;
-    if (strcmp(r->message, "outer") == 0)
+    if (strcmp(r->message, "outer") == 0) {
         SONDE_LOG(ops(), ERROR, "from inside a sink");
+        /* Reconfiguring from here would deadlock: refused. */
+        inside_rc[0] = sonde_log_configure(NULL);
+        inside_rc[1] = sonde_log_sink_add(SONDE_LOG_SINK_STDERR, NULL, NULL);
+        inside_rc[2] = sonde_log_flush(100);
+        inside_rc[3] = sonde_log_set_levels("debug");
+    }
 }
 
 TEST(test_log_call_from_a_callback_sink_is_dropped_not_deadlocked)
@@ -643,6 +650,8 @@ TEST(test_log_call_from_a_callback_sink_is_dropped_not_deadlocked)
     sonde_log_get_stats(&b);
     ASSERT_U64_EQ(b.dropped - a.dropped, 1);
     ASSERT_EQ(cap_.lines, 1);
+    for (int i = 0; i < 4; i++)
+        ASSERT_EQ(inside_rc[i], SONDE_ESTATE);
     ASSERT_OK(sonde_log_sink_remove(id));
 }
 
