@@ -241,6 +241,38 @@ TEST(test_log_removed_directory_counts_errors_then_recovers)
     ASSERT_STR_EQ(jq_slurp(p, "map(select(.message == \"lost\")) | length"), "5");
 }
 
+TEST(test_log_async_lines_are_flushed_at_exit)
+{
+    char dir[300], path[400];
+    make_dir(dir, sizeof dir, "atexit");
+    snprintf(path, sizeof path, "%s/app.log", dir);
+    fflush(NULL);
+    pid_t pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) {
+        sonde_log_opts o;
+        sonde_log_opts_init(&o);
+        o.no_env = 1;
+        o.console = -1;
+        o.level = "info";
+        o.file = path;
+        o.async = 1;
+        o.block_when_full = 1;
+        if (sonde_log_configure(&o) != SONDE_OK)
+            _exit(3);
+        for (int i = 0; i < 5000; i++)
+            SONDE_LOG(lg(), INFO, "before exit", SONDE_INT("i", i));
+        exit(0); /* no flush, no shutdown: atexit must write the queue */
+    }
+    int st = 0;
+    ASSERT_EQ(waitpid(pid, &st, 0), pid);
+    ASSERT(WIFEXITED(st));
+    ASSERT_EQ(WEXITSTATUS(st), 0);
+    ASSERT_EQ(count_lines(path), 5000);
+    ASSERT_EQ(jq_every_line(path), 0);
+    ASSERT_STR_EQ(jq_slurp(path, ".[-1].fields.i"), "4999");
+}
+
 /* ---- sockets ---- */
 
 static int dgram_server(const char *path)
