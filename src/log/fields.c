@@ -123,7 +123,12 @@ __attribute__((noinline)) int sonde__fb_encode(sonde_buf *out, const sonde_field
     for (size_t i = 0; i < n; i++) {
         const sonde_field *f = &fields[i];
         const char *key = f->key ? f->key : "";
-        size_t klen = strnlen(key, LOG_KEY_MAX);
+        /* Keys are short: measure inline, hand long ones to strnlen. */
+        size_t klen = 0;
+        while (klen < 16 && key[klen])
+            klen++;
+        if (klen == 16)
+            klen += strnlen(key + 16, LOG_KEY_MAX - 16);
         int rc = 0;
         if (skip) {
             if (f->type == SONDE_FIELD_OBJECT || f->type == SONDE_FIELD_LIST)
