@@ -7,6 +7,7 @@
 #define SONDE_CORE_INTERNAL_H
 
 #include <sonde/common.h>
+#include <sonde/log.h>
 #include <sonde/metrics.h>
 
 #include <pthread.h>
@@ -94,7 +95,7 @@ void sonde__clear_error(void);
 /* ---- diagnostics ----
  * The library never writes to stdout/stderr on its own. Internal warnings go
  * to this hook, which the logger installs; without a logger they are
- * dropped. level uses the logger's numbering (see sonde/log.h). */
+ * dropped. level is a SONDE_LOG_* level. */
 typedef void (*sonde__diag_fn)(int level, const char *component, const char *msg);
 void sonde__set_diag_hook(sonde__diag_fn fn);
 void sonde__diag(int level, const char *component, const char *fmt, ...) SONDE_PRINTF(3, 4);

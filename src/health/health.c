@@ -246,7 +246,7 @@ static void start_run(check *c, uint64_t now)
         char msg[128];
         snprintf(msg, sizeof msg, "cannot start the check thread: %s", strerror(rc));
         record(c, SONDE_HEALTH_UNHEALTHY, msg, NULL, 0);
-        sonde__diag(3, "health", "check %s: %s", c->name, msg);
+        sonde__diag(SONDE_LOG_WARNING, "health", "check %s: %s", c->name, msg);
     }
 }
 
@@ -269,7 +269,7 @@ static void tick(void *ud, uint64_t now)
                 c->run_timed_out = true;
                 c->timeouts++;
                 record(c, SONDE_HEALTH_UNHEALTHY, msg, NULL, t);
-                sonde__diag(3, "health", "check %s %s", c->name, msg);
+                sonde__diag(SONDE_LOG_WARNING, "health", "check %s %s", c->name, msg);
             }
         } else if (c->next_due_ns <= now) {
             start_run(c, now);

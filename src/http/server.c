@@ -435,7 +435,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     size_t n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
         msg[--n] = '\0';
-    sonde__diag(3, "http", "%s", msg);
+    sonde__diag(SONDE_LOG_WARNING, "http", "%s", msg);
 }
 
 /* ---- responses ---- */
@@ -622,7 +622,7 @@ static void handle_metrics(sonde__server *s, const sonde__http_request *rq,
     if (rc != SONDE_OK) {
         if (rc == SONDE_ETOOBIG)
             count_reject(s, R_TOOBIG);
-        sonde__diag(3, "http", "rendering %s failed: %s", rq->path, sonde_strerror(rc));
+        sonde__diag(SONDE_LOG_ERROR, "http", "rendering %s failed: %s", rq->path, sonde_strerror(rc));
         rs->body.max = 0;
         json_error(rs, 500,
                    rc == SONDE_ETOOBIG ? "exposition larger than max_response_bytes"

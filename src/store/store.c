@@ -124,7 +124,7 @@ static void diag_failure(sonde__store *st, const char *stage, int rc, const char
     if (st->logged_failure)
         return;
     st->logged_failure = 1;
-    sonde__diag(4 /* WARNING */, "store", "%s store: %s failed (%s): %s", st->type->name, stage,
+    sonde__diag(SONDE_LOG_WARNING, "store", "%s store: %s failed (%s): %s", st->type->name, stage,
                 sonde_err_name(rc), err[0] ? err : "no detail");
 }
 
@@ -133,7 +133,7 @@ static void diag_recovered(sonde__store *st)
     if (!st->logged_failure)
         return;
     st->logged_failure = 0;
-    sonde__diag(6 /* INFO */, "store", "%s store: working again", st->type->name);
+    sonde__diag(SONDE_LOG_INFO, "store", "%s store: working again", st->type->name);
 }
 
 static void backoff(sonde__store *st)
