@@ -20,6 +20,8 @@
 
 /* Defined in bench_log.c, which the logging work adds; NULL until then. */
 void sonde_bench_log(void) __attribute__((weak));
+/* Defined in bench_trace.c (performance tracing). */
+void sonde_bench_trace(void) __attribute__((weak));
 
 struct group {
     const char *name;
@@ -29,6 +31,7 @@ struct group {
 static const struct group groups[] = {
     {"metrics", sonde_bench_metrics},
     {"log", sonde_bench_log},
+    {"trace", sonde_bench_trace},
 };
 
 #define NGROUPS (sizeof groups / sizeof groups[0])

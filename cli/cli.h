@@ -16,6 +16,7 @@ int cmd_serve(int argc, char **argv);
 int cmd_check_config(int argc, char **argv);
 int cmd_health(int argc, char **argv);
 int cmd_metrics(int argc, char **argv);
+int cmd_performance(int argc, char **argv);
 
 /* Print every configuration error as "file:line:column: message". */
 struct sonde_config_error;

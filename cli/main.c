@@ -6,6 +6,7 @@
  *   sonde check-config FILE
  *   sonde health [--url URL] [--detailed] [--json]
  *   sonde metrics [--url URL] [--format F] [--output FILE]
+ *   sonde performance [--operation NAME] [--hours N] [--json] [--url URL | --store ADDR]
  *   sonde version
  */
 #include "cli.h"
@@ -26,6 +27,7 @@ static const char usage[] =
     "  check-config   validate an agent configuration file\n"
     "  health         query a server's health and print it (exit 0/1/2/3)\n"
     "  metrics        fetch a server's metrics\n"
+    "  performance    operation latency and success rates (a server or a history store)\n"
     "  version        print versions\n"
     "\n"
     "Run 'sonde <command> --help' for a command's options.\n";
@@ -98,6 +100,8 @@ int main(int argc, char **argv)
         rc = cmd_health(argc - 1, argv + 1);
     else if (strcmp(cmd, "metrics") == 0)
         rc = cmd_metrics(argc - 1, argv + 1);
+    else if (strcmp(cmd, "performance") == 0)
+        rc = cmd_performance(argc - 1, argv + 1);
     else if (strcmp(cmd, "version") == 0)
         rc = cmd_version(argc - 1, argv + 1);
     else {

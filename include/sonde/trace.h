@@ -85,6 +85,8 @@ typedef struct sonde_op sonde_op;
 typedef struct sonde_op_token {
     sonde_op *op;
     uint64_t start;
+    int32_t log_ctx;     /* logging context frame pushed, or 0 */
+    uint32_t log_thread; /* the thread that pushed it */
 } sonde_op_token;
 
 /* ------------------------------------------------------------------------ */
@@ -145,6 +147,12 @@ typedef struct sonde_trace_opts {
     /** Default least operations in the window before a baseline can flag.
      * 0: 10. */
     uint64_t anomaly_min_count;
+    /** Joining the logging context: 0 (default) while the logger
+     * "sonde.trace" is at DEBUG (when operations log their start and end),
+     * 1 always, -1 never. A joined operation pushes a context frame
+     * {"operation": name} for its duration (so every line logged inside
+     * carries it and one correlation ID) and must end on its thread. */
+    int log_context;
 } sonde_trace_opts;
 
 /** Zero the options (all defaults). Any thread. */
@@ -228,8 +236,13 @@ SONDE_API sonde_op_token sonde_op_begin_op(sonde_op *op);
  * End an operation: ok non-zero for success. Observes the duration in the
  * histogram, counts it, and adds it to the calling thread's minute
  * aggregate. Returns the duration in seconds (0 for an ignored token). Any
- * thread (not necessarily the one that began it), lock-free; allocates only
- * at the thread's first use of the operation.
+ * thread (not necessarily the one that began it, unless the operation joined
+ * the logging context: see sonde_trace_opts.log_context), lock-free;
+ * allocates only at the thread's first use of the operation.
+ *
+ * Logging: with the logger "sonde.trace" at DEBUG, begin logs "operation
+ * started" and end "operation finished" (fields event, operation, success,
+ * duration_seconds), inside the operation's context frame.
  */
 SONDE_API double sonde_op_end(sonde_op_token token, int ok);
 

@@ -14,6 +14,8 @@
  */
 #include "store.h"
 
+#include <sonde/log.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,7 +126,7 @@ static void diag_failure(sonde__store *st, const char *stage, int rc, const char
     if (st->logged_failure)
         return;
     st->logged_failure = 1;
-    sonde__diag(SONDE_LOG_WARNING, "store", "%s store: %s failed (%s): %s", st->type->name, stage,
+    sonde__diag(SONDE_LOG_WARNING, "sonde.store", "%s store: %s failed (%s): %s", st->type->name, stage,
                 sonde_err_name(rc), err[0] ? err : "no detail");
 }
 
@@ -133,7 +135,7 @@ static void diag_recovered(sonde__store *st)
     if (!st->logged_failure)
         return;
     st->logged_failure = 0;
-    sonde__diag(SONDE_LOG_INFO, "store", "%s store: working again", st->type->name);
+    sonde__diag(SONDE_LOG_INFO, "sonde.store", "%s store: working again", st->type->name);
 }
 
 static void backoff(sonde__store *st)

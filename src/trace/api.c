@@ -11,6 +11,10 @@ static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER; /* creation, start, s
 static sonde__tracer *g_tracer;                              /* atomic */
 static int g_started;
 
+/* /performance is served by any server started after this program's
+ * tracing code is loaded. */
+__attribute__((constructor)) static void register_route(void) { sonde__trace_http_register(); }
+
 static pthread_mutex_t hook_lock = PTHREAD_MUTEX_INITIALIZER;
 static sonde_anomaly_fn hook_fn;
 static void *hook_ud;
@@ -109,6 +113,8 @@ static int naming_differs(const sonde_trace_opts *o, const sonde__tracer *tr)
         differs(o->result_label, "result", tr->result_label))
         return 1;
     if (o->max_operations && o->max_operations != tr->max_ops)
+        return 1;
+    if ((o->log_context > 0 ? 1 : o->log_context < 0 ? -1 : 0) != tr->log_mode)
         return 1;
     if (o->buckets) {
         if (o->bucket_count != tr->nbuckets ||

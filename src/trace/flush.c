@@ -760,14 +760,14 @@ void sonde__trace_tick(sonde__tracer *tr, int force)
     for (size_t i = 0; i < nchanges; i++) {
         const sonde_op_stats *st = &changes[i].st;
         if (changes[i].anomalous)
-            sonde__diag(SONDE_LOG_WARNING, "trace",
+            sonde__diag(SONDE_LOG_WARNING, "sonde.trace",
                         "operation %s: anomaly over %u min: avg %.6g s, p95 %.6g s "
                         "(baseline avg %.6g s, p95 %.6g s, factor %.3g, %llu operations)",
                         st->operation, st->window_minutes, st->avg_seconds, st->p95_seconds,
                         st->baseline_avg_seconds, st->baseline_p95_seconds, st->baseline_factor,
                         (unsigned long long)st->count);
         else
-            sonde__diag(SONDE_LOG_INFO, "trace", "operation %s: back within its baseline", st->operation);
+            sonde__diag(SONDE_LOG_INFO, "sonde.trace", "operation %s: back within its baseline", st->operation);
         sonde__trace_anomaly_notify(st, changes[i].anomalous);
     }
     sonde__free(changes);

@@ -193,11 +193,65 @@ static inline void record(struct trace_acc *a, uint64_t now, uint64_t ns, int ok
     }
 }
 
+/* ---- joining the logging context ---- */
+
+static _Atomic uint32_t next_thread_tag;
+static __thread uint32_t tls_thread_tag;
+
+static uint32_t thread_tag(void)
+{
+    if (!tls_thread_tag) {
+        uint32_t t;
+        do
+            t = atomic_fetch_add(&next_thread_tag, 1) + 1;
+        while (t == 0);
+        tls_thread_tag = t;
+    }
+    return tls_thread_tag;
+}
+
+static __attribute__((noinline)) void log_begin(sonde_op *op, sonde_op_token *t)
+{
+    sonde_field f = SONDE_STR("operation", op->name);
+    int ctx = sonde_log_context_push(NULL, &f, 1);
+    if (ctx > 0) {
+        t->log_ctx = ctx;
+        t->log_thread = thread_tag();
+    }
+    SONDE_LOG(op->lg, DEBUG, "operation started", SONDE_STR("event", "operation_start"),
+              SONDE_STR("operation", op->name));
+}
+
+static __attribute__((noinline)) void log_end(sonde_op *op, sonde_op_token t, double secs,
+                                              int ok)
+{
+    SONDE_LOG(op->lg, DEBUG, "operation finished", SONDE_STR("event", "operation_end"),
+              SONDE_STR("operation", op->name), SONDE_BOOL("success", ok != 0),
+              SONDE_DOUBLE("duration_seconds", secs));
+    /* A frame belongs to its thread: popping on another would pop that
+     * thread's frames. */
+    if (t.log_ctx > 0 && t.log_thread == thread_tag())
+        sonde_log_context_pop(t.log_ctx);
+}
+
+static inline int joins_log(const sonde_op *op)
+{
+    return op->log_mode > 0 || (op->log_mode == 0 && sonde_log_enabled(op->lg, SONDE_LOG_DEBUG));
+}
+
 sonde_op_token sonde_op_begin_op(sonde_op *op)
 {
     sonde_op_token t;
     t.op = op;
-    t.start = op ? trace_ticks() : 0;
+    t.log_ctx = 0;
+    t.log_thread = 0;
+    if (!op) {
+        t.start = 0;
+        return t;
+    }
+    if (SONDE_UNLIKELY(joins_log(op)))
+        log_begin(op, &t);
+    t.start = trace_ticks();
     return t;
 }
 
@@ -227,6 +281,8 @@ double sonde_op_end(sonde_op_token tok, int ok)
         record(a, now, ns, ok);
         __atomic_store_n(&a->seq, seq + 2, __ATOMIC_RELEASE);
     }
+    if (SONDE_UNLIKELY(tok.log_thread != 0 || sonde_log_enabled(op->lg, SONDE_LOG_DEBUG)))
+        log_end(op, tok, secs, ok);
     return secs;
 }
 
@@ -324,6 +380,8 @@ int sonde__trace_op_create(sonde__tracer *tr, const sonde_op_opts *opts, sonde_o
     memcpy(op->name, opts->name, n);
     op->name_len = (uint32_t)n;
     op->tr = tr;
+    op->lg = tr->lg;
+    op->log_mode = tr->log_mode;
     for (int i = 0; i < TRACE_RING_MINUTES; i++)
         op->ring[i].minute = TRACE_NO_MINUTE;
     if (opts->duration_metric) {
@@ -426,6 +484,8 @@ int sonde__tracer_create(const sonde_trace_opts *opts, sonde__tracer **out)
     tr->nbuckets = opts->buckets ? opts->bucket_count : SONDE_ARRAY_LEN(default_buckets);
     tr->buckets = sonde__calloc(tr->nbuckets ? tr->nbuckets : 1, sizeof *tr->buckets);
     tr->max_ops = opts->max_operations ? opts->max_operations : DEFAULT_MAX_OPS;
+    tr->lg = sonde_logger_get("sonde.trace");
+    tr->log_mode = opts->log_context > 0 ? 1 : opts->log_context < 0 ? -1 : 0;
     size_t cap = 16;
     while (cap < tr->max_ops * 2)
         cap *= 2;

@@ -32,6 +32,7 @@
 #include "core/sketch.h"
 #include "store/store.h"
 
+#include <sonde/log.h>
 #include <sonde/trace.h>
 
 /* Memory fences of the sequence protocols. TSan does not model fences
@@ -169,6 +170,8 @@ struct sonde_op {
     sonde_histogram *hist;
     sonde_counter *ok, *fail;
     sonde_gauge *anomaly_gauge;
+    sonde_logger *lg;       /* "sonde.trace" */
+    int log_mode;           /* sonde_trace_opts.log_context */
     struct trace_acc *accs; /* atomic head; pushes by writers, unlinks by flush */
     char *duration_metric;  /* dedicated histogram name or NULL */
     sonde_op *next;         /* tracer's list, creation order */
@@ -187,6 +190,8 @@ struct sonde__tracer {
     double *buckets;
     size_t nbuckets;
     size_t max_ops;
+    sonde_logger *lg;
+    int log_mode;
     sonde_family *hist_fam, *total_fam, *anomaly_fam;
     /* Lock-free name table: open addressing, capacity a power of two at
      * least twice max_ops, never resized; slots written once under lock. */
@@ -243,6 +248,20 @@ void sonde__stats_fill(sonde_op_stats *st, const sonde__sketch *sk, uint64_t err
 /* The flush's timer on the runtime worker: schedule.c. */
 int sonde__trace_bg_start(sonde__tracer *tr, unsigned interval_ms);
 void sonde__trace_bg_stop(void);
+
+/* /performance (perf_http.c). */
+typedef struct sonde__perf_query {
+    char operation[SONDE_OP_NAME_MAX + 1];
+    int has_operation;
+    unsigned minutes; /* default 24 h */
+} sonde__perf_query;
+/* Parse the query string q[0..n) of /performance: operation=NAME,
+ * hours=N or minutes=N (percent-decoded). SONDE_OK or SONDE_EINVAL with a
+ * reason in err. Fuzzed. */
+int sonde__perf_query_parse(const char *q, size_t n, sonde__perf_query *out, char *err,
+                            size_t errlen);
+/* Register /performance with the HTTP server (servers started later). */
+void sonde__trace_http_register(void);
 
 /* Internal to the trace component. */
 void sonde__trace_anomaly_notify(const sonde_op_stats *st, int anomalous);
