@@ -161,6 +161,10 @@ static void sleep_us(unsigned us)
 
 static sonde_logger *req_log; /* "demo.requests" */
 
+/* Traced operations (sonde/trace.h): windows with percentiles and success
+ * rates, kept in $SONDE_STORE; read them with `sonde performance`. */
+static sonde_op *op_request, *op_cache, *op_backend;
+
 /* What a client would send: sometimes a W3C traceparent, sometimes an
  * X-Request-ID, mostly nothing (a new correlation ID is made). */
 static void fake_headers(unsigned *seed, char *traceparent, size_t tp_size, char *request_id,
@@ -202,6 +206,7 @@ static void *worker(void *arg)
         SONDE_LOG_REQUEST_CONTEXT(cid, SONDE_STR("method", method), SONDE_STR("path", path),
                                   SONDE_STR("client_ip", ip));
         SONDE_LOG(req_log, DEBUG, "request received");
+        sonde_op_token req_op = sonde_op_begin_op(op_request);
 
         atomic_fetch_add(&cache_lookups, 1);
         int status = 200;
@@ -209,11 +214,14 @@ static void *worker(void *arg)
         if (cache_hit) {
             atomic_fetch_add(&cache_hits, 1);
             sonde_counter_inc(hit);
+            sonde_op_token c = sonde_op_begin_op(op_cache);
             sleep_us(100 + next_rand(&seed) % 900); /* cache hit: under 1 ms */
+            sonde_op_end(c, 1);
         } else {
             sonde_counter_inc(miss);
             SONDE_LOG_CONTEXT(SONDE_STR("operation", "backend_call"),
                               SONDE_STR("provider", "inventory"));
+            sonde_op_token call = sonde_op_begin_op(op_backend);
             /* The backend fails 10% of the time; retry up to twice. */
             int attempts = 0;
             while (next_rand(&seed) % 100 < 10 && attempts < 2) {
@@ -243,6 +251,7 @@ static void *worker(void *arg)
             /* Backend latency: mostly 2-40 ms, sometimes up to 300 ms. */
             unsigned r = next_rand(&seed) % 100;
             sleep_us(r < 90 ? 2000 + next_rand(&seed) % 38000 : 40000 + next_rand(&seed) % 260000);
+            sonde_op_end(call, attempts < 2);
         }
         if (status == 200 && strcmp(method, "POST") == 0 && next_rand(&seed) % 50 == 0)
             status = 400;
@@ -256,6 +265,7 @@ static void *worker(void *arg)
         double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
         sonde_histogram_observe(sonde_family_histogram(m.latency, method), secs);
         sonde_gauge_dec(m.inflight);
+        sonde_op_end(req_op, status < 500);
         SONDE_LOG_AT(req_log, status >= 500 ? SONDE_LOG_ERROR : SONDE_LOG_INFO, "request handled",
                   SONDE_INT("status", status), SONDE_DOUBLE("duration_seconds", secs),
                   SONDE_BOOL("cache_hit", cache_hit));
@@ -320,8 +330,10 @@ static void print_urls(void)
             "  readiness         http://%s/health/ready\n"
             "  health (detailed) http://%s/health/detailed\n"
             "  info              http://%s/info\n"
-            "  status            http://%s/status\n",
-            addr, hp, hp, hp, hp, hp, hp, hp, hp);
+            "  status            http://%s/status\n"
+            "  performance       http://%s/performance?hours=1\n"
+            "  (or: build/bin/sonde performance --url http://%s --hours 1)\n",
+            addr, hp, hp, hp, hp, hp, hp, hp, hp, hp, hp);
     printf("listening on %s\n", addr);
     fflush(stdout);
 }
@@ -346,6 +358,8 @@ static void usage(FILE *out)
             "                          serving; prints the number of requests recorded\n"
             "  --workers N             worker threads (default 4)\n"
             "  --log-file PATH         also write every log line (DEBUG and up) to PATH as JSON\n"
+            "Requests, cache lookups and backend calls are traced; SONDE_STORE=PATH keeps\n"
+            "their history in a SQLite file for `sonde performance --store PATH`.\n"
             "The bound address is printed on stdout as \"listening on HOST:PORT\".\n");
 }
 
@@ -434,6 +448,23 @@ int main(int argc, char **argv)
     req_log = sonde_logger_get("demo.requests");
 
     register_metrics();
+    /* Tracing: demo_operation_duration_seconds{operation},
+     * demo_operations_total{operation,result}, windows kept in $SONDE_STORE
+     * (a SQLite file, or redis://...; in memory when unset). */
+    sonde_trace_opts to;
+    sonde_trace_opts_init(&to);
+    to.ns = "demo";
+    int trc = sonde_trace_start(&to);
+    if (trc)
+        fprintf(stderr, "sonde-demo: tracing: %s (%s)\n", sonde_strerror(trc),
+                sonde_registry_last_error());
+    op_request = sonde_op_get("request");
+    op_cache = sonde_op_get("cache_lookup");
+    op_backend = sonde_op_get("backend_call");
+    /* Expected backend latency: flagged when a 5-minute window averages
+     * over 2 x 30 ms or its p95 exceeds 2 x 150 ms. */
+    sonde_baseline bl = {0.030, 0.150, 2.0, 5, 20};
+    sonde_trace_set_baseline("backend_call", &bl);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     signal(SIGPIPE, SIG_IGN);
@@ -509,6 +540,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < nworkers; i++)
         pthread_join(th[i], NULL);
     sonde_buf_free(&out);
+    sonde_trace_stop(); /* writes the current minute to the store */
     sonde_stop();
     sonde_log_shutdown(2000); /* write what is queued (if sonde_stop did not) */
     return 0;
