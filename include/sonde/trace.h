@@ -78,15 +78,14 @@ typedef struct sonde_op sonde_op;
 #define SONDE_TRACE_RELATIVE_ERROR 0.01
 
 /**
- * A started operation, returned by value. Pass it to sonde_op_end exactly
- * once. The fields are private: op is NULL when the operation is not traced
- * (sonde disabled, invalid name, too many operations).
+ * A started operation, returned by value (16 bytes: two registers). Pass it
+ * to sonde_op_end exactly once. The fields are private: op is NULL when the
+ * operation is not traced (sonde disabled, invalid name, too many
+ * operations).
  */
 typedef struct sonde_op_token {
     sonde_op *op;
     uint64_t start;
-    int32_t log_ctx;     /* logging context frame pushed, or 0 */
-    uint32_t log_thread; /* the thread that pushed it */
 } sonde_op_token;
 
 /* ------------------------------------------------------------------------ */
@@ -150,8 +149,10 @@ typedef struct sonde_trace_opts {
     /** Joining the logging context: 0 (default) while the logger
      * "sonde.trace" is at DEBUG (when operations log their start and end),
      * 1 always, -1 never. A joined operation pushes a context frame
-     * {"operation": name} for its duration (so every line logged inside
-     * carries it and one correlation ID) and must end on its thread. */
+     * {"operation": name} for its duration, so every line logged inside
+     * carries it and one correlation ID. The frame is popped when the
+     * operation ends on the thread that began it; ended elsewhere, it stays
+     * until that thread pops an enclosing frame. */
     int log_context;
 } sonde_trace_opts;
 
@@ -236,9 +237,8 @@ SONDE_API sonde_op_token sonde_op_begin_op(sonde_op *op);
  * End an operation: ok non-zero for success. Observes the duration in the
  * histogram, counts it, and adds it to the calling thread's minute
  * aggregate. Returns the duration in seconds (0 for an ignored token). Any
- * thread (not necessarily the one that began it, unless the operation joined
- * the logging context: see sonde_trace_opts.log_context), lock-free;
- * allocates only at the thread's first use of the operation.
+ * thread (not necessarily the one that began it), lock-free; allocates
+ * only at the thread's first use of the operation.
  *
  * Logging: with the logger "sonde.trace" at DEBUG, begin logs "operation
  * started" and end "operation finished" (fields event, operation, success,

@@ -11,6 +11,8 @@
  */
 #include "trace_int.h"
 
+#include "core/sketch.h"
+
 #include <math.h>
 #include <string.h>
 #include <time.h>
@@ -22,8 +24,7 @@ int sonde__trace_clock_mode = TRACE_CLOCK_MONO;
 uint64_t (*sonde__trace_fake_clock)(void);
 uint64_t sonde__trace_mult = (uint64_t)1 << 32;
 
-double sonde__trace_ln_tab[256];
-double sonde__trace_inv_tab[256];
+uint64_t sonde__trace_idx_tab[48][64];
 
 /* The anchor, published under a sequence count (readers: slow paths). */
 static uint32_t anchor_seq;
@@ -64,13 +65,39 @@ static void read_anchor(uint64_t *ticks, int64_t *wall)
     }
 }
 
+/* The sketch index of a duration of n ns (what the table reproduces). */
+static int32_t exact_index(uint64_t n) { return sonde__sketch_index((double)n * 1e-9); }
+
 void sonde__trace_tables_init(void)
 {
-    double lng = 1.0 / TRACE_INV_LN_GAMMA;
-    for (int j = 0; j < 256; j++) {
-        double m = 1.0 + j / 256.0;
-        sonde__trace_ln_tab[j] = log(m) / lng;
-        sonde__trace_inv_tab[j] = 1.0 / m;
+    for (int e = 1; e < 48; e++) {
+        uint64_t base = (uint64_t)1 << e;
+        for (int j = 0; j < 64; j++) {
+            /* The integers of the slice: the values whose 6 bits after the
+             * leading one are j (fewer than 64 integers per octave below
+             * 2^6: some slices are empty). */
+            uint64_t lo = base + (((uint64_t)j << e) + 63) / 64;
+            uint64_t hi = base + (((uint64_t)(j + 1) << e) + 63) / 64 - 1;
+            if (lo > hi) {
+                sonde__trace_idx_tab[e][j] = ((uint64_t)0xffffffffffffULL << 16) |
+                                             (uint64_t)(TRACE_IDX_LO + TRACE_IDX_BIAS);
+                continue;
+            }
+            int32_t i0 = exact_index(lo);
+            /* Last value of bin i0 within the slice. */
+            uint64_t b;
+            double edge = exp((double)i0 * 0.020000666706669543 /* ln gamma */) * 1e9;
+            if (edge < (double)hi)
+                b = edge < (double)lo ? lo : (uint64_t)edge;
+            else
+                b = hi;
+            while (b < hi && exact_index(b + 1) == i0)
+                b++;
+            while (b > lo && exact_index(b) != i0)
+                b--;
+            uint64_t top = b >= hi ? 0xffffffffffffULL : ((b << (63 - e)) >> 16);
+            sonde__trace_idx_tab[e][j] = (top << 16) | (uint64_t)(i0 + TRACE_IDX_BIAS);
+        }
     }
 }
 

@@ -193,33 +193,40 @@ static inline void record(struct trace_acc *a, uint64_t now, uint64_t ns, int ok
     }
 }
 
-/* ---- joining the logging context ---- */
+/* ---- joining the logging context ----
+ * An operation that joins pushes a logging context frame; the frame's token
+ * is kept on a small per-thread stack keyed by (operation, start), so the
+ * operation token stays two words (passed in registers). sonde_op_end pops
+ * the frame only on the thread that pushed it: elsewhere the key is not on
+ * the stack. */
 
-static _Atomic uint32_t next_thread_tag;
-static __thread uint32_t tls_thread_tag;
+#define LOG_STACK 32
+struct log_entry {
+    const sonde_op *op;
+    uint64_t start;
+    int ctx;
+};
+static __thread struct log_entry tls_log[LOG_STACK];
+static __thread int tls_log_depth __attribute__((tls_model(SONDE_TLS_MODEL)));
 
-static uint32_t thread_tag(void)
+static __attribute__((noinline)) int log_begin(sonde_op *op)
 {
-    if (!tls_thread_tag) {
-        uint32_t t;
-        do
-            t = atomic_fetch_add(&next_thread_tag, 1) + 1;
-        while (t == 0);
-        tls_thread_tag = t;
-    }
-    return tls_thread_tag;
-}
-
-static __attribute__((noinline)) void log_begin(sonde_op *op, sonde_op_token *t)
-{
-    sonde_field f = SONDE_STR("operation", op->name);
-    int ctx = sonde_log_context_push(NULL, &f, 1);
-    if (ctx > 0) {
-        t->log_ctx = ctx;
-        t->log_thread = thread_tag();
+    int ctx = 0;
+    if (tls_log_depth < LOG_STACK) {
+        sonde_field f = SONDE_STR("operation", op->name);
+        ctx = sonde_log_context_push(NULL, &f, 1);
     }
     SONDE_LOG(op->lg, DEBUG, "operation started", SONDE_STR("event", "operation_start"),
               SONDE_STR("operation", op->name));
+    return ctx;
+}
+
+static __attribute__((noinline)) void log_remember(const sonde_op *op, uint64_t start, int ctx)
+{
+    tls_log[tls_log_depth].op = op;
+    tls_log[tls_log_depth].start = start;
+    tls_log[tls_log_depth].ctx = ctx;
+    tls_log_depth++;
 }
 
 static __attribute__((noinline)) void log_end(sonde_op *op, sonde_op_token t, double secs,
@@ -228,10 +235,15 @@ static __attribute__((noinline)) void log_end(sonde_op *op, sonde_op_token t, do
     SONDE_LOG(op->lg, DEBUG, "operation finished", SONDE_STR("event", "operation_end"),
               SONDE_STR("operation", op->name), SONDE_BOOL("success", ok != 0),
               SONDE_DOUBLE("duration_seconds", secs));
-    /* A frame belongs to its thread: popping on another would pop that
-     * thread's frames. */
-    if (t.log_ctx > 0 && t.log_thread == thread_tag())
-        sonde_log_context_pop(t.log_ctx);
+    for (int i = tls_log_depth; i-- > 0;) {
+        if (tls_log[i].op == op && tls_log[i].start == t.start) {
+            /* Popping a frame pops the frames pushed after it (operations
+             * that never ended): forget them too. */
+            sonde_log_context_pop(tls_log[i].ctx);
+            tls_log_depth = i;
+            break;
+        }
+    }
 }
 
 static inline int joins_log(const sonde_op *op)
@@ -239,18 +251,30 @@ static inline int joins_log(const sonde_op *op)
     return op->log_mode > 0 || (op->log_mode == 0 && sonde_log_enabled(op->lg, SONDE_LOG_DEBUG));
 }
 
+/* For tests: the logging frame of a token, 0 when none. */
+int sonde__trace_log_ctx(sonde_op_token t)
+{
+    for (int i = tls_log_depth; i-- > 0;)
+        if (tls_log[i].op == t.op && tls_log[i].start == t.start)
+            return tls_log[i].ctx;
+    return 0;
+}
+
 sonde_op_token sonde_op_begin_op(sonde_op *op)
 {
     sonde_op_token t;
     t.op = op;
-    t.log_ctx = 0;
-    t.log_thread = 0;
     if (!op) {
         t.start = 0;
         return t;
     }
-    if (SONDE_UNLIKELY(joins_log(op)))
-        log_begin(op, &t);
+    if (SONDE_UNLIKELY(joins_log(op))) {
+        int ctx = log_begin(op);
+        t.start = trace_ticks();
+        if (ctx > 0)
+            log_remember(op, t.start, ctx);
+        return t;
+    }
     t.start = trace_ticks();
     return t;
 }
@@ -281,7 +305,7 @@ double sonde_op_end(sonde_op_token tok, int ok)
         record(a, now, ns, ok);
         __atomic_store_n(&a->seq, seq + 2, __ATOMIC_RELEASE);
     }
-    if (SONDE_UNLIKELY(tok.log_thread != 0 || sonde_log_enabled(op->lg, SONDE_LOG_DEBUG)))
+    if (SONDE_UNLIKELY(tls_log_depth != 0 || sonde_log_enabled(op->lg, SONDE_LOG_DEBUG)))
         log_end(op, tok, secs, ok);
     return secs;
 }

@@ -88,41 +88,34 @@ int64_t sonde__trace_now_wall_ns(void);
 void sonde__trace_set_clock(uint64_t (*fn)(void));
 
 /* ---- bin index ----
- * Durations map to the sketch's bins (index ceil(ln(seconds) / ln gamma))
- * without calling log(): exponent plus a 256-entry table and a second-order
- * term, within 1e-6 of a bin of the exact index. A value that close to a bin
- * edge is equally well represented by either bin (both are within the 1%
- * bound). Durations of 0 or 1 ns count as zero; durations above 2^47 ns
- * (39 hours) go to the top bin (their exact max is kept). */
+ * Durations (integer nanoseconds) map to the sketch's bins, index
+ * ceil(ln(seconds) / ln gamma), without floating point: the leading bit
+ * (the octave, 1 to 47) and the next 6 bits select one of 64 slices of the
+ * octave; a slice (1/64 of an octave, at most 1.1% wide) holds at most one
+ * bin edge (bins are 2% wide). sonde__trace_idx_tab[octave][slice] packs the
+ * bin of the slice's first value (low 16 bits, biased by 2048) and the
+ * slice's last value of that bin, normalised like the input (high 48 bits;
+ * all ones when the whole slice is one bin). Normalised durations below
+ * 2^48 ns have at most 48 significant bits, so the comparison is exact:
+ * the result is the sketch index of the duration (sonde__sketch_index),
+ * computed once per table entry with log() at start. Durations of 0 or 1 ns
+ * count as zero; above 2^47 ns (39 hours) go to the top bin (their exact
+ * max is kept). */
 #define TRACE_IDX_LO (-1002)
 #define TRACE_IDX_HI 594
 #define TRACE_NBINS (TRACE_IDX_HI - TRACE_IDX_LO + 1)
-extern double sonde__trace_ln_tab[256];  /* ln(1 + j/256) / ln gamma */
-extern double sonde__trace_inv_tab[256]; /* 1 / (1 + j/256) */
-#define TRACE_INV_LN_GAMMA 49.99833328888651 /* 1 / ln gamma (sketch.c's LN_GAMMA) */
-#define TRACE_OCTAVE 34.65620375188814 /* ln 2 / ln gamma */
-#define TRACE_NS_OFFSET (-1036.1287521498423) /* ln(1e-9) / ln gamma */
+#define TRACE_IDX_BIAS 2048
+extern uint64_t sonde__trace_idx_tab[48][64];
 
 static inline int32_t trace_bin_index(uint64_t ns)
 {
     if (ns > ((uint64_t)1 << 47))
         ns = (uint64_t)1 << 47;
-    double v = (double)ns;
-    uint64_t b;
-    __builtin_memcpy(&b, &v, 8);
-    int e = (int)(b >> 52) - 1023;
-    uint32_t j = (uint32_t)(b >> 44) & 255;
-    uint64_t mb = (b & 0x00000fffffffffffULL) | 0x3ff0000000000000ULL;
-    double r;
-    __builtin_memcpy(&r, &mb, 8); /* 1 + the mantissa bits below j */
-    double u = (r - 1.0) * sonde__trace_inv_tab[j];
-    double x = sonde__trace_ln_tab[j] + (u - 0.5 * u * u) * TRACE_INV_LN_GAMMA +
-               (double)e * TRACE_OCTAVE + TRACE_NS_OFFSET;
-    int32_t i = (int32_t)x;
-    i += (double)i < x;
-    if (i < TRACE_IDX_LO)
-        i = TRACE_IDX_LO;
-    return i;
+    /* ns >= 2: the callers count 0 and 1 as zero. */
+    int lz = __builtin_clzll(ns);
+    uint64_t m = ns << lz; /* leading one at bit 63 */
+    uint64_t v = sonde__trace_idx_tab[63 - lz][(m >> 57) & 63];
+    return (int32_t)(v & 0xffff) - TRACE_IDX_BIAS + ((m >> 16) > (v >> 16));
 }
 void sonde__trace_tables_init(void);
 
@@ -262,6 +255,10 @@ int sonde__perf_query_parse(const char *q, size_t n, sonde__perf_query *out, cha
                             size_t errlen);
 /* Register /performance with the HTTP server (servers started later). */
 void sonde__trace_http_register(void);
+
+/* For tests: the logging context frame token t pushed on this thread (0
+ * when none). */
+int sonde__trace_log_ctx(sonde_op_token t);
 
 /* Internal to the trace component. */
 void sonde__trace_anomaly_notify(const sonde_op_stats *st, int anomalous);

@@ -76,7 +76,7 @@ TEST(test_operations_log_start_and_end_at_debug_inside_their_context)
     int outer = sonde_log_context_push("req-1234", NULL, 0);
     ASSERT_GT(outer, 0);
     sonde_op_token t = sonde_op_begin_op(op);
-    ASSERT_GT(t.log_ctx, 0);
+    ASSERT_GT(sonde__trace_log_ctx(t), 0);
     SONDE_LOG(app, INFO, "cloning", SONDE_STR("repository", "repo1"));
     sonde_op_end(t, 0);
     SONDE_LOG(app, INFO, "after");
@@ -112,7 +112,7 @@ TEST(test_below_debug_operations_neither_log_nor_push_unless_asked)
     sonde__tracer *tr = tracer(&reg, 0);
     sonde_op *op = op_of(tr, "quiet");
     sonde_op_token t = sonde_op_begin_op(op);
-    ASSERT_EQ(t.log_ctx, 0);
+    ASSERT_EQ(sonde__trace_log_ctx(t), 0);
     sonde_op_end(t, 1);
     ASSERT_EQ(nlines, 0);
     sonde__tracer_destroy(tr);
@@ -122,7 +122,7 @@ TEST(test_below_debug_operations_neither_log_nor_push_unless_asked)
     tr = tracer(&reg, 1);
     op = op_of(tr, "joined");
     t = sonde_op_begin_op(op);
-    ASSERT_GT(t.log_ctx, 0);
+    ASSERT_GT(sonde__trace_log_ctx(t), 0);
     SONDE_LOG(sonde_logger_get("app"), INFO, "inside");
     sonde_op_end(t, 1);
     ASSERT_EQ(nlines, 1);
@@ -135,7 +135,7 @@ TEST(test_below_debug_operations_neither_log_nor_push_unless_asked)
     tr = tracer(&reg, -1);
     op = op_of(tr, "never");
     t = sonde_op_begin_op(op);
-    ASSERT_EQ(t.log_ctx, 0);
+    ASSERT_EQ(sonde__trace_log_ctx(t), 0);
     sonde_op_end(t, 1);
     /* End still logs at DEBUG (no frame to pop). */
     ASSERT(find_line("operation finished") != NULL);
@@ -166,7 +166,8 @@ TEST(test_an_operation_ended_on_another_thread_does_not_pop_its_frames)
     sonde__tracer *tr = tracer(&reg, 0);
     sonde_op *op = op_of(tr, "cross");
     cross_token = sonde_op_begin_op(op);
-    ASSERT_GT(cross_token.log_ctx, 0);
+    int frame = sonde__trace_log_ctx(cross_token);
+    ASSERT_GT(frame, 0);
     pthread_t th;
     void *ret = (void *)2;
     ASSERT_EQ(pthread_create(&th, NULL, end_elsewhere, NULL), 0);
@@ -175,7 +176,7 @@ TEST(test_an_operation_ended_on_another_thread_does_not_pop_its_frames)
     /* This thread's frame stays until popped by its owner. */
     char id[64];
     ASSERT_GT(sonde_log_correlation_id(id, sizeof id), 0);
-    sonde_log_context_pop(cross_token.log_ctx);
+    sonde_log_context_pop(frame);
     ASSERT_EQ(sonde_log_correlation_id(id, sizeof id), 0);
     sonde__tracer_destroy(tr);
     sonde_registry_destroy(reg);

@@ -238,44 +238,30 @@ TEST(test_merged_window_is_as_accurate_as_one_sketch)
 TEST(test_fast_bin_index_agrees_with_the_sketch_index)
 {
     sonde__trace_tables_init();
+    /* Every duration up to 300 us, then random log-uniform ones up to
+     * 2^47 ns and the integers on both sides of every bin edge. */
+    for (uint64_t ns = 2; ns <= 300000; ns++)
+        if (trace_bin_index(ns) != sonde__sketch_index((double)ns * 1e-9))
+            TEST_FAIL_AT("ns %llu: fast %d exact %d", (unsigned long long)ns, trace_bin_index(ns),
+                         sonde__sketch_index((double)ns * 1e-9));
     rng_state = 4;
-    size_t disagree = 0, disagree_random = 0;
     for (int i = 0; i < 2000000; i++) {
-        /* Log-uniform over 2 ns .. 2^47 ns, plus the exact bin edges. */
-        uint64_t ns;
-        if (i % 4 == 3) {
-            int32_t k = (int32_t)(rng_next() % 1590) - 1000;
-            ns = (uint64_t)llround(exp((double)k * 0.020000666706669543) * 1e9);
-        } else {
-            ns = (uint64_t)llround(exp(log(2.0) + rng_unit() * (47 * log(2.0) - log(2.0))));
-        }
+        uint64_t ns = (uint64_t)llround(exp(log(2.0) + rng_unit() * (47 * log(2.0) - log(2.0))));
         if (ns < 2)
             ns = 2;
-        int32_t fast = trace_bin_index(ns);
-        int32_t exact = sonde__sketch_index((double)ns * 1e-9);
-        if (fast != exact) {
-            /* Only values within a hair of a bin edge may land on the other
-             * side; either bin represents them within the bound. */
-            double x = log((double)ns * 1e-9) / 0.020000666706669543;
-            double dist = fabs(x - nearbyint(x));
-            if (dist > 1e-5 || abs(fast - exact) > 1)
-                TEST_FAIL_AT("ns %llu: fast %d exact %d (x %.12f)", (unsigned long long)ns,
-                             fast, exact, x);
-            double rep = sonde__sketch_bin_value(fast);
-            double rel = fabs(rep - (double)ns * 1e-9) / ((double)ns * 1e-9);
-            if (rel > BOUND)
-                TEST_FAIL_AT("ns %llu: representative off by %g", (unsigned long long)ns, rel);
-            disagree++;
-            if (i % 4 != 3)
-                disagree_random++;
-        }
+        if (trace_bin_index(ns) != sonde__sketch_index((double)ns * 1e-9))
+            TEST_FAIL_AT("ns %llu: fast %d exact %d", (unsigned long long)ns, trace_bin_index(ns),
+                         sonde__sketch_index((double)ns * 1e-9));
     }
-    /* Edges are aimed at a quarter of the time; random values land within
-     * 1e-5 of an edge about once in 50,000. */
-    printf("  fast/exact index disagreements: %zu (%zu of 1.5M random values)\n", disagree,
-           disagree_random);
-    ASSERT_LT(disagree_random, 100);
+    for (int32_t k = -1000; k < 593; k++) {
+        uint64_t edge = (uint64_t)(exp((double)k * 0.020000666706669543) * 1e9);
+        for (uint64_t ns = edge > 4 ? edge - 2 : 2; ns <= edge + 2; ns++)
+            if (trace_bin_index(ns) != sonde__sketch_index((double)ns * 1e-9))
+                TEST_FAIL_AT("edge %d, ns %llu: fast %d exact %d", k, (unsigned long long)ns,
+                             trace_bin_index(ns), sonde__sketch_index((double)ns * 1e-9));
+    }
     ASSERT_EQ(trace_bin_index(UINT64_MAX), trace_bin_index((uint64_t)1 << 47));
+    ASSERT_EQ(trace_bin_index((uint64_t)1 << 47), sonde__sketch_index((double)((uint64_t)1 << 47) * 1e-9));
     ASSERT_LE(trace_bin_index(UINT64_MAX), TRACE_IDX_HI);
     ASSERT_GE(trace_bin_index(2), TRACE_IDX_LO);
 }
