@@ -165,7 +165,9 @@ static void print_table(const sonde_op_stats *v, size_t n, unsigned minutes)
             snprintf(rate, sizeof rate, "%.2f%%", s->success_rate * 100);
         printf("%-*s %10llu %8s %10s %10s %10s %10s  %s\n", (int)w, name,
                (unsigned long long)s->count, rate, avg, p50, p95, p99,
-               !s->has_baseline ? "-" : s->anomaly ? "YES" : "no");
+               !s->has_baseline ? "-"
+               : s->anomaly     ? "YES"
+                                : "no");
     }
     if (n == 0)
         printf("(no operations)\n");
@@ -294,8 +296,8 @@ static int from_store(const char *store, const char *op, unsigned minutes, bool 
         return rc == SONDE_EINVAL ? EXIT_USAGE : EXIT_UNREACHABLE;
     }
     if (op && n == 0) {
-        fprintf(stderr, "sonde performance: no operation \"%s\" in the last %u minutes of %s\n",
-                op, minutes, store);
+        fprintf(stderr, "sonde performance: no operation \"%s\" in the last %u minutes of %s\n", op,
+                minutes, store);
         return 1;
     }
     if (as_json) {

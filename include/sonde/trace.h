@@ -279,7 +279,7 @@ SONDE_API void sonde__op_scope_end(sonde_op_scope *s);
 #define SONDE_OP_RUN(name, call)                                                                   \
     __extension__({                                                                                \
         static sonde_op *sonde_run_op_;                                                            \
-        sonde_op_token sonde_run_t_ = sonde__op_begin_cached(&sonde_run_op_, (name));             \
+        sonde_op_token sonde_run_t_ = sonde__op_begin_cached(&sonde_run_op_, (name));              \
         int sonde_run_rc_ = (call);                                                                \
         sonde_op_end(sonde_run_t_, sonde_run_rc_ == 0);                                            \
         sonde_run_rc_;                                                                             \
@@ -293,7 +293,7 @@ SONDE_API void sonde__op_scope_end(sonde_op_scope *s);
 #define SONDE_OP_CHECK(name, expr)                                                                 \
     __extension__({                                                                                \
         static sonde_op *sonde_chk_op_;                                                            \
-        sonde_op_token sonde_chk_t_ = sonde__op_begin_cached(&sonde_chk_op_, (name));             \
+        sonde_op_token sonde_chk_t_ = sonde__op_begin_cached(&sonde_chk_op_, (name));              \
         int sonde_chk_ok_ = !!(expr);                                                              \
         sonde_op_end(sonde_chk_t_, sonde_chk_ok_);                                                 \
         sonde_chk_ok_;                                                                             \
@@ -335,8 +335,7 @@ typedef struct sonde_op_stats {
  * failure is not an error: the figures then cover what memory holds. Any
  * thread; takes the tracing lock (never taken by sonde_op_*); allocates.
  */
-SONDE_API int sonde_trace_get_stats(const char *operation, unsigned minutes,
-                                    sonde_op_stats *out);
+SONDE_API int sonde_trace_get_stats(const char *operation, unsigned minutes, sonde_op_stats *out);
 
 /**
  * Figures of every operation known in memory or in the store, sorted by
@@ -357,8 +356,8 @@ SONDE_API int sonde_trace_list_stats(unsigned minutes, sonde_op_stats **out, siz
  * sonde_registry_last_error), SONDE_EUNREACHABLE (Redis), SONDE_ENOMEM.
  * Any thread; allocates; blocks up to the store's timeouts.
  */
-SONDE_API int sonde_trace_read_store(const char *store, const char *operation,
-                                     unsigned minutes, sonde_op_stats **out, size_t *count);
+SONDE_API int sonde_trace_read_store(const char *store, const char *operation, unsigned minutes,
+                                     sonde_op_stats **out, size_t *count);
 
 /**
  * Append stats[0..n) as the JSON document of the /performance endpoint to

@@ -44,8 +44,8 @@ int sonde__row_encode(const sonde__op_row *row, sonde_buf *out)
     uint8_t *p = (uint8_t *)out->data + out->len;
     size_t n = 0;
     p[n++] = ROW_VERSION;
-    uint64_t zz = row->minute < 0 ? ((uint64_t)(-(row->minute + 1)) << 1) | 1
-                                  : (uint64_t)row->minute << 1;
+    uint64_t zz =
+        row->minute < 0 ? ((uint64_t)(-(row->minute + 1)) << 1) | 1 : (uint64_t)row->minute << 1;
     n += put_varint(p + n, zz);
     n += put_varint(p + n, row->errors);
     n += put_varint(p + n, row->id);

@@ -25,13 +25,13 @@ static const char *const migrations[] = {
     "CREATE TABLE op_minutes ("
     "  id INTEGER PRIMARY KEY,"
     "  op TEXT NOT NULL,"
-    "  minute INTEGER NOT NULL,"  /* minutes since the Unix epoch, UTC */
+    "  minute INTEGER NOT NULL," /* minutes since the Unix epoch, UTC */
     "  count INTEGER NOT NULL,"
     "  errors INTEGER NOT NULL,"
-    "  sum REAL NOT NULL,"        /* seconds */
+    "  sum REAL NOT NULL," /* seconds */
     "  min REAL,"
     "  max REAL,"
-    "  sketch BLOB NOT NULL);"    /* core/sketch.h encoding */
+    "  sketch BLOB NOT NULL);" /* core/sketch.h encoding */
     "CREATE INDEX op_minutes_by_minute ON op_minutes(minute);"
     "CREATE INDEX op_minutes_by_op ON op_minutes(op, minute);"
     "CREATE TABLE baselines ("
@@ -186,10 +186,11 @@ static int sq_open(const sonde__store_spec *spec, int readonly, void **ctx, char
     if (r == SONDE_OK)
         r = migrate(q->db, err, errlen);
     if (r == SONDE_OK &&
-        sqlite3_prepare_v2(q->db,
-                           "INSERT INTO op_minutes(op, minute, count, errors, sum, min, max, sketch)"
-                           " VALUES(?,?,?,?,?,?,?,?)",
-                           -1, &q->insert, NULL) != SQLITE_OK)
+        sqlite3_prepare_v2(
+            q->db,
+            "INSERT INTO op_minutes(op, minute, count, errors, sum, min, max, sketch)"
+            " VALUES(?,?,?,?,?,?,?,?)",
+            -1, &q->insert, NULL) != SQLITE_OK)
         r = set_err(err, errlen, "prepare insert", q->db);
     if (r != SONDE_OK) {
         sq_close(q);

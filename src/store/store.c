@@ -126,8 +126,8 @@ static void diag_failure(sonde__store *st, const char *stage, int rc, const char
     if (st->logged_failure)
         return;
     st->logged_failure = 1;
-    sonde__diag(SONDE_LOG_WARNING, "sonde.store", "%s store: %s failed (%s): %s", st->type->name, stage,
-                sonde_err_name(rc), err[0] ? err : "no detail");
+    sonde__diag(SONDE_LOG_WARNING, "sonde.store", "%s store: %s failed (%s): %s", st->type->name,
+                stage, sonde_err_name(rc), err[0] ? err : "no detail");
 }
 
 static void diag_recovered(sonde__store *st)
@@ -167,8 +167,7 @@ static int ensure_open(sonde__store *st, int honour_backoff)
 }
 
 /* A backend call failed: count it, and drop a broken connection. */
-static void failed(sonde__store *st, sonde_counter *c, const char *stage, int rc,
-                   const char *err)
+static void failed(sonde__store *st, sonde_counter *c, const char *stage, int rc, const char *err)
 {
     count(st, c, &st->errors, 1);
     diag_failure(st, stage, rc, err);
@@ -276,7 +275,10 @@ int sonde__store_open_readonly(const char *spec, sonde__store **out, char *err, 
     return SONDE_OK;
 }
 
-int sonde__store_kind(const sonde__store *st) { return st->spec.kind; }
+int sonde__store_kind(const sonde__store *st)
+{
+    return st->spec.kind;
+}
 
 static void free_rows(struct qrow *r)
 {
@@ -321,8 +323,8 @@ void sonde__store_destroy(sonde__store *st)
 static size_t make_space(sonde__store *st, size_t bytes, struct qrow **freed)
 {
     size_t dropped = 0;
-    while (st->head && (st->npending + 1 > st->max_pending ||
-                        st->pending_bytes + bytes > st->max_bytes)) {
+    while (st->head &&
+           (st->npending + 1 > st->max_pending || st->pending_bytes + bytes > st->max_bytes)) {
         struct qrow *r = st->head;
         st->head = r->next;
         if (!st->head)
@@ -511,11 +513,17 @@ static int flush(sonde__store *st, int honour_backoff)
     return SONDE_OK;
 }
 
-int sonde__store_flush(sonde__store *st) { return flush(st, 1); }
-int sonde__store_flush_now(sonde__store *st) { return flush(st, 0); }
+int sonde__store_flush(sonde__store *st)
+{
+    return flush(st, 1);
+}
+int sonde__store_flush_now(sonde__store *st)
+{
+    return flush(st, 0);
+}
 
-int sonde__store_read(sonde__store *st, const char *op, int64_t from, int64_t to,
-                      sonde__row_fn fn, void *ud)
+int sonde__store_read(sonde__store *st, const char *op, int64_t from, int64_t to, sonde__row_fn fn,
+                      void *ud)
 {
     pthread_mutex_lock(&st->block);
     int rc = ensure_open(st, 1);
@@ -572,8 +580,14 @@ size_t sonde__store_pending(sonde__store *st)
     return n;
 }
 
-uint64_t sonde__store_dropped(sonde__store *st) { return atomic_load(&st->dropped); }
-uint64_t sonde__store_errors(sonde__store *st) { return atomic_load(&st->errors); }
+uint64_t sonde__store_dropped(sonde__store *st)
+{
+    return atomic_load(&st->dropped);
+}
+uint64_t sonde__store_errors(sonde__store *st)
+{
+    return atomic_load(&st->errors);
+}
 
 void sonde__store_count_decode_error(sonde__store *st)
 {

@@ -26,9 +26,9 @@
 typedef struct sonde__op_row {
     const char *op;
     size_t op_len;
-    int64_t minute;    /* minutes since the Unix epoch, UTC */
-    uint64_t errors;   /* failed operations among count */
-    uint64_t id;       /* unique per written row */
+    int64_t minute;        /* minutes since the Unix epoch, UTC */
+    uint64_t errors;       /* failed operations among count */
+    uint64_t id;           /* unique per written row */
     const uint8_t *sketch; /* core/sketch.h encoding: count, sum, min, max, bins */
     size_t sketch_len;
     /* Denormalised from the sketch header by sonde__row_fill_summary. */
@@ -54,8 +54,8 @@ enum { SONDE__STORE_OFF = 0, SONDE__STORE_SQLITE = 1, SONDE__STORE_REDIS = 2 };
 
 typedef struct sonde__store_spec {
     int kind;
-    char *path;            /* SQLite: file path or ":memory:" */
-    char *host;            /* Redis */
+    char *path; /* SQLite: file path or ":memory:" */
+    char *host; /* Redis */
     int port;
     int db;
     char *user, *password; /* may be NULL */
@@ -79,8 +79,7 @@ typedef struct sonde__store_type {
     /* Connect/open and prepare (migrations unless readonly). Returns
      * SONDE_OK, SONDE_EIO, SONDE_EUNREACHABLE or SONDE_ENOMEM with a reason
      * in err. */
-    int (*open)(const sonde__store_spec *spec, int readonly, void **ctx, char *err,
-                size_t errlen);
+    int (*open)(const sonde__store_spec *spec, int readonly, void **ctx, char *err, size_t errlen);
     void (*close)(void *ctx);
     /* Write rows atomically (all or none). SONDE_EUNREACHABLE means the
      * connection is broken and must be reopened. */
@@ -166,8 +165,8 @@ int sonde__store_flush_now(sonde__store *st);
 
 /* Visit rows (see sonde__store_type.read_rows). Fails fast with
  * SONDE_EUNREACHABLE while in backoff. Any thread (serialised). */
-int sonde__store_read(sonde__store *st, const char *op, int64_t from, int64_t to,
-                      sonde__row_fn fn, void *ud);
+int sonde__store_read(sonde__store *st, const char *op, int64_t from, int64_t to, sonde__row_fn fn,
+                      void *ud);
 int sonde__store_read_baselines(sonde__store *st, sonde__baseline_fn fn, void *ud);
 /* Delete rows older than `before` (minutes), a bounded number per call;
  * *more (may be NULL) is set when rows remain: call again. Background

@@ -8,12 +8,15 @@
 #include <time.h>
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER; /* creation, start, stop */
-static sonde__tracer *g_tracer;                              /* atomic */
+static sonde__tracer *g_tracer;                            /* atomic */
 static int g_started;
 
 /* /performance is served by any server started after this program's
  * tracing code is loaded. */
-__attribute__((constructor)) static void register_route(void) { sonde__trace_http_register(); }
+__attribute__((constructor)) static void register_route(void)
+{
+    sonde__trace_http_register();
+}
 
 static pthread_mutex_t hook_lock = PTHREAD_MUTEX_INITIALIZER;
 static sonde_anomaly_fn hook_fn;
@@ -75,9 +78,15 @@ int sonde_op_create(const sonde_op_opts *opts, sonde_op **out)
     return sonde__trace_op_create(tr, opts, out);
 }
 
-const char *sonde_op_name(const sonde_op *op) { return op ? op->name : ""; }
+const char *sonde_op_name(const sonde_op *op)
+{
+    return op ? op->name : "";
+}
 
-sonde_op_token sonde_op_begin(const char *name) { return sonde_op_begin_op(sonde_op_get(name)); }
+sonde_op_token sonde_op_begin(const char *name)
+{
+    return sonde_op_begin_op(sonde_op_get(name));
+}
 
 sonde_op_token sonde__op_begin_cached(sonde_op **cache, const char *name)
 {
@@ -90,7 +99,10 @@ sonde_op_token sonde__op_begin_cached(sonde_op **cache, const char *name)
     return sonde_op_begin_op(op);
 }
 
-void sonde__op_scope_end(sonde_op_scope *s) { sonde_op_end(s->token, s->ok); }
+void sonde__op_scope_end(sonde_op_scope *s)
+{
+    sonde_op_end(s->token, s->ok);
+}
 
 /* ------------------------------------------------------------------------ */
 /* Start and stop                                                           */
@@ -138,13 +150,13 @@ int sonde_trace_start(const sonde_trace_opts *opts)
         sonde_trace_opts_init(&def);
         opts = &def;
     }
-    if (opts->flush_interval_ms && (opts->flush_interval_ms < 10 || opts->flush_interval_ms > 60000)) {
+    if (opts->flush_interval_ms &&
+        (opts->flush_interval_ms < 10 || opts->flush_interval_ms > 60000)) {
         sonde__set_error("flush_interval_ms must be 10..60000");
         return SONDE_EINVAL;
     }
     if (opts->retention_hours < 0 || isnan(opts->retention_hours) ||
-        (opts->anomaly_factor != 0 && !(opts->anomaly_factor > 1)) ||
-        isinf(opts->anomaly_factor)) {
+        (opts->anomaly_factor != 0 && !(opts->anomaly_factor > 1)) || isinf(opts->anomaly_factor)) {
         sonde__set_error("retention_hours must be >= 0 and anomaly_factor > 1");
         return SONDE_EINVAL;
     }
@@ -395,9 +407,9 @@ int sonde_op_stats_write_json(const sonde_op_stats *stats, size_t n, unsigned wi
         if (rc == SONDE_OK)
             rc = sonde__buf_json_str(out, s->operation);
         if (rc == SONDE_OK)
-            rc = sonde__buf_printf(out, ",\"window_minutes\":%u,\"from_unix\":%lld,\"to_unix\":%lld,\"from\":",
-                                   s->window_minutes, (long long)s->from_unix,
-                                   (long long)s->to_unix);
+            rc = sonde__buf_printf(
+                out, ",\"window_minutes\":%u,\"from_unix\":%lld,\"to_unix\":%lld,\"from\":",
+                s->window_minutes, (long long)s->from_unix, (long long)s->to_unix);
         if (rc == SONDE_OK)
             rc = put_time(out, s->from_unix);
         if (rc == SONDE_OK)

@@ -66,7 +66,10 @@ static void read_anchor(uint64_t *ticks, int64_t *wall)
 }
 
 /* The sketch index of a duration of n ns (what the table reproduces). */
-static int32_t exact_index(uint64_t n) { return sonde__sketch_index((double)n * 1e-9); }
+static int32_t exact_index(uint64_t n)
+{
+    return sonde__sketch_index((double)n * 1e-9);
+}
 
 void sonde__trace_tables_init(void)
 {
@@ -79,8 +82,8 @@ void sonde__trace_tables_init(void)
             uint64_t lo = base + (((uint64_t)j << e) + 63) / 64;
             uint64_t hi = base + (((uint64_t)(j + 1) << e) + 63) / 64 - 1;
             if (lo > hi) {
-                sonde__trace_idx_tab[e][j] = ((uint64_t)0xffffffffffffULL << 16) |
-                                             (uint64_t)(TRACE_IDX_LO + TRACE_IDX_BIAS);
+                sonde__trace_idx_tab[e][j] =
+                    ((uint64_t)0xffffffffffffULL << 16) | (uint64_t)(TRACE_IDX_LO + TRACE_IDX_BIAS);
                 continue;
             }
             int32_t i0 = exact_index(lo);
@@ -163,7 +166,10 @@ static void clock_init_once(void)
     pthread_mutex_unlock(&clock_lock);
 }
 
-void sonde__trace_clock_init(void) { pthread_once(&clock_once, clock_init_once); }
+void sonde__trace_clock_init(void)
+{
+    pthread_once(&clock_once, clock_init_once);
+}
 
 void sonde__trace_clock_update(void)
 {
@@ -239,14 +245,13 @@ void sonde__trace_set_clock(uint64_t (*fn)(void))
 #if defined(__x86_64__)
             uint64_t t = __builtin_ia32_rdtsc();
             uint64_t m = sonde__now_mono_ns();
-            uint64_t mult = m - base_mono > 1000000u && t > base_ticks
-                                ? (uint64_t)((((unsigned __int128)(m - base_mono)) << 32) /
-                                             (t - base_ticks))
-                                : 0;
+            uint64_t mult =
+                m - base_mono > 1000000u && t > base_ticks
+                    ? (uint64_t)((((unsigned __int128)(m - base_mono)) << 32) / (t - base_ticks))
+                    : 0;
             if (!mult)
                 mult = tsc_calibrate(1000000, &t, &m);
-            __atomic_store_n(&sonde__trace_mult, mult ? mult : (uint64_t)1 << 32,
-                             __ATOMIC_RELAXED);
+            __atomic_store_n(&sonde__trace_mult, mult ? mult : (uint64_t)1 << 32, __ATOMIC_RELAXED);
             publish_anchor(t, realtime_ns());
 #endif
         } else {

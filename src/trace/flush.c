@@ -213,8 +213,8 @@ static void collect_op(sonde__tracer *tr, sonde_op *op, int64_t now_ns, int forc
         int done = __atomic_load_n(&a->state, __ATOMIC_ACQUIRE) == ACC_DEAD;
         for (int k = 0; k < 2 && done; k++) {
             int64_t tag = __atomic_load_n(&a->slot[k].tag, __ATOMIC_RELAXED);
-            if (tag != TRACE_NO_MINUTE && tag != __atomic_load_n(&a->slot[k].harvested,
-                                                                 __ATOMIC_RELAXED) &&
+            if (tag != TRACE_NO_MINUTE &&
+                tag != __atomic_load_n(&a->slot[k].harvested, __ATOMIC_RELAXED) &&
                 __atomic_load_n(&a->slot[k].count, __ATOMIC_RELAXED) != 0)
                 done = 0;
         }
@@ -281,8 +281,8 @@ static void add_live(sonde_op *op, int64_t from, int64_t to, sonde__sketch *sk, 
                 c->min_ns = c->zero || lo < 0
                                 ? 0
                                 : (uint64_t)(sonde__sketch_bin_value(lo + TRACE_IDX_LO) * 1e9);
-                c->max_ns = hi < 0 ? 0
-                                   : (uint64_t)(sonde__sketch_bin_value(hi + TRACE_IDX_LO) * 1e9);
+                c->max_ns =
+                    hi < 0 ? 0 : (uint64_t)(sonde__sketch_bin_value(hi + TRACE_IDX_LO) * 1e9);
             }
             c->count = binned;
             if (c->errors > c->count)
@@ -513,8 +513,7 @@ static int agg_to_stats(struct agg_set *s, unsigned minutes, int64_t now_min, do
         return SONDE_ENOMEM;
     for (size_t i = 0; i < s->n; i++) {
         stats_header(&v[i], s->v[i].name, minutes, now_min);
-        sonde__stats_fill(&v[i], &s->v[i].sk, s->v[i].errors, s->v[i].baseline, factor,
-                          min_count);
+        sonde__stats_fill(&v[i], &s->v[i].sk, s->v[i].errors, s->v[i].baseline, factor, min_count);
     }
     *out = v;
     *count = s->n;
@@ -705,8 +704,7 @@ void sonde__trace_tick(sonde__tracer *tr, int force)
     for (sonde_op *op = tr->ops_head; op; op = op->next) {
         if (!op->has_baseline)
             continue;
-        unsigned w = op->baseline.window_minutes ? op->baseline.window_minutes
-                                                 : tr->window_minutes;
+        unsigned w = op->baseline.window_minutes ? op->baseline.window_minutes : tr->window_minutes;
         sonde__sketch_reset(&tr->scratch);
         uint64_t errors = 0;
         window(tr, op, op->name, now_min, w, &tr->scratch, &errors, c);
@@ -767,7 +765,8 @@ void sonde__trace_tick(sonde__tracer *tr, int force)
                         st->baseline_avg_seconds, st->baseline_p95_seconds, st->baseline_factor,
                         (unsigned long long)st->count);
         else
-            sonde__diag(SONDE_LOG_INFO, "sonde.trace", "operation %s: back within its baseline", st->operation);
+            sonde__diag(SONDE_LOG_INFO, "sonde.trace", "operation %s: back within its baseline",
+                        st->operation);
         sonde__trace_anomaly_notify(st, changes[i].anomalous);
     }
     sonde__free(changes);

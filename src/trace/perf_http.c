@@ -115,8 +115,7 @@ int sonde__perf_query_parse(const char *q, size_t n, sonde__perf_query *out, cha
         } else if (strcmp(key, "minutes") == 0) {
             unsigned long m;
             if (parse_count(val, MAX_MINUTES, &m) != 0) {
-                snprintf(err, errlen, "minutes must be a whole number from 1 to %d",
-                         MAX_MINUTES);
+                snprintf(err, errlen, "minutes must be a whole number from 1 to %d", MAX_MINUTES);
                 return SONDE_EINVAL;
             }
             out->minutes = (unsigned)m;

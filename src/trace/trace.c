@@ -29,7 +29,7 @@
 #define MAX_MAX_OPS 65536
 
 static const double default_buckets[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                                         1,     2.5,   5,    10,    30,   60,  120, 300};
+                                         1,     2.5,   5,    10,    30,   60,  120,  300};
 
 /* ------------------------------------------------------------------------ */
 /* Per-thread tables                                                        */
@@ -58,7 +58,10 @@ static void tls_destroy(void *p)
     sonde__free(t);
 }
 
-static void tls_make_key(void) { pthread_key_create(&tls_key, tls_destroy); }
+static void tls_make_key(void)
+{
+    pthread_key_create(&tls_key, tls_destroy);
+}
 
 static void slot_init(struct trace_slot *s)
 {
@@ -103,8 +106,8 @@ static __attribute__((noinline)) struct trace_acc *acc_create(sonde_op *op)
     struct trace_acc *head = __atomic_load_n(&op->accs, __ATOMIC_RELAXED);
     do {
         a->next = head;
-    } while (!__atomic_compare_exchange_n(&op->accs, &head, a, 1, __ATOMIC_RELEASE,
-                                          __ATOMIC_RELAXED));
+    } while (
+        !__atomic_compare_exchange_n(&op->accs, &head, a, 1, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
     t->accs[op->id] = a;
     return a;
 }
@@ -166,7 +169,8 @@ static __attribute__((noinline)) struct trace_slot *rotate(struct trace_acc *a, 
     return s;
 }
 
-#define RELAXED_ADD(p, v) __atomic_store_n((p), __atomic_load_n((p), __ATOMIC_RELAXED) + (v), __ATOMIC_RELAXED)
+#define RELAXED_ADD(p, v)                                                                          \
+    __atomic_store_n((p), __atomic_load_n((p), __ATOMIC_RELAXED) + (v), __ATOMIC_RELAXED)
 
 static inline void record(struct trace_acc *a, uint64_t now, uint64_t ns, int ok)
 {
@@ -229,8 +233,7 @@ static __attribute__((noinline)) void log_remember(const sonde_op *op, uint64_t 
     tls_log_depth++;
 }
 
-static __attribute__((noinline)) void log_end(sonde_op *op, sonde_op_token t, double secs,
-                                              int ok)
+static __attribute__((noinline)) void log_end(sonde_op *op, sonde_op_token t, double secs, int ok)
 {
     SONDE_LOG(op->lg, DEBUG, "operation finished", SONDE_STR("event", "operation_end"),
               SONDE_STR("operation", op->name), SONDE_BOOL("success", ok != 0),
@@ -369,8 +372,7 @@ int sonde__trace_op_create(sonde__tracer *tr, const sonde_op_opts *opts, sonde_o
     sonde_op *op = find(tr, opts->name, n);
     if (op) {
         if (!same_str(op->duration_metric, opts->duration_metric)) {
-            sonde__set_error("operation \"%s\" exists with another duration metric",
-                             opts->name);
+            sonde__set_error("operation \"%s\" exists with another duration metric", opts->name);
             return SONDE_ECONFLICT;
         }
         *out = op;
@@ -381,8 +383,7 @@ int sonde__trace_op_create(sonde__tracer *tr, const sonde_op_opts *opts, sonde_o
     if (op) {
         pthread_mutex_unlock(&tr->lock);
         if (!same_str(op->duration_metric, opts->duration_metric)) {
-            sonde__set_error("operation \"%s\" exists with another duration metric",
-                             opts->name);
+            sonde__set_error("operation \"%s\" exists with another duration metric", opts->name);
             return SONDE_ECONFLICT;
         }
         *out = op;
@@ -497,11 +498,10 @@ int sonde__tracer_create(const sonde_trace_opts *opts, sonde__tracer **out)
     pthread_mutex_init(&tr->lock, NULL);
     tr->reg = opts->registry ? opts->registry : sonde_registry_default();
     tr->ns = sonde__strdup(opts->ns ? opts->ns : "sonde");
-    tr->duration_name = sonde__strdup(opts->duration_name ? opts->duration_name
-                                                          : "operation_duration_seconds");
+    tr->duration_name =
+        sonde__strdup(opts->duration_name ? opts->duration_name : "operation_duration_seconds");
     tr->total_name = sonde__strdup(opts->total_name ? opts->total_name : "operations_total");
-    tr->anomaly_name =
-        sonde__strdup(opts->anomaly_name ? opts->anomaly_name : "operation_anomaly");
+    tr->anomaly_name = sonde__strdup(opts->anomaly_name ? opts->anomaly_name : "operation_anomaly");
     tr->op_label = sonde__strdup(opts->operation_label ? opts->operation_label : "operation");
     tr->result_label = sonde__strdup(opts->result_label ? opts->result_label : "result");
     const double *b = opts->buckets ? opts->buckets : default_buckets;
@@ -523,8 +523,8 @@ int sonde__tracer_create(const sonde_trace_opts *opts, sonde__tracer **out)
     tr->last_prune_minute = TRACE_NO_MINUTE;
     tr->prune_before = TRACE_NO_MINUTE;
     int rc = SONDE_OK;
-    if (!tr->ns || !tr->duration_name || !tr->total_name || !tr->anomaly_name ||
-        !tr->op_label || !tr->result_label || !tr->buckets || !tr->table)
+    if (!tr->ns || !tr->duration_name || !tr->total_name || !tr->anomaly_name || !tr->op_label ||
+        !tr->result_label || !tr->buckets || !tr->table)
         rc = SONDE_ENOMEM;
     if (rc == SONDE_OK) {
         memcpy(tr->buckets, b, tr->nbuckets * sizeof *b);

@@ -124,8 +124,8 @@ void sonde__trace_tables_init(void);
 #define TRACE_NO_MINUTE INT64_MIN
 
 struct trace_slot {
-    int64_t tag;         /* minute of the data, TRACE_NO_MINUTE when none */
-    int64_t harvested;   /* minute the flush collected (flush writes) */
+    int64_t tag;           /* minute of the data, TRACE_NO_MINUTE when none */
+    int64_t harvested;     /* minute the flush collected (flush writes) */
     uint64_t t_lo, t_span; /* ticks of the tag minute (the flush zeroes t_span) */
     uint64_t count, errors, sum_ns, min_ns, max_ns, zero;
     uint32_t bins[TRACE_NBINS];
@@ -134,13 +134,13 @@ struct trace_slot {
 enum { ACC_LIVE = 0, ACC_DEAD = 1, ACC_ORPHAN = 2 };
 
 struct trace_acc {
-    uint32_t seq;          /* odd while the writer updates (either slot) */
-    uint32_t cur;          /* writer only: slot of its current minute */
-    uint64_t late_seen;    /* flush only: `late` already counted */
+    uint32_t seq;       /* odd while the writer updates (either slot) */
+    uint32_t cur;       /* writer only: slot of its current minute */
+    uint64_t late_seen; /* flush only: `late` already counted */
     struct trace_slot slot[2];
-    int state;             /* ACC_*: see trace.c, thread exit */
+    int state;              /* ACC_*: see trace.c, thread exit */
     struct trace_acc *next; /* the operation's list (lock-free push) */
-    uint64_t late;         /* writer: operations dropped (slot unharvested) */
+    uint64_t late;          /* writer: operations dropped (slot unharvested) */
 };
 
 /* ---- minute ring (memory history) ---- */
@@ -150,14 +150,14 @@ struct trace_acc {
 struct ring_entry {
     int64_t minute; /* TRACE_NO_MINUTE when empty */
     uint64_t errors;
-    uint8_t *blob;  /* encoded sketch (count, sum, min, max, bins) */
+    uint8_t *blob; /* encoded sketch (count, sum, min, max, bins) */
     size_t len;
 };
 
 /* ---- operations ---- */
 
 struct sonde_op {
-    uint32_t id;           /* global, never reused: index of thread tables */
+    uint32_t id; /* global, never reused: index of thread tables */
     uint32_t name_len;
     struct sonde__tracer *tr;
     sonde_histogram *hist;
@@ -172,7 +172,7 @@ struct sonde_op {
     struct ring_entry ring[TRACE_RING_MINUTES];
     int has_baseline;
     sonde_baseline baseline;
-    int anomalous;          /* atomic: read lock-free by get_anomaly */
+    int anomalous; /* atomic: read lock-free by get_anomaly */
     char name[];
 };
 
@@ -191,7 +191,7 @@ struct sonde__tracer {
     sonde_op **table; /* atomic pointers */
     size_t table_mask;
     sonde_op *ops_head, *ops_tail;
-    size_t nops;          /* atomic */
+    size_t nops; /* atomic */
     /* Defaults for baselines. */
     double factor;
     unsigned window_minutes;
@@ -199,11 +199,11 @@ struct sonde__tracer {
     /* Store and flush. */
     sonde__store *store;
     double retention_hours;
-    int64_t start_minute;   /* first minute this process collected */
+    int64_t start_minute; /* first minute this process collected */
     int64_t last_prune_minute;
-    int64_t prune_before;   /* a prune in progress (bounded per tick), or NO_MINUTE */
+    int64_t prune_before; /* a prune in progress (bounded per tick), or NO_MINUTE */
     int64_t grace_ns;
-    uint64_t late_reported; /* late drops already counted */
+    uint64_t late_reported;          /* late drops already counted */
     sonde__sketch scratch, scratch2; /* flush-only working sketches */
     sonde_buf enc;                   /* flush-only encoding buffer */
     /* Self-metrics. */

@@ -22,7 +22,10 @@
 #include "trace/trace_int.h"
 
 static uint64_t fake_ns;
-static uint64_t fake_clock(void) { return __atomic_load_n(&fake_ns, __ATOMIC_RELAXED); }
+static uint64_t fake_clock(void)
+{
+    return __atomic_load_n(&fake_ns, __ATOMIC_RELAXED);
+}
 
 #define SEC UINT64_C(1000000000)
 #define MIN_NS (60 * SEC)
@@ -70,8 +73,7 @@ static int do_write(const char *path)
             }
         fake_ns = (m + 1) * MIN_NS + 3 * SEC;
         sonde__trace_tick(tr, 0);
-        if (!ready && sonde__store_pending(tr->store) == 0 &&
-            sonde__store_errors(tr->store) == 0) {
+        if (!ready && sonde__store_pending(tr->store) == 0 && sonde__store_errors(tr->store) == 0) {
             printf("ready\n");
             fflush(stdout);
             ready = 1;

@@ -143,7 +143,10 @@ static void teardown(void)
 /* ---- tracing with a fake clock ---- */
 
 static uint64_t fake_ns;
-static uint64_t fake_clock(void) { return __atomic_load_n(&fake_ns, __ATOMIC_RELAXED); }
+static uint64_t fake_clock(void)
+{
+    return __atomic_load_n(&fake_ns, __ATOMIC_RELAXED);
+}
 #define SEC UINT64_C(1000000000)
 #define MS UINT64_C(1000000)
 #define MIN_NS (60 * SEC)

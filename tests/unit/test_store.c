@@ -373,7 +373,10 @@ TEST(test_the_queue_is_bounded_and_drops_the_oldest_rows_counted)
 /* ---- degradation scenarios, run in a child process ---- */
 
 static uint64_t fake_ns;
-static uint64_t fake_clock(void) { return __atomic_load_n(&fake_ns, __ATOMIC_RELAXED); }
+static uint64_t fake_clock(void)
+{
+    return __atomic_load_n(&fake_ns, __ATOMIC_RELAXED);
+}
 #define SEC UINT64_C(1000000000)
 #define MIN_NS (60 * SEC)
 #define T0 (UINT64_C(28928880) * MIN_NS)
@@ -382,7 +385,7 @@ static uint64_t fake_clock(void) { return __atomic_load_n(&fake_ns, __ATOMIC_REL
 #define CHECK(cond)                                                                                \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
-            fprintf(stderr, "  child check failed at %s:%d: %s\n", __FILE__, __LINE__, #cond);    \
+            fprintf(stderr, "  child check failed at %s:%d: %s\n", __FILE__, __LINE__, #cond);     \
             _exit(1);                                                                              \
         }                                                                                          \
     } while (0)

@@ -14,8 +14,14 @@
 TEST_MAIN()
 
 static uint64_t fake_ns;
-static uint64_t fake_clock(void) { return __atomic_load_n(&fake_ns, __ATOMIC_RELAXED); }
-static void set_clock(uint64_t ns) { __atomic_store_n(&fake_ns, ns, __ATOMIC_RELAXED); }
+static uint64_t fake_clock(void)
+{
+    return __atomic_load_n(&fake_ns, __ATOMIC_RELAXED);
+}
+static void set_clock(uint64_t ns)
+{
+    __atomic_store_n(&fake_ns, ns, __ATOMIC_RELAXED);
+}
 
 #define SEC UINT64_C(1000000000)
 #define MIN_NS (60 * SEC)
@@ -93,7 +99,10 @@ static double run_op(sonde_op *op, uint64_t at, uint64_t dur, int ok)
     return sonde_op_end(t, ok);
 }
 
-static char *render(sonde_registry *reg) { return sonde_registry_render(reg, SONDE_FORMAT_PROMETHEUS, NULL); }
+static char *render(sonde_registry *reg)
+{
+    return sonde_registry_render(reg, SONDE_FORMAT_PROMETHEUS, NULL);
+}
 
 TEST(test_operations_feed_the_histogram_and_counters_under_configured_names)
 {

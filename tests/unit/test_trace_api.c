@@ -22,7 +22,10 @@ static uint64_t fake_clock(void)
 #define MIN_NS (60 * SEC)
 #define T0 (UINT64_C(28928880) * MIN_NS)
 
-static int fails_with(int rc) { return rc; }
+static int fails_with(int rc)
+{
+    return rc;
+}
 
 static int scoped(int fail)
 {

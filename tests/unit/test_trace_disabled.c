@@ -10,7 +10,10 @@
 
 TEST_MAIN()
 
-__attribute__((constructor)) static void disable(void) { setenv("SONDE_ENABLED", "0", 1); }
+__attribute__((constructor)) static void disable(void)
+{
+    setenv("SONDE_ENABLED", "0", 1);
+}
 
 static int threads(void)
 {

@@ -119,8 +119,8 @@ TEST(test_performance_query_strings_parse)
     s = "minutes=7";
     ASSERT_OK(sonde__perf_query_parse(s, strlen(s), &q, err, sizeof err));
     ASSERT_EQ(q.minutes, 7);
-    const char *bad[] = {"operation=", "operation=%", "operation=%4", "operation=%00x",
-                         "hours=-1", "hours=1x", "hours=99999999999", "minutes=0",
+    const char *bad[] = {"operation=",        "operation=%", "operation=%4",      "operation=%00x",
+                         "hours=-1",          "hours=1x",    "hours=99999999999", "minutes=0",
                          "hours=1&minutes=1", NULL};
     for (int i = 0; bad[i]; i++)
         if (sonde__perf_query_parse(bad[i], strlen(bad[i]), &q, err, sizeof err) != SONDE_EINVAL)

@@ -89,7 +89,8 @@ TEST(test_operations_log_start_and_end_at_debug_inside_their_context)
     ASSERT_CONTAINS(start, "\"event\":\"operation_start\"");
     const char *inside = find_line("\"message\":\"cloning\"");
     ASSERT(inside != NULL);
-    ASSERT_CONTAINS(inside, "\"correlation\":{\"correlation_id\":\"req-1234\",\"operation\":\"clone\"}");
+    ASSERT_CONTAINS(inside,
+                    "\"correlation\":{\"correlation_id\":\"req-1234\",\"operation\":\"clone\"}");
     const char *end = find_line("\"message\":\"operation finished\"");
     ASSERT(end != NULL);
     ASSERT_CONTAINS(end, "\"success\":false");

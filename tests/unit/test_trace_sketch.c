@@ -21,7 +21,10 @@ static uint64_t rng_next(void)
     return z ^ (z >> 31);
 }
 
-static double rng_unit(void) { return ((double)(rng_next() >> 11) + 0.5) / 9007199254740992.0; }
+static double rng_unit(void)
+{
+    return ((double)(rng_next() >> 11) + 0.5) / 9007199254740992.0;
+}
 
 static double rng_normal(void)
 {
@@ -30,7 +33,10 @@ static double rng_normal(void)
 }
 
 /* Durations in ns: log-normal with median 50 ms and sigma 1. */
-static uint64_t lognormal_ns(void) { return (uint64_t)llround(5e7 * exp(rng_normal())); }
+static uint64_t lognormal_ns(void)
+{
+    return (uint64_t)llround(5e7 * exp(rng_normal()));
+}
 
 /* Bimodal: 80% fast path around 5 ms (normal, sd 1 ms), 20% slow path
  * log-normal with median 300 ms. */
@@ -68,8 +74,14 @@ static void assert_within(const char *what, double est, double exact)
 /* ---- a fake clock ---- */
 
 static uint64_t fake_ns;
-static uint64_t fake_clock(void) { return __atomic_load_n(&fake_ns, __ATOMIC_RELAXED); }
-static void set_clock(uint64_t ns) { __atomic_store_n(&fake_ns, ns, __ATOMIC_RELAXED); }
+static uint64_t fake_clock(void)
+{
+    return __atomic_load_n(&fake_ns, __ATOMIC_RELAXED);
+}
+static void set_clock(uint64_t ns)
+{
+    __atomic_store_n(&fake_ns, ns, __ATOMIC_RELAXED);
+}
 
 #define MIN_NS UINT64_C(60000000000)
 /* 2025-01-01T00:00:00Z, a minute boundary. */
@@ -261,7 +273,8 @@ TEST(test_fast_bin_index_agrees_with_the_sketch_index)
                              trace_bin_index(ns), sonde__sketch_index((double)ns * 1e-9));
     }
     ASSERT_EQ(trace_bin_index(UINT64_MAX), trace_bin_index((uint64_t)1 << 47));
-    ASSERT_EQ(trace_bin_index((uint64_t)1 << 47), sonde__sketch_index((double)((uint64_t)1 << 47) * 1e-9));
+    ASSERT_EQ(trace_bin_index((uint64_t)1 << 47),
+              sonde__sketch_index((double)((uint64_t)1 << 47) * 1e-9));
     ASSERT_LE(trace_bin_index(UINT64_MAX), TRACE_IDX_HI);
     ASSERT_GE(trace_bin_index(2), TRACE_IDX_LO);
 }
