@@ -49,6 +49,11 @@ sonde__tracer *sonde__trace_default(void)
     return tr;
 }
 
+sonde__tracer *sonde__trace_peek(void)
+{
+    return __atomic_load_n(&g_tracer, __ATOMIC_ACQUIRE);
+}
+
 sonde_op *sonde_op_get(const char *name)
 {
     sonde__tracer *tr = sonde__trace_default();

@@ -150,7 +150,15 @@ static void handle(void *ud, const sonde__http_request *rq, sonde__http_response
         return;
     }
     int rc;
-    if (q.has_operation) {
+    if (sonde_enabled() && !sonde__trace_peek()) {
+        /* Nothing traced in this process: answer without creating the
+         * tracer (and its metric families) from a web request. */
+        if (q.has_operation) {
+            json_error(rs, 404, "no such operation");
+            return;
+        }
+        rc = sonde_op_stats_write_json(NULL, 0, q.minutes, &rs->body);
+    } else if (q.has_operation) {
         sonde_op_stats st;
         rc = sonde_trace_get_stats(q.operation, q.minutes, &st);
         if (rc == SONDE_ENOTFOUND) {

@@ -218,6 +218,8 @@ void sonde__tracer_destroy(sonde__tracer *tr);
 /* The process's tracer, created with defaults at first use (NULL when
  * disabled or out of memory). */
 sonde__tracer *sonde__trace_default(void);
+/* The process's tracer if it exists (never creates it). */
+sonde__tracer *sonde__trace_peek(void);
 
 /* Operations of a tracer. */
 int sonde__trace_op_create(sonde__tracer *tr, const sonde_op_opts *opts, sonde_op **out);

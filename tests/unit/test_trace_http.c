@@ -67,6 +67,13 @@ static void start(const char *key)
 
 TEST(test_performance_endpoint_answers_json_figures)
 {
+    /* Before anything is traced: an empty list, and no tracer created. */
+    start(NULL);
+    struct body b0;
+    ASSERT_EQ(get("/performance", NULL, &b0), 200);
+    ASSERT_CONTAINS(b0.data, "\"operations\":[]}");
+    ASSERT(sonde__trace_peek() == NULL);
+    sonde_stop();
     sonde_trace_opts to;
     sonde_trace_opts_init(&to);
     to.store = "off";
