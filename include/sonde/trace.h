@@ -361,7 +361,8 @@ SONDE_API int sonde_trace_read_store(const char *store, const char *operation, u
 
 /**
  * Append stats[0..n) as the JSON document of the /performance endpoint to
- * out: {"window_minutes":N,"operations":[{...}]} (see docs/performance.md).
+ * out: {"window_minutes":N,"relative_error":0.01,"operations":[{...}]} (see
+ * docs/tracing.md).
  * Returns SONDE_OK, SONDE_ENOMEM, SONDE_ETOOBIG. Any thread.
  */
 SONDE_API int sonde_op_stats_write_json(const sonde_op_stats *stats, size_t n,
