@@ -6,6 +6,7 @@
 set -euo pipefail
 
 bin_dir="${SONDE_TEST_DIR:?run through ctest}"
+: "${SONDE_BIN_DIR:?run through ctest}"
 writer="$bin_dir/trace_store_writer"
 [ -x "$writer" ] || { echo "missing $writer"; exit 1; }
 command -v sqlite3 >/dev/null || { echo "sqlite3 command missing (scripts/deps.sh installs it)"; exit 1; }
@@ -48,6 +49,10 @@ for round in 1 2 3 4 5 6; do
     { echo "round $round: history did not grow ($prev -> $count)"; exit 1; }
   ops=$("$writer" read "$db" | grep -c '^op ')
   [ "$ops" -eq 3 ] || { echo "round $round: $ops operations"; exit 1; }
+  # The sonde command reads the same history.
+  cli=$("$SONDE_BIN_DIR/sonde" performance --store "$db" --hours 200 --json |
+        python3 -c 'import json,sys; d=json.load(sys.stdin); print(sum(o["count"] for o in d["operations"]))')
+  [ "$cli" = "$count" ] || { echo "round $round: sonde performance says $cli, reader $count"; exit 1; }
   echo "round $round: integrity ok, $count operations readable ($errors failed)"
   prev=$count
 done
