@@ -10,6 +10,7 @@
 #include "sonde/common.h"
 #include "sonde/metrics.h"
 #include "sonde/health.h"
+#include "sonde/errors.h"
 #include "sonde/host.h"
 #include "sonde/runtime.h"
 #include "sonde/config.h"

@@ -7,7 +7,8 @@
  *    them), which run request handlers: metric encoders, collectors and
  *    callback metrics of the served registry, health JSON;
  *  - the runtime worker, which runs timers: health check scheduling,
- *    connection deadlines, and later components' periodic work;
+ *    connection deadlines, the error tracker (capture drain, alert rules,
+ *    notifier deliveries), and later components' periodic work;
  *  - short-lived health check threads (see sonde/health.h), one per check
  *    run at most.
  * sonde_stop also flushes the logger and stops its asynchronous writer
@@ -23,6 +24,7 @@
 #define SONDE_RUNTIME_H
 
 #include "common.h"
+#include "errors.h"
 #include "health.h"
 #include "metrics.h"
 
@@ -107,6 +109,10 @@ typedef struct sonde_start_opts {
     /** Filesystem path reported under "disk" by /health/detailed. NULL:
      * "/". */
     const char *disk_path;
+    /** Error tracker started with the worker and served on /errors and
+     * /alerts. NULL: the default tracker. Borrowed; must outlive
+     * sonde_stop. */
+    sonde_errors *errors;
 } sonde_start_opts;
 
 /** Zero the options (all defaults). Any thread. */

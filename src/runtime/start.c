@@ -6,6 +6,7 @@
 #include <sonde/log.h>
 #include <sonde/runtime.h>
 
+#include "errors/errors_int.h"
 #include "http/server.h"
 #include "runtime/runtime.h"
 
@@ -20,7 +21,10 @@ static struct {
     bool running;
     sonde__server *server;
     sonde_health *health;
+    sonde_errors *errors;
 } g;
+
+void sonde__errors_set_served(sonde_errors *t, const char *address, bool tls);
 
 void sonde_start_opts_init(sonde_start_opts *opts)
 {
@@ -114,22 +118,36 @@ int sonde_start(const sonde_start_opts *in)
         pthread_mutex_unlock(&start_lock);
         return rc;
     }
+    sonde_errors *et = o.errors ? o.errors : sonde_errors_default();
+    rc = et ? sonde_errors_start(et) : SONDE_ENOMEM;
+    if (rc) {
+        sonde_health_stop(h);
+        sonde__runtime_stop();
+        pthread_mutex_unlock(&start_lock);
+        return rc;
+    }
     bool serve =
         !(strcmp(o.listen, "off") == 0 || strcmp(o.listen, "none") == 0 || o.listen[0] == '\0');
     sonde__server *srv = NULL;
     if (serve) {
         o.health = h;
+        /* Extension routes are snapshotted by the server at creation. */
+        sonde__errors_routes_add(et);
         rc = sonde__server_create(&o, &srv);
         if (rc) {
+            sonde__errors_routes_remove();
+            sonde_errors_stop(et);
             sonde_health_stop(h);
             sonde__runtime_stop();
             pthread_mutex_unlock(&start_lock);
             return rc;
         }
+        sonde__errors_set_served(et, sonde__server_address(srv), o.tls_cert_file != NULL);
     }
     g.running = true;
     g.server = srv;
     g.health = h;
+    g.errors = et;
     pthread_mutex_unlock(&start_lock);
     return SONDE_OK;
 }
@@ -142,10 +160,18 @@ void sonde_stop(void)
         return;
     }
     sonde__server_destroy(g.server);
+    if (g.server) {
+        sonde__errors_routes_remove();
+        sonde__errors_set_served(g.errors, NULL, false);
+    }
+    /* Before the worker's last reference goes: the tracker's final
+     * delivery attempt is bounded by its stop timeout. */
+    sonde_errors_stop(g.errors);
     sonde_health_stop(g.health);
     sonde__runtime_stop();
     g.server = NULL;
     g.health = NULL;
+    g.errors = NULL;
     g.running = false;
     pthread_mutex_unlock(&start_lock);
     /* Last: what the threads above logged while stopping is written too.

@@ -1,0 +1,369 @@
+/*
+ * Private parts of error tracking and alerting.
+ *
+ * Data flow:
+ *   caller --capture--> ring (bounded, lock-free, fixed 1 KiB slots)
+ *   worker --drain----> groups (hash table + LRU), error rules' timestamps
+ *   worker --eval-----> rule states -> alert transitions -> history,
+ *                       deliveries queued per notifier
+ *   worker --pump-----> curl multi transfers, command children, log lines
+ *
+ * Locks: t->lock protects everything but the ring, the capture counters
+ * and the notifier statistics. It is never taken on the capture path.
+ * t->stats_lock protects only the notifier list as seen by the metrics
+ * collector (order: t->lock, then stats_lock; the collector takes only
+ * stats_lock, so a scrape never waits for an evaluation).
+ */
+#ifndef SONDE_ERRORS_INT_H
+#define SONDE_ERRORS_INT_H
+
+#include <sonde/errors.h>
+
+#include "core/internal.h"
+
+#include <sys/types.h>
+
+/* ---- fingerprints (normalize.c) ---- */
+
+/* Normalise s[0..n) into out (at most cap bytes, not NUL-terminated):
+ * UUIDs -> <uuid>, 0x... and long hex -> <hex>, numbers -> <n>, other
+ * words with digits -> <id>. Returns the output length. Pure, total. */
+size_t sonde__err_normalize(const char *s, size_t n, char *out, size_t cap);
+/* 64-bit hash of p[0..n) continuing from seed. Pure. */
+uint64_t sonde__hash64(const void *p, size_t n, uint64_t seed);
+/* The fingerprint of a type, normalised message and location. */
+uint64_t sonde__err_fingerprint(const char *type, size_t type_len, const char *norm,
+                                size_t norm_len, const char *file, size_t file_len,
+                                const char *func, size_t func_len, int line);
+/* The part of a path after its last '/'. "" for NULL. */
+const char *sonde__path_base(const char *file);
+
+/* ---- capture records (capture.c) ---- */
+
+#define ERR_REC_SIZE 1024
+#define ERR_FILE_MAX 128
+#define ERR_FUNC_MAX 64
+#define ERR_CID_MAX 128
+#define ERR_CTX_KEY_MAX 64
+#define ERR_CTX_VALUE_MAX 256
+#define ERR_NORM_MAX 256
+
+/*
+ * One captured error in a ring slot. data holds, in order: the backtrace
+ * frames (nframes pointers), type, message, operation, file, function,
+ * correlation ID, then the context as key NUL value NUL pairs. Strings are
+ * not NUL-terminated (lengths in the header) except inside the context.
+ * A group's last sample is a byte copy of a record (seq excluded from
+ * meaning), so every reader works on err_rec.
+ */
+typedef struct err_rec {
+    _Atomic uint64_t seq;
+    uint64_t fp;
+    int64_t ts_ns; /* tracker clock, ns since the epoch */
+    int32_t line;
+    int32_t errnum;
+    uint8_t severity;
+    uint8_t nframes;
+    uint16_t ctx_count;
+    uint16_t type_len, msg_len, op_len, file_len, func_len, cid_len, ctx_len;
+    uint16_t pad_[3];
+    char data[ERR_REC_SIZE - 56];
+} err_rec;
+_Static_assert(sizeof(err_rec) == ERR_REC_SIZE, "err_rec is one slot");
+_Static_assert(offsetof(err_rec, data) % 8 == 0, "frames are aligned");
+
+/* Pointers to the fields of a record. */
+typedef struct err_view {
+    void *const *frames;
+    const char *type, *msg, *op, *file, *func, *cid, *ctx;
+} err_view;
+void sonde__err_view(const err_rec *r, err_view *v);
+/* Bytes of r in use (header and data). */
+size_t sonde__err_rec_used(const err_rec *r);
+
+typedef struct err_ring {
+    _Alignas(SONDE_CACHE_LINE) _Atomic uint64_t head; /* next position claimed */
+    _Alignas(SONDE_CACHE_LINE) _Atomic uint64_t tail; /* next position read */
+    uint64_t mask;
+    err_rec *slots;
+} err_ring;
+
+/* ---- groups (groups.c) ---- */
+
+#define GROUP_NONE UINT32_MAX
+
+typedef struct group {
+    uint64_t fp;
+    uint32_t prev, next; /* LRU list: head is the most recently seen */
+    uint64_t count;
+    int64_t first_ns, last_ns;
+    uint8_t max_sev;
+    bool dirty;   /* changed since last persisted */
+    bool live;    /* slot in use */
+    sonde_buf sample; /* bytes of the last record */
+} group;
+
+typedef struct group_table {
+    group *g;
+    size_t count, cap, max;
+    uint32_t *index; /* open addressing, slot + 1, 0 empty */
+    size_t index_mask;
+    uint32_t head, tail, free_head;
+} group_table;
+
+int sonde__groups_init(group_table *gt, size_t max_groups);
+void sonde__groups_free(group_table *gt);
+/* Account a record to its group (creating or evicting as needed). */
+void sonde__groups_add(group_table *gt, const err_rec *r);
+/* Forget groups last seen before cutoff_ns. */
+void sonde__groups_prune(group_table *gt, int64_t cutoff_ns);
+
+/* ---- rules and alerts (rules.c) ---- */
+
+#define MAX_RULES 256
+#define MAX_SILENCES 256
+#define MAX_NOTIFIERS 32
+#define MAX_THRESHOLD 100000
+
+typedef struct rule {
+    char *name;
+    int kind;
+    int severity;
+    int min_sev;
+    uint64_t threshold;
+    char *type, *op;
+    double window;
+    double percent;
+    uint64_t min_count;
+    sonde_health *health;
+    double for_s, repeat_s;
+    char *summary_tpl, *description_tpl;
+    char **labels; /* pairs */
+    size_t nlabels;
+    double created;
+    /* ERRORS: the last `threshold` matching timestamps (ns), a ring. */
+    int64_t *ts;
+    size_t ts_n, ts_pos;
+    /* FAILURE_RATE, NO_SUCCESS: operations in the window at the last
+     * measurement. */
+    uint64_t op_count;
+    /* alert state */
+    int state;
+    double value;
+    bool known; /* value measured at the last evaluation */
+    double active_since, fired_at, resolved_at;
+    double last_notified; /* last firing notification (first or repeat) */
+    bool told;            /* notifiers were told of the current episode */
+    bool silenced;
+    uint64_t notifications;
+    uint64_t episode; /* history id of the current/last episode, 0 none */
+    bool removed;     /* resolve at next evaluation and free */
+} rule;
+
+typedef struct silence {
+    uint64_t id;
+    char **matchers; /* pairs */
+    size_t n;
+    double starts, ends;
+    char *comment;
+} silence;
+
+typedef struct history_entry {
+    uint64_t id;
+    char *rule;
+    char *summary;
+    int severity;
+    int state; /* FIRING or RESOLVED */
+    double value;
+    double fired_at, resolved_at;
+    bool dirty;
+} history_entry;
+
+/* ---- notifications (notify.c, payload.c) ---- */
+
+/* A snapshot of an alert for the payload builders. Borrowed pointers. */
+typedef struct alert_snap {
+    const rule *r;
+    int state; /* FIRING or RESOLVED */
+    double starts_at, ends_at; /* ends_at 0: open */
+    double value;
+    const char *summary;
+    const char *description;
+    const char *service;
+    const char *generator_url; /* NULL: none */
+    double now;
+} alert_snap;
+
+typedef struct delivery {
+    struct delivery *next;
+    char *body; /* HTTP body, or the JSON for commands, or the log line */
+    size_t len;
+    char *name, *status, *severity, *summary, *value; /* command environment */
+    unsigned attempts;
+    uint64_t next_ns; /* monotonic: not before */
+    uint64_t alerts;  /* alert transitions carried */
+    int level;        /* log notifier: diagnostics level */
+} delivery;
+
+typedef struct notifier {
+    char *name;
+    int kind;
+    char *url; /* full POST URL */
+    char **headers;
+    size_t nheaders;
+    char **argv; /* NULL-terminated */
+    int min_sev;
+    bool no_resolved;
+    double timeout_s, retry_initial_s, retry_max_s, resend_s;
+    unsigned max_attempts;
+    size_t queue_max;
+    /* queue (t->lock) */
+    delivery *head, *tail;
+    size_t queued;
+    /* Alertmanager batch being built during one evaluation. */
+    sonde_buf batch;
+    uint64_t batch_alerts;
+    double last_resend;
+    /* in flight (worker only) */
+    void *easy;          /* CURL * */
+    void *slist;         /* struct curl_slist * */
+    delivery *inflight;
+    pid_t child;
+    uint64_t child_deadline_ns;
+    bool child_killed;
+    char errbuf[256];
+    bool failing; /* logged as failing; cleared (and logged) on success */
+    bool removed;
+    /* statistics, read by the collector */
+    _Atomic uint64_t sent, failed, attempts, retries;
+    _Atomic size_t queued_stat;
+} notifier;
+
+/* ---- the tracker (tracker.c) ---- */
+
+struct sonde_errors {
+    err_ring ring;
+    sonde_family *total;          /* sonde_errors_total{severity,type} */
+    sonde_counter *total_cache[5]; /* per severity, type "error" */
+    _Atomic uint64_t dropped;
+    _Atomic uint64_t captured;
+    _Atomic uint64_t timer_id; /* 0 when not started */
+    sonde_clock_fn clock;
+    void *clock_ud;
+    bool no_log;
+    bool is_default;
+    sonde_registry *registry;
+    char collector[48];
+
+    pthread_mutex_t lock;
+    pthread_mutex_t stats_lock;
+    group_table groups;
+    double group_retention_s, alert_retention_s;
+    rule *rules[MAX_RULES];
+    size_t nrules;
+    silence silences[MAX_SILENCES];
+    size_t nsilences;
+    uint64_t next_silence_id;
+    history_entry *history; /* ring of max_history */
+    size_t hist_max, hist_n, hist_pos;
+    uint64_t next_episode;
+    notifier *notifiers[MAX_NOTIFIERS];
+    size_t nnotifiers;
+    _Atomic size_t firing;
+    _Atomic size_t groups_stat;
+    pthread_mutex_t life; /* serialises start and stop */
+    unsigned tick_ms, eval_ms, stop_timeout_ms;
+    double last_eval;   /* tracker clock */
+    double last_prune;
+    unsigned starts;
+    bool env_done;
+    bool no_env;
+    char *service;
+    char *external_url;     /* from options or environment */
+    char *served_url;       /* set by sonde_start when serving */
+    void *multi;            /* CURLM *, while started */
+    uint64_t rng;
+    pthread_cond_t idle;    /* broadcast when notifier queues may be empty */
+};
+
+/* Tracker clock in seconds and nanoseconds. */
+double sonde__errors_now(const sonde_errors *t);
+sonde_errors *sonde__errors_resolve(sonde_errors *t);
+
+/* Drain the ring into groups and rules. t->lock held. */
+void sonde__errors_drain(sonde_errors *t);
+
+/* rules.c: evaluate every rule at now. t->lock held. */
+void sonde__rules_eval(sonde_errors *t, double now);
+void sonde__rules_feed(sonde_errors *t, const err_rec *r, const err_view *v);
+void sonde__rule_free(rule *r);
+void sonde__history_prune(sonde_errors *t, double now);
+
+/* notify.c */
+/* Queue a transition of rule r for every notifier that takes it. t->lock
+ * held. */
+void sonde__notify_alert(sonde_errors *t, rule *r, int state, double now);
+/* Close the Alertmanager batches built during an evaluation. */
+void sonde__notify_flush_batches(sonde_errors *t, double now);
+/* Re-send firing alerts to Alertmanager notifiers when due. */
+void sonde__notify_resend(sonde_errors *t, double now);
+/* Progress deliveries (worker or stop). t->lock held. */
+void sonde__notify_pump(sonde_errors *t);
+/* Start (multi handle) and stop (bounded final delivery, then abandon). */
+int sonde__notify_start(sonde_errors *t);
+void sonde__notify_stop(sonde_errors *t, unsigned timeout_ms);
+void sonde__notifier_free(notifier *n);
+bool sonde__notify_idle(sonde_errors *t);
+/* Add the environment's notifiers (once). t->lock held. */
+void sonde__notify_env(sonde_errors *t);
+
+/* payload.c: append one alert in each format. */
+int sonde__payload_webhook(sonde_buf *b, const alert_snap *a);
+int sonde__payload_slack(sonde_buf *b, const alert_snap *a);
+/* One element of the Alertmanager array; SONDE_EINVAL (nothing appended)
+ * when Alertmanager would refuse it, with the reason in why. */
+int sonde__payload_am(sonde_buf *b, const alert_snap *a, char *why, size_t whylen);
+int sonde__payload_log(sonde_buf *b, const alert_snap *a);
+/* Expand a summary/description template. */
+int sonde__payload_template(sonde_buf *b, const char *tpl, const rule *r, double value);
+/* Default summary of a rule. */
+int sonde__payload_default_summary(sonde_buf *b, const rule *r, double value);
+/* RFC 3339 UTC time with milliseconds, unquoted. */
+int sonde__buf_rfc3339(sonde_buf *b, double wall);
+/* Whether s is a valid Prometheus label name. */
+bool sonde__label_name_ok(const char *s);
+/* Whether s[0..n) is valid UTF-8. */
+bool sonde__utf8_ok(const char *s, size_t n);
+/* Append the alert's labels as a JSON object. */
+int sonde__payload_labels(sonde_buf *b, const alert_snap *a);
+
+/* ---- operations from tracing (opsource.c) ---- */
+
+typedef struct sonde__op_window {
+    uint64_t count;  /* operations ended in the window */
+    uint64_t errors; /* of which failed */
+    int anomaly;     /* 1 flagged by its baseline, 0 not */
+} sonde__op_window;
+
+/* Figures of operation op over the last window_seconds ending at now
+ * (tracker clock). Returns SONDE_OK or SONDE_ENOTFOUND (unknown operation,
+ * or tracing not in this build). */
+int sonde__errors_op_window(const char *op, double window_seconds, double now,
+                            sonde__op_window *out);
+
+/* ---- logging context (context.c) ---- */
+
+/* Copy the calling thread's correlation ID into cid (cap bytes, not
+ * terminated) and return its length; 0 without a logging context. */
+size_t sonde__errors_context_cid(char *cid, size_t cap);
+/* Log a captured error (worker). */
+void sonde__errors_log(const err_rec *r, const err_view *v);
+
+/* ---- HTTP routes (http.c) ---- */
+int sonde__errors_routes_add(sonde_errors *t);
+void sonde__errors_routes_remove(void);
+
+/* ---- JSON helpers (groups.c) ---- */
+int sonde__errors_json_group(sonde_buf *b, const group *g);
+
+#endif
