@@ -124,6 +124,7 @@ void sonde__groups_prune(group_table *gt, int64_t cutoff_ns);
 #define MAX_SILENCES 256
 #define MAX_NOTIFIERS 32
 #define MAX_THRESHOLD 100000
+#define RULE_BUCKETS 256
 
 typedef struct rule {
     char *name;
@@ -141,9 +142,15 @@ typedef struct rule {
     char **labels; /* pairs */
     size_t nlabels;
     double created;
-    /* ERRORS: the last `threshold` matching timestamps (ns), a ring. */
+    /* ERRORS: the last `threshold` matching timestamps (ns), a ring: the
+     * condition is exact. */
     int64_t *ts;
     size_t ts_n, ts_pos;
+    /* ERRORS: counts per bucket of window/RULE_BUCKETS (at least 1 s), to
+     * report how many errors the window holds beyond the threshold. */
+    uint32_t *bucket_count;
+    int64_t *bucket_id;
+    int64_t bucket_ns;
     /* FAILURE_RATE, NO_SUCCESS: operations in the window at the last
      * measurement. */
     uint64_t op_count;

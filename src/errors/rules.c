@@ -77,6 +77,8 @@ void sonde__rule_free(rule *r)
         sonde__free(r->labels[i]);
     sonde__free(r->labels);
     sonde__free(r->ts);
+    sonde__free(r->bucket_count);
+    sonde__free(r->bucket_id);
     sonde__free(r);
 }
 
@@ -160,8 +162,13 @@ int sonde_alerts_add_rule(sonde_errors *t, const sonde_rule_opts *o)
             ok = (r->labels[i] = sonde__strdup(o->labels[i])) != NULL;
         r->nlabels = o->label_count;
     }
-    if (ok && r->kind == SONDE_RULE_ERRORS)
-        ok = (r->ts = sonde__calloc(r->threshold, sizeof *r->ts)) != NULL;
+    if (ok && r->kind == SONDE_RULE_ERRORS) {
+        ok = (r->ts = sonde__calloc(r->threshold, sizeof *r->ts)) != NULL &&
+             (r->bucket_count = sonde__calloc(RULE_BUCKETS, sizeof *r->bucket_count)) != NULL &&
+             (r->bucket_id = sonde__calloc(RULE_BUCKETS, sizeof *r->bucket_id)) != NULL;
+        double w = r->window / RULE_BUCKETS;
+        r->bucket_ns = (int64_t)((w < 1 ? 1 : w) * 1e9);
+    }
     if (!ok) {
         sonde__rule_free(r);
         return SONDE_ENOMEM;
@@ -224,6 +231,14 @@ void sonde__rules_feed(sonde_errors *t, const err_rec *rec, const err_view *v)
         r->ts_pos = (r->ts_pos + 1) % r->threshold;
         if (r->ts_n < r->threshold)
             r->ts_n++;
+        int64_t id = rec->ts_ns / r->bucket_ns;
+        size_t slot = (size_t)((uint64_t)id % RULE_BUCKETS);
+        if (r->bucket_id[slot] < id) {
+            r->bucket_id[slot] = id;
+            r->bucket_count[slot] = 0;
+        }
+        if (r->bucket_id[slot] == id)
+            r->bucket_count[slot]++;
     }
 }
 
@@ -403,6 +418,16 @@ static bool measure(sonde_errors *t, rule *r, double now, double *value)
         uint64_t n = 0;
         for (size_t i = 0; i < r->ts_n; i++)
             n += r->ts[i] > from;
+        if (n >= r->threshold) {
+            /* The ring holds only `threshold` timestamps; the buckets tell
+             * how many more the window has (to a bucket's width). */
+            uint64_t est = 0;
+            for (size_t i = 0; i < RULE_BUCKETS; i++)
+                if ((r->bucket_id[i] + 1) * r->bucket_ns > from)
+                    est += r->bucket_count[i];
+            if (est > n)
+                n = est;
+        }
         *value = (double)n;
         return true;
     }
