@@ -32,6 +32,7 @@ static const struct group groups[] = {
     {"metrics", sonde_bench_metrics},
     {"log", sonde_bench_log},
     {"trace", sonde_bench_trace},
+    {"errors", sonde_bench_errors},
 };
 
 #define NGROUPS (sizeof groups / sizeof groups[0])
