@@ -251,8 +251,8 @@ SONDE_API void sonde_error_capture(sonde_errors *t, const sonde_error_info *info
  * Same guarantees as sonde_error_capture.
  */
 SONDE_API void sonde_error_capturef(sonde_errors *t, int severity, const char *type,
-                                    const char *file, int line, const char *func,
-                                    const char *fmt, ...) SONDE_PRINTF(7, 8);
+                                    const char *file, int line, const char *func, const char *fmt,
+                                    ...) SONDE_PRINTF(7, 8);
 
 /** Capture into the default tracker at the calling line:
  * SONDE_CAPTURE(SONDE_SEVERITY_HIGH, "DatabaseError", "fmt", ...). */

@@ -20,7 +20,10 @@
 
 static const char *const sev_names[] = {"unknown", "low", "medium", "high", "critical"};
 
-const char *sonde_severity_name(int s) { return s >= 1 && s <= 4 ? sev_names[s] : "unknown"; }
+const char *sonde_severity_name(int s)
+{
+    return s >= 1 && s <= 4 ? sev_names[s] : "unknown";
+}
 
 int sonde_severity_parse(const char *s)
 {
@@ -111,8 +114,7 @@ static err_rec *ring_claim(err_ring *rg, uint64_t *pos_out)
         int64_t dif = (int64_t)(seq - pos);
         if (dif == 0) {
             if (atomic_compare_exchange_weak_explicit(&rg->head, &pos, pos + 1,
-                                                      memory_order_relaxed,
-                                                      memory_order_relaxed)) {
+                                                      memory_order_relaxed, memory_order_relaxed)) {
                 *pos_out = pos;
                 return s;
             }
@@ -135,7 +137,10 @@ static int64_t now_ns(const sonde_errors *t)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static size_t slen(const char *s, size_t max) { return s ? strnlen(s, max) : 0; }
+static size_t slen(const char *s, size_t max)
+{
+    return s ? strnlen(s, max) : 0;
+}
 
 static void count_total(sonde_errors *t, int sev, const char *type, size_t type_len)
 {
@@ -203,7 +208,8 @@ void sonde_error_capture(sonde_errors *t, const sonde_error_info *in)
     char *msg = p;
     size_t fixed = op_len + file_len + func_len + ERR_CID_MAX;
     size_t room = (size_t)(end - p) > fixed ? (size_t)(end - p) - fixed : 0;
-    size_t msg_len = slen(in->message, room < SONDE_ERROR_MESSAGE_MAX ? room : SONDE_ERROR_MESSAGE_MAX);
+    size_t msg_len =
+        slen(in->message, room < SONDE_ERROR_MESSAGE_MAX ? room : SONDE_ERROR_MESSAGE_MAX);
     if (msg_len)
         memcpy(p, in->message, msg_len);
     r->msg_len = (uint16_t)msg_len;
@@ -251,8 +257,8 @@ void sonde_error_capture(sonde_errors *t, const sonde_error_info *in)
     } else {
         char norm[ERR_NORM_MAX];
         size_t nl = sonde__err_normalize(msg, msg_len, norm, sizeof norm);
-        r->fp = sonde__err_fingerprint(type, type_len, norm, nl, file, file_len, in->func,
-                                       func_len, r->line);
+        r->fp = sonde__err_fingerprint(type, type_len, norm, nl, file, file_len, in->func, func_len,
+                                       r->line);
     }
     atomic_store_explicit(&r->seq, pos + 1, memory_order_release);
 

@@ -98,8 +98,8 @@ typedef struct group {
     uint64_t count;
     int64_t first_ns, last_ns;
     uint8_t max_sev;
-    bool dirty;   /* changed since last persisted */
-    bool live;    /* slot in use */
+    bool dirty;       /* changed since last persisted */
+    bool live;        /* slot in use */
     sonde_buf sample; /* bytes of the last record */
 } group;
 
@@ -191,7 +191,7 @@ typedef struct history_entry {
 /* A snapshot of an alert for the payload builders. Borrowed pointers. */
 typedef struct alert_snap {
     const rule *r;
-    int state; /* FIRING or RESOLVED */
+    int state;                 /* FIRING or RESOLVED */
     double starts_at, ends_at; /* ends_at 0: open */
     double value;
     const char *summary;
@@ -232,8 +232,8 @@ typedef struct notifier {
     uint64_t batch_alerts;
     double last_resend;
     /* in flight (worker only) */
-    void *easy;          /* CURL * */
-    void *slist;         /* struct curl_slist * */
+    void *easy;  /* CURL * */
+    void *slist; /* struct curl_slist * */
     delivery *inflight;
     pid_t child;
     uint64_t child_deadline_ns;
@@ -250,7 +250,7 @@ typedef struct notifier {
 
 struct sonde_errors {
     err_ring ring;
-    sonde_family *total;          /* sonde_errors_total{severity,type} */
+    sonde_family *total;           /* sonde_errors_total{severity,type} */
     sonde_counter *total_cache[5]; /* per severity, type "error" */
     _Atomic uint64_t dropped;
     _Atomic uint64_t captured;
@@ -280,17 +280,17 @@ struct sonde_errors {
     _Atomic size_t groups_stat;
     pthread_mutex_t life; /* serialises start and stop */
     unsigned tick_ms, eval_ms, stop_timeout_ms;
-    double last_eval;   /* tracker clock */
+    double last_eval; /* tracker clock */
     double last_prune;
     unsigned starts;
     bool env_done;
     bool no_env;
     char *service;
-    char *external_url;     /* from options or environment */
-    char *served_url;       /* set by sonde_start when serving */
-    void *multi;            /* CURLM *, while started */
+    char *external_url; /* from options or environment */
+    char *served_url;   /* set by sonde_start when serving */
+    void *multi;        /* CURLM *, while started */
     uint64_t rng;
-    pthread_cond_t idle;    /* broadcast when notifier queues may be empty */
+    pthread_cond_t idle; /* broadcast when notifier queues may be empty */
 };
 
 /* Tracker clock in seconds and nanoseconds. */

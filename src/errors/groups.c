@@ -37,7 +37,10 @@ void sonde__groups_free(group_table *gt)
     memset(gt, 0, sizeof *gt);
 }
 
-static size_t home(const group_table *gt, uint64_t fp) { return (size_t)(fp * 0x9e3779b97f4a7c15ULL >> 20) & gt->index_mask; }
+static size_t home(const group_table *gt, uint64_t fp)
+{
+    return (size_t)(fp * 0x9e3779b97f4a7c15ULL >> 20) & gt->index_mask;
+}
 
 /* Position in the index of fp, or the empty position where it would go. */
 static size_t probe(const group_table *gt, uint64_t fp)
@@ -196,7 +199,7 @@ void sonde__groups_prune(group_table *gt, int64_t cutoff_ns)
 static const err_rec *sample_of(const group *g)
 {
     return g->sample.len >= offsetof(err_rec, data) ? (const err_rec *)(const void *)g->sample.data
-                                                     : NULL;
+                                                    : NULL;
 }
 
 static bool group_matches(const group *g, const sonde_errors_filter *f)
@@ -265,9 +268,9 @@ int sonde__errors_json_group(sonde_buf *b, const group *g)
         rc = rc ? rc : json_strn(b, t.data ? t.data : "", t.len);
         sonde_buf_free(&t);
     }
-    rc = rc ? rc : sonde__buf_printf(b, ",\"severity\":\"%s\",\"count\":%llu,\"first_seen\":",
-                                     sonde_severity_name(g->max_sev),
-                                     (unsigned long long)g->count);
+    rc = rc ? rc
+            : sonde__buf_printf(b, ",\"severity\":\"%s\",\"count\":%llu,\"first_seen\":",
+                                sonde_severity_name(g->max_sev), (unsigned long long)g->count);
     rc = rc ? rc : sonde__buf_json_time(b, (double)g->first_ns / 1e9);
     rc = rc ? rc : sonde__buf_puts(b, ",\"last_seen\":");
     rc = rc ? rc : sonde__buf_json_time(b, (double)g->last_ns / 1e9);
@@ -277,8 +280,9 @@ int sonde__errors_json_group(sonde_buf *b, const group *g)
     rc = rc ? rc : json_strn(b, v.func, r->func_len);
     rc = rc ? rc : sonde__buf_printf(b, ",\"line\":%d},\"last\":{\"message\":", (int)r->line);
     rc = rc ? rc : json_strn(b, v.msg, r->msg_len);
-    rc = rc ? rc : sonde__buf_printf(b, ",\"severity\":\"%s\",\"timestamp\":",
-                                     sonde_severity_name(r->severity));
+    rc = rc ? rc
+            : sonde__buf_printf(
+                  b, ",\"severity\":\"%s\",\"timestamp\":", sonde_severity_name(r->severity));
     rc = rc ? rc : sonde__buf_json_time(b, (double)r->ts_ns / 1e9);
     if (r->op_len) {
         rc = rc ? rc : sonde__buf_puts(b, ",\"operation\":");
@@ -341,9 +345,10 @@ int sonde_errors_write_json(sonde_errors *t, const sonde_errors_filter *f, sonde
     pthread_mutex_lock(&t->lock);
     int rc = sonde__buf_puts(out, "{\"timestamp\":");
     rc = rc ? rc : sonde__buf_json_time(out, sonde__errors_now(t));
-    rc = rc ? rc : sonde__buf_printf(
-                       out, ",\"total_groups\":%zu,\"dropped\":%llu,\"groups\":[", t->groups.count,
-                       (unsigned long long)atomic_load_explicit(&t->dropped, memory_order_relaxed));
+    rc = rc ? rc
+            : sonde__buf_printf(
+                  out, ",\"total_groups\":%zu,\"dropped\":%llu,\"groups\":[", t->groups.count,
+                  (unsigned long long)atomic_load_explicit(&t->dropped, memory_order_relaxed));
     size_t shown = 0;
     for (uint32_t s = t->groups.head; s != GROUP_NONE && !rc && shown < limit;
          s = t->groups.g[s].next) {
@@ -384,8 +389,8 @@ static char *put_str(char **p, const char *s, size_t n)
     return d;
 }
 
-int sonde_errors_get_groups(sonde_errors *t, const sonde_errors_filter *f,
-                            sonde_error_group **out, size_t *count)
+int sonde_errors_get_groups(sonde_errors *t, const sonde_errors_filter *f, sonde_error_group **out,
+                            size_t *count)
 {
     if (!out || !count)
         return SONDE_EINVAL;

@@ -83,18 +83,29 @@ int sonde__parse_duration(const char *s, double *out)
         p = end;
         double unit = 1;
         switch (*p) {
-        case '\0': unit = 1; break;
-        case 's': unit = 1, p++; break;
+        case '\0':
+            unit = 1;
+            break;
+        case 's':
+            unit = 1, p++;
+            break;
         case 'm':
             if (p[1] == 's')
                 unit = 0.001, p += 2;
             else
                 unit = 60, p++;
             break;
-        case 'h': unit = 3600, p++; break;
-        case 'd': unit = 86400, p++; break;
-        case 'w': unit = 604800, p++; break;
-        default: return SONDE_EPARSE;
+        case 'h':
+            unit = 3600, p++;
+            break;
+        case 'd':
+            unit = 86400, p++;
+            break;
+        case 'w':
+            unit = 604800, p++;
+            break;
+        default:
+            return SONDE_EPARSE;
         }
         total += v * unit;
         if (!isfinite(total) || total > 1e12)

@@ -17,15 +17,20 @@ static const uint8_t cls[256] = {
     ['c'] = C_ALPHA | C_HEX, ['d'] = C_ALPHA | C_HEX, ['e'] = C_ALPHA | C_HEX,
     ['f'] = C_ALPHA | C_HEX, ['A'] = C_ALPHA | C_HEX, ['B'] = C_ALPHA | C_HEX,
     ['C'] = C_ALPHA | C_HEX, ['D'] = C_ALPHA | C_HEX, ['E'] = C_ALPHA | C_HEX,
-    ['F'] = C_ALPHA | C_HEX, ['g'] = C_ALPHA, ['h'] = C_ALPHA, ['i'] = C_ALPHA,
-    ['j'] = C_ALPHA, ['k'] = C_ALPHA, ['l'] = C_ALPHA, ['m'] = C_ALPHA, ['n'] = C_ALPHA,
-    ['o'] = C_ALPHA, ['p'] = C_ALPHA, ['q'] = C_ALPHA, ['r'] = C_ALPHA, ['s'] = C_ALPHA,
-    ['t'] = C_ALPHA, ['u'] = C_ALPHA, ['v'] = C_ALPHA, ['w'] = C_ALPHA, ['x'] = C_ALPHA,
-    ['y'] = C_ALPHA, ['z'] = C_ALPHA, ['G'] = C_ALPHA, ['H'] = C_ALPHA, ['I'] = C_ALPHA,
-    ['J'] = C_ALPHA, ['K'] = C_ALPHA, ['L'] = C_ALPHA, ['M'] = C_ALPHA, ['N'] = C_ALPHA,
-    ['O'] = C_ALPHA, ['P'] = C_ALPHA, ['Q'] = C_ALPHA, ['R'] = C_ALPHA, ['S'] = C_ALPHA,
-    ['T'] = C_ALPHA, ['U'] = C_ALPHA, ['V'] = C_ALPHA, ['W'] = C_ALPHA, ['X'] = C_ALPHA,
-    ['Y'] = C_ALPHA, ['Z'] = C_ALPHA,
+    ['F'] = C_ALPHA | C_HEX, ['g'] = C_ALPHA,         ['h'] = C_ALPHA,
+    ['i'] = C_ALPHA,         ['j'] = C_ALPHA,         ['k'] = C_ALPHA,
+    ['l'] = C_ALPHA,         ['m'] = C_ALPHA,         ['n'] = C_ALPHA,
+    ['o'] = C_ALPHA,         ['p'] = C_ALPHA,         ['q'] = C_ALPHA,
+    ['r'] = C_ALPHA,         ['s'] = C_ALPHA,         ['t'] = C_ALPHA,
+    ['u'] = C_ALPHA,         ['v'] = C_ALPHA,         ['w'] = C_ALPHA,
+    ['x'] = C_ALPHA,         ['y'] = C_ALPHA,         ['z'] = C_ALPHA,
+    ['G'] = C_ALPHA,         ['H'] = C_ALPHA,         ['I'] = C_ALPHA,
+    ['J'] = C_ALPHA,         ['K'] = C_ALPHA,         ['L'] = C_ALPHA,
+    ['M'] = C_ALPHA,         ['N'] = C_ALPHA,         ['O'] = C_ALPHA,
+    ['P'] = C_ALPHA,         ['Q'] = C_ALPHA,         ['R'] = C_ALPHA,
+    ['S'] = C_ALPHA,         ['T'] = C_ALPHA,         ['U'] = C_ALPHA,
+    ['V'] = C_ALPHA,         ['W'] = C_ALPHA,         ['X'] = C_ALPHA,
+    ['Y'] = C_ALPHA,         ['Z'] = C_ALPHA,
 };
 #define IS_WORD(c) (cls[(uint8_t)(c)] & (C_ALPHA | C_DIGIT))
 #define IS_HEX(c) (cls[(uint8_t)(c)] & C_HEX)
@@ -123,7 +128,10 @@ size_t sonde__err_normalize(const char *s, size_t n, char *out, size_t cap)
  * multiplications, the tail is read byte by byte, and the murmur3
  * finaliser spreads the result. Not cryptographic; fingerprints only need
  * to be stable and well spread. */
-static inline uint64_t rotl(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+static inline uint64_t rotl(uint64_t x, int r)
+{
+    return (x << r) | (x >> (64 - r));
+}
 
 static inline uint64_t fmix(uint64_t h)
 {

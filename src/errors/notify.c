@@ -33,7 +33,10 @@ extern char **environ;
 static const char *const kind_names[] = {"unknown", "log",          "webhook",
                                          "slack",   "alertmanager", "command"};
 
-const char *sonde_notifier_kind_name(int k) { return k >= 1 && k <= 5 ? kind_names[k] : "unknown"; }
+const char *sonde_notifier_kind_name(int k)
+{
+    return k >= 1 && k <= 5 ? kind_names[k] : "unknown";
+}
 
 int sonde_notifier_kind_parse(const char *s)
 {
@@ -230,8 +233,8 @@ static int notifier_build(const sonde_notifier_opts *o, notifier **out)
     if ((o->min_severity && (o->min_severity < 1 || o->min_severity > 4)) ||
         (o->timeout_seconds && !(o->timeout_seconds >= 0.01 && o->timeout_seconds <= 300)) ||
         o->max_attempts > 100 || o->retry_initial_seconds < 0 || o->retry_max_seconds < 0 ||
-        isnan(o->retry_initial_seconds) || isnan(o->retry_max_seconds) ||
-        o->resend_seconds < 0 || isnan(o->resend_seconds) || o->queue_size > 100000)
+        isnan(o->retry_initial_seconds) || isnan(o->retry_max_seconds) || o->resend_seconds < 0 ||
+        isnan(o->resend_seconds) || o->queue_size > 100000)
         return invalid("notifier %s: an option is out of bounds", name);
 
     notifier *n = sonde__calloc(1, sizeof *n);
@@ -459,17 +462,19 @@ static delivery *delivery_new(const alert_snap *a, int kind)
     d->body = b.data;
     d->len = b.len;
     d->alerts = 1;
-    d->level = kind == SONDE_NOTIFY_LOG
-                   ? (a->state == SONDE_ALERT_RESOLVED ? 3 : a->r->severity >= SONDE_SEVERITY_HIGH ? 5 : 4)
-                   : 0;
+    d->level = kind == SONDE_NOTIFY_LOG ? (a->state == SONDE_ALERT_RESOLVED        ? 3
+                                           : a->r->severity >= SONDE_SEVERITY_HIGH ? 5
+                                                                                   : 4)
+                                        : 0;
     if (kind == SONDE_NOTIFY_COMMAND && !rc) {
         char num[33];
         sonde__fmt_double(num, a->value);
-        bool ok = (d->name = sonde__strdup(a->r->name)) && (d->status = sonde__strdup(
-                                                                a->state == SONDE_ALERT_RESOLVED ? "resolved" : "firing")) &&
-                  (d->severity = sonde__strdup(sonde_severity_name(a->r->severity))) &&
-                  (d->summary = sonde__strdup(a->summary ? a->summary : "")) &&
-                  (d->value = sonde__strdup(num));
+        bool ok =
+            (d->name = sonde__strdup(a->r->name)) &&
+            (d->status = sonde__strdup(a->state == SONDE_ALERT_RESOLVED ? "resolved" : "firing")) &&
+            (d->severity = sonde__strdup(sonde_severity_name(a->r->severity))) &&
+            (d->summary = sonde__strdup(a->summary ? a->summary : "")) &&
+            (d->value = sonde__strdup(num));
         rc = ok ? SONDE_OK : SONDE_ENOMEM;
     }
     if (rc || !d->body) {
@@ -662,8 +667,10 @@ static bool transient(CURLcode c)
     case CURLE_URL_MALFORMAT:
     case CURLE_OUT_OF_MEMORY:
     case CURLE_BAD_FUNCTION_ARGUMENT:
-    case CURLE_NOT_BUILT_IN: return false;
-    default: return true;
+    case CURLE_NOT_BUILT_IN:
+        return false;
+    default:
+        return true;
     }
 }
 
@@ -727,8 +734,8 @@ static bool command_start(notifier *n, delivery *d)
     for (size_t i = 0; i < envc; i++)
         if (strncmp(environ[i], "SONDE_ALERT_", 12) != 0)
             env[k++] = environ[i];
-    const char *keys[6] = {"SONDE_ALERT_NAME=",  "SONDE_ALERT_STATUS=", "SONDE_ALERT_SEVERITY=",
-                           "SONDE_ALERT_SUMMARY=", "SONDE_ALERT_VALUE=", "SONDE_ALERT_JSON="};
+    const char *keys[6] = {"SONDE_ALERT_NAME=",    "SONDE_ALERT_STATUS=", "SONDE_ALERT_SEVERITY=",
+                           "SONDE_ALERT_SUMMARY=", "SONDE_ALERT_VALUE=",  "SONDE_ALERT_JSON="};
     const char *vals[6] = {d->name, d->status, d->severity, d->summary, d->value, d->body};
     size_t first_own = k;
     bool ok = true;
@@ -790,7 +797,8 @@ static void child_check(sonde_errors *t, notifier *n, uint64_t now)
         else if (killed)
             snprintf(reason, sizeof reason, "%s: timed out after %g s", n->argv[0], n->timeout_s);
         else if (WIFEXITED(st))
-            snprintf(reason, sizeof reason, "%s exited with status %d", n->argv[0], WEXITSTATUS(st));
+            snprintf(reason, sizeof reason, "%s exited with status %d", n->argv[0],
+                     WEXITSTATUS(st));
         else
             snprintf(reason, sizeof reason, "%s killed by signal %d", n->argv[0],
                      WIFSIGNALED(st) ? WTERMSIG(st) : 0);
@@ -904,7 +912,10 @@ bool sonde__notify_idle(sonde_errors *t)
 }
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+static void curl_init_once(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
 
 int sonde__notify_start(sonde_errors *t)
 {

@@ -83,7 +83,9 @@ int sonde__payload_default_summary(sonde_buf *b, const rule *r, double v)
     switch (r->kind) {
     case SONDE_RULE_ERRORS:
         rc = put_value(b, r, v);
-        rc = rc ? rc : sonde__buf_printf(b, " errors of severity >= %s", sonde_severity_name(r->min_sev));
+        rc =
+            rc ? rc
+               : sonde__buf_printf(b, " errors of severity >= %s", sonde_severity_name(r->min_sev));
         if (r->type)
             rc = rc ? rc : sonde__buf_printf(b, " of type %s", r->type);
         if (r->op)
@@ -135,9 +137,9 @@ int sonde__payload_template(sonde_buf *b, const char *tpl, const rule *r, double
             rc = rc ? rc : put_value(b, r, v);
         else if (IS("threshold"))
             rc = rc ? rc
-                    : (r->kind == SONDE_RULE_FAILURE_RATE || r->kind == SONDE_RULE_HEALTH)
-                          ? sonde__buf_printf(b, "%g", r->percent)
-                          : sonde__buf_printf(b, "%llu", (unsigned long long)r->threshold);
+                 : (r->kind == SONDE_RULE_FAILURE_RATE || r->kind == SONDE_RULE_HEALTH)
+                     ? sonde__buf_printf(b, "%g", r->percent)
+                     : sonde__buf_printf(b, "%llu", (unsigned long long)r->threshold);
         else if (IS("window"))
             rc = rc ? rc : put_window(b, r->window);
         else if (IS("operation"))
@@ -219,14 +221,15 @@ static const char *status_name(int state)
 int sonde__payload_webhook(sonde_buf *b, const alert_snap *a)
 {
     const rule *r = a->r;
-    int rc = sonde__buf_printf(b, "{\"version\":\"1\",\"status\":\"%s\",\"service\":",
-                               status_name(a->state));
+    int rc = sonde__buf_printf(
+        b, "{\"version\":\"1\",\"status\":\"%s\",\"service\":", status_name(a->state));
     rc = rc ? rc : sonde__buf_json_str(b, a->service ? a->service : "");
     rc = rc ? rc : sonde__buf_puts(b, ",\"alert\":{\"name\":");
     rc = rc ? rc : sonde__buf_json_str(b, r->name);
-    rc = rc ? rc : sonde__buf_printf(b, ",\"status\":\"%s\",\"kind\":\"%s\",\"severity\":\"%s\"",
-                                     status_name(a->state), sonde_rule_kind_name(r->kind),
-                                     sonde_severity_name(r->severity));
+    rc = rc ? rc
+            : sonde__buf_printf(b, ",\"status\":\"%s\",\"kind\":\"%s\",\"severity\":\"%s\"",
+                                status_name(a->state), sonde_rule_kind_name(r->kind),
+                                sonde_severity_name(r->severity));
     rc = rc ? rc : sonde__buf_puts(b, ",\"summary\":");
     rc = rc ? rc : sonde__buf_json_str(b, a->summary ? a->summary : "");
     rc = rc ? rc : sonde__buf_puts(b, ",\"description\":");
@@ -278,20 +281,24 @@ int sonde__payload_slack(sonde_buf *b, const alert_snap *a)
     const rule *r = a->r;
     bool firing = a->state != SONDE_ALERT_RESOLVED;
     sonde_buf text = {0};
-    int rc = sonde__buf_printf(&text, "%s [%s] %s: %s", firing ? ":rotating_light:" : ":white_check_mark:",
-                               firing ? "FIRING" : "RESOLVED", r->name,
-                               a->summary ? a->summary : "");
+    int rc = sonde__buf_printf(
+        &text, "%s [%s] %s: %s",
+        firing ? ":rotating_light:" : ":white_check_mark:", firing ? "FIRING" : "RESOLVED", r->name,
+        a->summary ? a->summary : "");
     rc = rc ? rc : sonde__buf_puts(b, "{\"text\":");
     rc = rc ? rc : slack_str(b, text.data ? text.data : "");
     sonde_buf_free(&text);
-    const char *color = !firing ? "good" : r->severity >= SONDE_SEVERITY_HIGH ? "danger" : "warning";
+    const char *color = !firing                              ? "good"
+                        : r->severity >= SONDE_SEVERITY_HIGH ? "danger"
+                                                             : "warning";
     rc = rc ? rc : sonde__buf_printf(b, ",\"attachments\":[{\"color\":\"%s\",\"fallback\":", color);
     rc = rc ? rc : slack_str(b, a->summary ? a->summary : r->name);
     rc = rc ? rc : sonde__buf_puts(b, ",\"title\":");
     rc = rc ? rc : slack_str(b, r->name);
     rc = rc ? rc : sonde__buf_puts(b, ",\"text\":");
-    rc = rc ? rc : slack_str(b, a->description && a->description[0] ? a->description
-                                                                  : (a->summary ? a->summary : ""));
+    rc = rc ? rc
+            : slack_str(b, a->description && a->description[0] ? a->description
+                                                               : (a->summary ? a->summary : ""));
     rc = rc ? rc : sonde__buf_puts(b, ",\"fields\":[{\"title\":\"Severity\",\"value\":");
     rc = rc ? rc : slack_str(b, sonde_severity_name(r->severity));
     rc = rc ? rc : sonde__buf_puts(b, ",\"short\":true},{\"title\":\"Service\",\"value\":");

@@ -23,8 +23,8 @@
 #include <string.h>
 #include <strings.h>
 
-static const char *const kind_names[] = {"unknown", "errors", "failure_rate", "no_success",
-                                         "anomaly", "health"};
+static const char *const kind_names[] = {"unknown",    "errors",  "failure_rate",
+                                         "no_success", "anomaly", "health"};
 
 const char *sonde_rule_kind_name(int kind)
 {
@@ -45,7 +45,10 @@ int sonde_rule_kind_parse(const char *s)
 
 static const char *const state_names[] = {"inactive", "pending", "firing", "resolved"};
 
-const char *sonde_alert_state_name(int s) { return s >= 0 && s <= 3 ? state_names[s] : "unknown"; }
+const char *sonde_alert_state_name(int s)
+{
+    return s >= 0 && s <= 3 ? state_names[s] : "unknown";
+}
 
 void sonde_rule_opts_init(sonde_rule_opts *o)
 {
@@ -129,8 +132,7 @@ int sonde_alerts_add_rule(sonde_errors *t, const sonde_rule_opts *o)
         return bad("alert rule %s: labels missing", o->name);
     for (size_t i = 0; i < o->label_count; i++) {
         const char *ln = o->labels[2 * i], *lv = o->labels[2 * i + 1];
-        if (!sonde__label_name_ok(ln) || strncmp(ln, "__", 2) == 0 ||
-            strcmp(ln, "alertname") == 0)
+        if (!sonde__label_name_ok(ln) || strncmp(ln, "__", 2) == 0 || strcmp(ln, "alertname") == 0)
             return bad("alert rule: invalid or reserved label name \"%s\"", ln);
         if (!lv || !sonde__utf8_ok(lv, strlen(lv)))
             return bad("alert rule: label %s has no valid UTF-8 value", ln);
@@ -141,7 +143,7 @@ int sonde_alerts_add_rule(sonde_errors *t, const sonde_rule_opts *o)
         return SONDE_ENOMEM;
     r->kind = o->kind;
     r->min_sev = o->min_severity ? o->min_severity : SONDE_SEVERITY_LOW;
-    r->severity = o->severity              ? o->severity
+    r->severity = o->severity                                         ? o->severity
                   : (o->kind == SONDE_RULE_ERRORS && o->min_severity) ? o->min_severity
                                                                       : SONDE_SEVERITY_HIGH;
     r->threshold = o->threshold ? o->threshold : 1;
@@ -222,8 +224,8 @@ void sonde__rules_feed(sonde_errors *t, const err_rec *rec, const err_view *v)
         rule *r = t->rules[i];
         if (r->kind != SONDE_RULE_ERRORS || r->removed || rec->severity < r->min_sev)
             continue;
-        if (r->type && (strlen(r->type) != rec->type_len ||
-                        memcmp(r->type, v->type, rec->type_len) != 0))
+        if (r->type &&
+            (strlen(r->type) != rec->type_len || memcmp(r->type, v->type, rec->type_len) != 0))
             continue;
         if (r->op && (strlen(r->op) != rec->op_len || memcmp(r->op, v->op, rec->op_len) != 0))
             continue;
@@ -289,8 +291,8 @@ static void silence_free(silence *s)
     memset(s, 0, sizeof *s);
 }
 
-int sonde_alerts_add_silence(sonde_errors *t, const char *const *matchers, size_t n,
-                             double starts, double ends, const char *comment, uint64_t *id_out)
+int sonde_alerts_add_silence(sonde_errors *t, const char *const *matchers, size_t n, double starts,
+                             double ends, const char *comment, uint64_t *id_out)
 {
     if (!matchers || n == 0 || n > 32 || !isfinite(ends) || !isfinite(starts))
         return SONDE_EINVAL;
@@ -469,12 +471,16 @@ static bool measure(sonde_errors *t, rule *r, double now, double *value)
 static bool condition(const sonde_errors *t, const rule *r, double now, double value)
 {
     switch (r->kind) {
-    case SONDE_RULE_ERRORS: return value >= (double)r->threshold;
-    case SONDE_RULE_FAILURE_RATE: return r->op_count >= r->min_count && value > r->percent;
+    case SONDE_RULE_ERRORS:
+        return value >= (double)r->threshold;
+    case SONDE_RULE_FAILURE_RATE:
+        return r->op_count >= r->min_count && value > r->percent;
     case SONDE_RULE_NO_SUCCESS:
         return now - r->created >= r->window && value <= 0 && r->op_count >= r->min_count;
-    case SONDE_RULE_ANOMALY: return value > 0;
-    case SONDE_RULE_HEALTH: return value < r->percent;
+    case SONDE_RULE_ANOMALY:
+        return value > 0;
+    case SONDE_RULE_HEALTH:
+        return value < r->percent;
     }
     SONDE_UNUSED(t);
     return false;
@@ -494,8 +500,8 @@ static void fire(sonde_errors *t, rule *r, double now)
     r->told = false;
     r->episode = history_add(t, r, now);
     atomic_fetch_add(&t->firing, 1);
-    sonde__diag(r->severity >= SONDE_SEVERITY_HIGH ? 5 : 4, "alerts",
-                "alert %s firing (value %g)", r->name, r->value);
+    sonde__diag(r->severity >= SONDE_SEVERITY_HIGH ? 5 : 4, "alerts", "alert %s firing (value %g)",
+                r->name, r->value);
 }
 
 static void resolve(sonde_errors *t, rule *r, double now)
@@ -591,7 +597,10 @@ void sonde__rules_eval(sonde_errors *t, double now)
 
 /* ---- reading ---- */
 
-static size_t str_size(const char *s) { return s ? strlen(s) + 1 : 1; }
+static size_t str_size(const char *s)
+{
+    return s ? strlen(s) + 1 : 1;
+}
 
 int sonde_alerts_get(sonde_errors *t, int history, sonde_alert **out, size_t *count)
 {
@@ -679,12 +688,13 @@ static int json_rule_alert(sonde_buf *b, sonde_errors *t, const rule *r)
 {
     int rc = sonde__buf_puts(b, "{\"rule\":");
     rc = rc ? rc : sonde__buf_json_str(b, r->name);
-    rc = rc ? rc : sonde__buf_printf(b, ",\"kind\":\"%s\",\"state\":\"%s\",\"severity\":\"%s\"",
-                                     sonde_rule_kind_name(r->kind),
-                                     sonde_alert_state_name(r->state),
-                                     sonde_severity_name(r->severity));
+    rc = rc ? rc
+            : sonde__buf_printf(b, ",\"kind\":\"%s\",\"state\":\"%s\",\"severity\":\"%s\"",
+                                sonde_rule_kind_name(r->kind), sonde_alert_state_name(r->state),
+                                sonde_severity_name(r->severity));
     rc = rc ? rc : sonde__buf_puts(b, ",\"value\":");
-    rc = rc ? rc : (isnan(r->value) ? sonde__buf_puts(b, "null") : sonde__buf_json_double(b, r->value));
+    rc = rc ? rc
+            : (isnan(r->value) ? sonde__buf_puts(b, "null") : sonde__buf_json_double(b, r->value));
     rc = rc ? rc : sonde__buf_puts(b, ",\"summary\":\"");
     if (!rc) {
         sonde_buf s = {0};
@@ -706,9 +716,10 @@ static int json_rule_alert(sonde_buf *b, sonde_errors *t, const rule *r)
     rc = rc ? rc : json_time_or_null(b, r->fired_at);
     rc = rc ? rc : sonde__buf_puts(b, ",\"resolved_at\":");
     rc = rc ? rc : json_time_or_null(b, r->resolved_at);
-    rc = rc ? rc : sonde__buf_printf(b, ",\"silenced\":%s,\"notifications\":%llu}",
-                                     r->silenced ? "true" : "false",
-                                     (unsigned long long)r->notifications);
+    rc = rc ? rc
+            : sonde__buf_printf(b, ",\"silenced\":%s,\"notifications\":%llu}",
+                                r->silenced ? "true" : "false",
+                                (unsigned long long)r->notifications);
     return rc;
 }
 
@@ -745,10 +756,13 @@ int sonde_alerts_write_json(sonde_errors *t, sonde_buf *out)
             rc = sonde__buf_putc(out, ',');
         rc = rc ? rc : sonde__buf_puts(out, "{\"rule\":");
         rc = rc ? rc : sonde__buf_json_str(out, h->rule ? h->rule : "");
-        rc = rc ? rc : sonde__buf_printf(out, ",\"state\":\"%s\",\"severity\":\"%s\",\"value\":",
-                                         sonde_alert_state_name(h->state),
-                                         sonde_severity_name(h->severity));
-        rc = rc ? rc : (isnan(h->value) ? sonde__buf_puts(out, "null") : sonde__buf_json_double(out, h->value));
+        rc = rc ? rc
+                : sonde__buf_printf(out, ",\"state\":\"%s\",\"severity\":\"%s\",\"value\":",
+                                    sonde_alert_state_name(h->state),
+                                    sonde_severity_name(h->severity));
+        rc = rc ? rc
+                : (isnan(h->value) ? sonde__buf_puts(out, "null")
+                                   : sonde__buf_json_double(out, h->value));
         rc = rc ? rc : sonde__buf_puts(out, ",\"summary\":");
         rc = rc ? rc : sonde__buf_json_str(out, h->summary ? h->summary : "");
         rc = rc ? rc : sonde__buf_puts(out, ",\"fired_at\":");
@@ -768,7 +782,8 @@ int sonde_alerts_write_json(sonde_errors *t, sonde_buf *out)
         const silence *s = &t->silences[i];
         if (i)
             rc = sonde__buf_putc(out, ',');
-        rc = rc ? rc : sonde__buf_printf(out, "{\"id\":%llu,\"matchers\":{", (unsigned long long)s->id);
+        rc = rc ? rc
+                : sonde__buf_printf(out, "{\"id\":%llu,\"matchers\":{", (unsigned long long)s->id);
         for (size_t k = 0; k < s->n && !rc; k++) {
             if (k)
                 rc = sonde__buf_putc(out, ',');
@@ -791,11 +806,11 @@ int sonde_alerts_write_json(sonde_errors *t, sonde_buf *out)
             rc = sonde__buf_putc(out, ',');
         rc = rc ? rc : sonde__buf_puts(out, "{\"name\":");
         rc = rc ? rc : sonde__buf_json_str(out, n->name);
-        rc = rc ? rc : sonde__buf_printf(
-                           out, ",\"kind\":\"%s\",\"sent\":%llu,\"failed\":%llu,\"queued\":%zu}",
-                           sonde_notifier_kind_name(n->kind),
-                           (unsigned long long)atomic_load(&n->sent),
-                           (unsigned long long)atomic_load(&n->failed), n->queued);
+        rc = rc ? rc
+                : sonde__buf_printf(
+                      out, ",\"kind\":\"%s\",\"sent\":%llu,\"failed\":%llu,\"queued\":%zu}",
+                      sonde_notifier_kind_name(n->kind), (unsigned long long)atomic_load(&n->sent),
+                      (unsigned long long)atomic_load(&n->failed), n->queued);
     }
     pthread_mutex_unlock(&t->lock);
     rc = rc ? rc : sonde__buf_puts(out, "]}");

@@ -226,7 +226,10 @@ sonde_errors *sonde_errors_default(void)
     return default_tracker;
 }
 
-sonde_errors *sonde__errors_resolve(sonde_errors *t) { return t ? t : sonde_errors_default(); }
+sonde_errors *sonde__errors_resolve(sonde_errors *t)
+{
+    return t ? t : sonde_errors_default();
+}
 
 /* ---- running ---- */
 

@@ -273,7 +273,8 @@ TEST(test_hanging_webhook_neither_blocks_capture_nor_grows_the_queue)
         }
     }
     double spent = proc_now() - t0;
-    printf("  20000 captures while the receiver hangs: %.3f s; max queued %zu\n", spent, max_queued);
+    printf("  20000 captures while the receiver hangs: %.3f s; max queued %zu\n", spent,
+           max_queued);
     ASSERT(spent < 2.0);
     ASSERT_LE(max_queued, 4);
     /* The in-flight request times out (0.3 s) and is retried once. */
@@ -314,7 +315,8 @@ TEST(test_slack_payload_has_text_and_attachment)
     ASSERT_OK(sonde_alerts_wait_idle(t, 10000));
     char *log = requests(&rc);
     ASSERT_EQ(count_lines(log, "json=1"), 1);
-    ASSERT_CONTAINS(log, "{\"text\":\":rotating_light: [FIRING] SlackMe: 1 errors of severity &gt;= high");
+    ASSERT_CONTAINS(
+        log, "{\"text\":\":rotating_light: [FIRING] SlackMe: 1 errors of severity &gt;= high");
     ASSERT_CONTAINS(log, "\"attachments\":[{\"color\":\"danger\"");
     ASSERT_CONTAINS(log, "{\"title\":\"Service\",\"value\":\"webhook-test\",\"short\":true}");
     free(log);

@@ -136,8 +136,8 @@ TEST(test_alertmanager_receives_firing_alert_then_its_resolution)
     ASSERT_OK(sonde_errors_start(t));
 
     for (int i = 0; i < 3; i++)
-        sonde_error_capturef(t, SONDE_SEVERITY_HIGH, "CardDeclined", __FILE__, __LINE__,
-                             __func__, "card %d declined", i);
+        sonde_error_capturef(t, SONDE_SEVERITY_HIGH, "CardDeclined", __FILE__, __LINE__, __func__,
+                             "card %d declined", i);
     sonde_errors_process(t);
     ASSERT_OK(sonde_alerts_wait_idle(t, 10000));
     sonde_notifier_stats st;

@@ -116,10 +116,13 @@ TEST(test_same_error_with_different_ids_lands_in_one_group)
 {
     sonde_registry *reg;
     sonde_errors *t = tracker(&reg, 64, 0);
-    capture_at(t, SONDE_SEVERITY_HIGH, "DatabaseError", "user 42 not found in shard 7", "src/db.c", 10);
-    capture_at(t, SONDE_SEVERITY_HIGH, "DatabaseError", "user 4711 not found in shard 3", "src/db.c", 10);
+    capture_at(t, SONDE_SEVERITY_HIGH, "DatabaseError", "user 42 not found in shard 7", "src/db.c",
+               10);
+    capture_at(t, SONDE_SEVERITY_HIGH, "DatabaseError", "user 4711 not found in shard 3",
+               "src/db.c", 10);
     capture_at(t, SONDE_SEVERITY_LOW, "DatabaseError",
-               "user 9 not found in shard 123e4567-e89b-12d3-a456-426614174000", "/other/build/src/db.c", 10);
+               "user 9 not found in shard 123e4567-e89b-12d3-a456-426614174000",
+               "/other/build/src/db.c", 10);
     sonde_errors_process(t);
     sonde_error_group *g;
     size_t n;
@@ -737,7 +740,9 @@ TEST(test_log_notifier_writes_firing_and_resolution_on_the_worker)
     sonde_errors_stop(t);
     sonde__set_diag_hook(NULL);
     pthread_mutex_lock(&diag_lock);
-    ASSERT_CONTAINS(diag_text, "5 alerts alert Crit firing (severity critical): 1 critical errors in 10s on Crit");
+    ASSERT_CONTAINS(
+        diag_text,
+        "5 alerts alert Crit firing (severity critical): 1 critical errors in 10s on Crit");
     ASSERT_CONTAINS(diag_text, "3 alerts alert Crit resolved");
     /* The captured error itself is logged at CRITICAL. */
     ASSERT_CONTAINS(diag_text, "6 errors Boom: exploded [critical]");
