@@ -424,6 +424,18 @@ SONDE_API int sonde_alerts_add_rule(sonde_errors *t, const sonde_rule_opts *opts
  * SONDE_OK or SONDE_ENOTFOUND. Any thread. */
 SONDE_API int sonde_alerts_remove_rule(sonde_errors *t, const char *name);
 
+/**
+ * Replace every rule of t (NULL: default tracker) by rules[0..n), as one
+ * change (configuration reloads): a rule whose name and definition did not
+ * change keeps its state (a firing alert stays firing and nothing is
+ * sent); a rule no longer listed, or changed, is removed and its alert
+ * resolved; new rules start inactive. When one entry is invalid nothing
+ * changes: SONDE_EINVAL or SONDE_ECONFLICT (a name listed twice) with the
+ * reason in sonde_registry_last_error. Returns SONDE_OK, SONDE_EINVAL,
+ * SONDE_ECONFLICT, SONDE_ELIMIT or SONDE_ENOMEM. Any thread.
+ */
+SONDE_API int sonde_alerts_set_rules(sonde_errors *t, const sonde_rule_opts *rules, size_t n);
+
 /* ------------------------------------------------------------------------ */
 /* Notifiers                                                                */
 
@@ -503,6 +515,17 @@ SONDE_API int sonde_alerts_add_notifier(sonde_errors *t, const sonde_notifier_op
  * and a delivery in progress is abandoned. Returns SONDE_OK or
  * SONDE_ENOTFOUND. Any thread. */
 SONDE_API int sonde_alerts_remove_notifier(sonde_errors *t, const char *name);
+
+/**
+ * Replace every notifier of t by list[0..count), as one change: a notifier
+ * whose name and definition did not change keeps its queue; the others
+ * are removed as by sonde_alerts_remove_notifier. Notifiers added from the
+ * environment stay unless the list has one of the same name. Nothing
+ * changes when an entry is invalid. Returns as sonde_alerts_set_rules.
+ * Any thread.
+ */
+SONDE_API int sonde_alerts_set_notifiers(sonde_errors *t, const sonde_notifier_opts *list,
+                                         size_t count);
 
 /** Delivery figures of one notifier. */
 typedef struct sonde_notifier_stats {

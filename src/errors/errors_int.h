@@ -165,6 +165,7 @@ typedef struct rule {
     uint64_t notifications;
     uint64_t episode; /* history id of the current/last episode, 0 none */
     bool removed;     /* resolve at next evaluation and free */
+    char *ident;      /* canonical definition (sonde_alerts_set_rules) */
 } rule;
 
 typedef struct silence {
@@ -241,6 +242,8 @@ typedef struct notifier {
     char errbuf[256];
     bool failing; /* logged as failing; cleared (and logged) on success */
     bool removed;
+    bool from_env; /* added from SONDE_*_URL */
+    char *ident;   /* canonical definition (sonde_alerts_set_notifiers) */
     /* statistics, read by the collector */
     _Atomic uint64_t sent, failed, attempts, retries;
     _Atomic size_t queued_stat;
@@ -304,6 +307,10 @@ void sonde__errors_drain(sonde_errors *t);
 void sonde__rules_eval(sonde_errors *t, double now);
 void sonde__rules_feed(sonde_errors *t, const err_rec *r, const err_view *v);
 void sonde__rule_free(rule *r);
+/* Validate options as sonde_alerts_add_rule / _add_notifier would
+ * (reason in sonde_registry_last_error). For the configuration loader. */
+int sonde__rule_check(const sonde_rule_opts *o);
+int sonde__notifier_check(const sonde_notifier_opts *o);
 void sonde__history_prune(sonde_errors *t, double now);
 
 /* notify.c */

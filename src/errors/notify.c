@@ -194,6 +194,7 @@ void sonde__notifier_free(notifier *n)
     curl_slist_free_all(n->slist);
     sonde_buf_free(&n->batch);
     sonde__free(n->name);
+    sonde__free(n->ident);
     sonde__free(n->url);
     for (size_t i = 0; i < n->nheaders; i++)
         sonde__free(n->headers[i]);
@@ -208,6 +209,26 @@ static int invalid(const char *fmt, const char *what)
 {
     sonde__set_error(fmt, what ? what : "(null)");
     return SONDE_EINVAL;
+}
+
+/* A canonical text of a notifier's definition. */
+static char *notifier_ident(const sonde_notifier_opts *o)
+{
+    sonde_buf b = {0};
+    int rc = sonde__buf_printf(&b, "%d|%d|%d|%.17g|%u|%.17g|%.17g|%zu|%.17g|", o->kind,
+                               o->min_severity, o->no_resolved, o->timeout_seconds,
+                               o->max_attempts, o->retry_initial_seconds, o->retry_max_seconds,
+                               o->queue_size, o->resend_seconds);
+    rc = rc ? rc : sonde__buf_printf(&b, "%s|", o->url ? o->url : "-");
+    for (size_t i = 0; i < o->header_count && !rc; i++)
+        rc = sonde__buf_printf(&b, "%zu:%s|", strlen(o->headers[i]), o->headers[i]);
+    for (size_t i = 0; o->argv && o->argv[i] && !rc; i++)
+        rc = sonde__buf_printf(&b, "%zu:%s|", strlen(o->argv[i]), o->argv[i]);
+    if (rc) {
+        sonde_buf_free(&b);
+        return NULL;
+    }
+    return b.data;
 }
 
 /* Build a notifier from options (no lock). */
@@ -251,7 +272,7 @@ static int notifier_build(const sonde_notifier_opts *o, notifier **out)
         n->retry_max_s = n->retry_initial_s;
     n->resend_s = o->resend_seconds ? o->resend_seconds : 60;
     n->queue_max = o->queue_size ? o->queue_size : 256;
-    bool ok = (n->name = sonde__strdup(name)) != NULL;
+    bool ok = (n->name = sonde__strdup(name)) != NULL && (n->ident = notifier_ident(o)) != NULL;
     if (ok && http) {
         sonde_buf u = {0};
         size_t ul = strlen(o->url);
@@ -316,6 +337,15 @@ static int notifier_insert(sonde_errors *t, notifier *n)
     return SONDE_OK;
 }
 
+int sonde__notifier_check(const sonde_notifier_opts *o)
+{
+    sonde__clear_error();
+    notifier *n = NULL;
+    int rc = o ? notifier_build(o, &n) : SONDE_EINVAL;
+    sonde__notifier_free(n);
+    return rc;
+}
+
 int sonde_alerts_add_notifier(sonde_errors *t, const sonde_notifier_opts *o)
 {
     sonde__clear_error();
@@ -344,6 +374,74 @@ static void notifier_detach(sonde_errors *t, size_t i)
     pthread_mutex_unlock(&t->stats_lock);
 }
 
+/* Remove notifier i; t->lock held. */
+static void notifier_remove_at(sonde_errors *t, size_t i)
+{
+    notifier *n = t->notifiers[i];
+    if (n->inflight || n->child) {
+        /* The worker owns the transfer; it frees the notifier. */
+        n->removed = true;
+    } else {
+        notifier_detach(t, i);
+        sonde__notifier_free(n);
+    }
+}
+
+int sonde_alerts_set_notifiers(sonde_errors *t, const sonde_notifier_opts *list, size_t count)
+{
+    sonde__clear_error();
+    if ((count && !list) || count > MAX_NOTIFIERS)
+        return SONDE_EINVAL;
+    if (!(t = sonde__errors_resolve(t)))
+        return SONDE_ENOMEM;
+    notifier *fresh[MAX_NOTIFIERS] = {0};
+    int rc = SONDE_OK;
+    for (size_t i = 0; i < count && !rc; i++) {
+        rc = notifier_build(&list[i], &fresh[i]);
+        for (size_t k = 0; k < i && !rc; k++)
+            if (strcmp(fresh[k]->name, fresh[i]->name) == 0) {
+                sonde__set_error("notifier %s: listed twice", fresh[i]->name);
+                rc = SONDE_ECONFLICT;
+            }
+    }
+    if (rc) {
+        for (size_t i = 0; i < count; i++)
+            sonde__notifier_free(fresh[i]);
+        return rc;
+    }
+    pthread_mutex_lock(&t->lock);
+    for (size_t i = 0; i < t->nnotifiers;) {
+        notifier *n = t->notifiers[i];
+        bool keep = n->removed, named = false;
+        for (size_t k = 0; k < count && !keep; k++) {
+            if (!fresh[k] || strcmp(fresh[k]->name, n->name) != 0)
+                continue;
+            named = true;
+            if (strcmp(fresh[k]->ident, n->ident) == 0) {
+                sonde__notifier_free(fresh[k]);
+                fresh[k] = NULL;
+                keep = true;
+            }
+        }
+        /* Notifiers from the environment stay unless the list names them. */
+        if (!keep && n->from_env && !named)
+            keep = true;
+        size_t before = t->nnotifiers;
+        if (!keep)
+            notifier_remove_at(t, i);
+        if (t->nnotifiers == before)
+            i++;
+    }
+    for (size_t k = 0; k < count; k++)
+        if (fresh[k] && notifier_insert(t, fresh[k]) != SONDE_OK) {
+            sonde__notifier_free(fresh[k]);
+            rc = SONDE_ELIMIT;
+        }
+    pthread_cond_broadcast(&t->idle);
+    pthread_mutex_unlock(&t->lock);
+    return rc;
+}
+
 int sonde_alerts_remove_notifier(sonde_errors *t, const char *name)
 {
     if (!name)
@@ -357,13 +455,7 @@ int sonde_alerts_remove_notifier(sonde_errors *t, const char *name)
         if (n->removed || strcmp(n->name, name) != 0)
             continue;
         rc = SONDE_OK;
-        if (n->inflight || n->child) {
-            /* The worker owns the transfer; it frees the notifier. */
-            n->removed = true;
-        } else {
-            notifier_detach(t, i);
-            sonde__notifier_free(n);
-        }
+        notifier_remove_at(t, i);
         break;
     }
     pthread_cond_broadcast(&t->idle);
@@ -1000,6 +1092,7 @@ void sonde__notify_env(sonde_errors *t)
         notifier *n;
         int rc = notifier_build(&o, &n);
         if (rc == SONDE_OK) {
+            n->from_env = true;
             rc = notifier_insert(t, n);
             if (rc)
                 sonde__notifier_free(n);

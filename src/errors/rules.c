@@ -82,6 +82,7 @@ void sonde__rule_free(rule *r)
     sonde__free(r->ts);
     sonde__free(r->bucket_count);
     sonde__free(r->bucket_id);
+    sonde__free(r->ident);
     sonde__free(r);
 }
 
@@ -100,13 +101,33 @@ static bool dup_or_null(char **dst, const char *src)
     return *dst != NULL;
 }
 
-int sonde_alerts_add_rule(sonde_errors *t, const sonde_rule_opts *o)
+/* A canonical text of a rule's definition: two rules with the same text
+ * behave the same (sonde_alerts_set_rules keeps their state). */
+static char *rule_ident(const sonde_rule_opts *o)
 {
-    sonde__clear_error();
-    if (!o)
-        return SONDE_EINVAL;
-    if (!(t = sonde__errors_resolve(t)))
-        return SONDE_ENOMEM;
+    sonde_buf b = {0};
+    int rc = sonde__buf_printf(&b, "%d|%d|%d|%llu|%.17g|%.17g|%llu|%p|%.17g|%.17g|", o->kind,
+                               o->severity, o->min_severity, (unsigned long long)o->threshold,
+                               o->window_seconds, o->percent, (unsigned long long)o->min_count,
+                               (void *)o->health, o->for_seconds, o->repeat_seconds);
+    const char *strs[5] = {o->type, o->operation, o->summary, o->description, NULL};
+    for (int i = 0; i < 4 && !rc; i++) {
+        rc = strs[i] ? sonde__buf_printf(&b, "%zu:%s|", strlen(strs[i]), strs[i])
+                     : sonde__buf_puts(&b, "-|");
+    }
+    for (size_t i = 0; i < 2 * o->label_count && !rc; i++)
+        rc = sonde__buf_printf(&b, "%zu:%s|", strlen(o->labels[i]), o->labels[i]);
+    if (rc) {
+        sonde_buf_free(&b);
+        return NULL;
+    }
+    return b.data;
+}
+
+/* Validate and build a rule from options (no lock). */
+static int rule_build(const sonde_rule_opts *o, rule **out)
+{
+    *out = NULL;
     if (!o->name || strlen(o->name) > 64 || !sonde__label_name_ok(o->name))
         return bad("alert rule: invalid name \"%s\" (want [a-zA-Z_][a-zA-Z0-9_]{0,63})", o->name);
     if (o->kind < SONDE_RULE_ERRORS || o->kind > SONDE_RULE_HEALTH)
@@ -128,8 +149,8 @@ int sonde_alerts_add_rule(sonde_errors *t, const sonde_rule_opts *o)
         return bad("alert rule %s: percent must be in (0, 100]", o->name);
     if (!(o->for_seconds >= 0 && o->for_seconds <= 2592000) || isnan(o->repeat_seconds))
         return bad("alert rule %s: for_seconds out of range (0..2592000)", o->name);
-    if (o->label_count && !o->labels)
-        return bad("alert rule %s: labels missing", o->name);
+    if ((o->label_count && !o->labels) || o->label_count > 32)
+        return bad("alert rule %s: labels missing or more than 32", o->name);
     for (size_t i = 0; i < o->label_count; i++) {
         const char *ln = o->labels[2 * i], *lv = o->labels[2 * i + 1];
         if (!sonde__label_name_ok(ln) || strncmp(ln, "__", 2) == 0 || strcmp(ln, "alertname") == 0)
@@ -171,27 +192,109 @@ int sonde_alerts_add_rule(sonde_errors *t, const sonde_rule_opts *o)
         double w = r->window / RULE_BUCKETS;
         r->bucket_ns = (int64_t)((w < 1 ? 1 : w) * 1e9);
     }
+    ok = ok && (r->ident = rule_ident(o)) != NULL;
     if (!ok) {
         sonde__rule_free(r);
         return SONDE_ENOMEM;
     }
-    pthread_mutex_lock(&t->lock);
-    int rc = SONDE_OK;
+    *out = r;
+    return SONDE_OK;
+}
+
+int sonde__rule_check(const sonde_rule_opts *o)
+{
+    sonde__clear_error();
+    rule *r = NULL;
+    int rc = o ? rule_build(o, &r) : SONDE_EINVAL;
+    sonde__rule_free(r);
+    return rc;
+}
+
+/* Insert a built rule; t->lock held. Takes r on success. */
+static int rule_insert(sonde_errors *t, rule *r)
+{
     for (size_t i = 0; i < t->nrules; i++)
-        if (!t->rules[i]->removed && strcmp(t->rules[i]->name, r->name) == 0)
-            rc = SONDE_ECONFLICT;
-    if (!rc && t->nrules >= MAX_RULES)
-        rc = SONDE_ELIMIT;
-    if (!rc) {
-        r->created = sonde__errors_now(t);
-        t->rules[t->nrules++] = r;
+        if (!t->rules[i]->removed && strcmp(t->rules[i]->name, r->name) == 0) {
+            sonde__set_error("alert rule %s: a rule with this name exists", r->name);
+            return SONDE_ECONFLICT;
+        }
+    if (t->nrules >= MAX_RULES)
+        return SONDE_ELIMIT;
+    r->created = sonde__errors_now(t);
+    t->rules[t->nrules++] = r;
+    return SONDE_OK;
+}
+
+int sonde_alerts_add_rule(sonde_errors *t, const sonde_rule_opts *o)
+{
+    sonde__clear_error();
+    if (!o)
+        return SONDE_EINVAL;
+    if (!(t = sonde__errors_resolve(t)))
+        return SONDE_ENOMEM;
+    rule *r;
+    int rc = rule_build(o, &r);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&t->lock);
+    rc = rule_insert(t, r);
+    pthread_mutex_unlock(&t->lock);
+    if (rc)
+        sonde__rule_free(r);
+    return rc;
+}
+
+int sonde_alerts_set_rules(sonde_errors *t, const sonde_rule_opts *rules, size_t n)
+{
+    sonde__clear_error();
+    if ((n && !rules) || n > MAX_RULES)
+        return SONDE_EINVAL;
+    if (!(t = sonde__errors_resolve(t)))
+        return SONDE_ENOMEM;
+    rule **fresh = n ? sonde__calloc(n, sizeof *fresh) : NULL;
+    if (n && !fresh)
+        return SONDE_ENOMEM;
+    int rc = SONDE_OK;
+    for (size_t i = 0; i < n && !rc; i++) {
+        rc = rule_build(&rules[i], &fresh[i]);
+        for (size_t k = 0; k < i && !rc; k++)
+            if (strcmp(fresh[k]->name, fresh[i]->name) == 0) {
+                sonde__set_error("alert rule %s: listed twice", fresh[i]->name);
+                rc = SONDE_ECONFLICT;
+            }
+    }
+    if (rc) {
+        for (size_t i = 0; i < n; i++)
+            sonde__rule_free(fresh[i]);
+        sonde__free(fresh);
+        return rc;
+    }
+    pthread_mutex_lock(&t->lock);
+    /* Unchanged rules stay (with their state); the others are removed and
+     * resolve at the next evaluation. */
+    for (size_t i = 0; i < t->nrules; i++) {
+        rule *r = t->rules[i];
+        if (r->removed)
+            continue;
+        bool keep = false;
+        for (size_t k = 0; k < n && !keep; k++)
+            if (fresh[k] && strcmp(fresh[k]->name, r->name) == 0 &&
+                strcmp(fresh[k]->ident, r->ident) == 0) {
+                sonde__rule_free(fresh[k]);
+                fresh[k] = NULL;
+                keep = true;
+            }
+        if (!keep)
+            r->removed = true;
+    }
+    for (size_t k = 0; k < n; k++) {
+        if (fresh[k] && rule_insert(t, fresh[k]) != SONDE_OK) {
+            sonde__rule_free(fresh[k]);
+            rc = SONDE_ELIMIT;
+        }
     }
     pthread_mutex_unlock(&t->lock);
-    if (rc) {
-        if (rc == SONDE_ECONFLICT)
-            sonde__set_error("alert rule %s: a rule with this name exists", r->name);
-        sonde__rule_free(r);
-    }
+    sonde__free(fresh);
     return rc;
 }
 

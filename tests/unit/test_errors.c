@@ -794,3 +794,85 @@ TEST(test_second_tracker_on_a_registry_is_refused)
     ASSERT_EQ(sonde_errors_create(&o, &t2), SONDE_EINVAL);
     done(t, reg);
 }
+
+TEST(test_set_rules_keeps_unchanged_rules_and_their_state)
+{
+    sonde_registry *reg;
+    sonde_errors *t = tracker(&reg, 64, 0);
+    sonde_rule_opts rs[2];
+    sonde_rule_opts_init(&rs[0]);
+    rs[0].name = "Keep";
+    rs[0].kind = SONDE_RULE_ERRORS;
+    rs[0].window_seconds = 600;
+    rs[0].repeat_seconds = -1;
+    rs[1] = rs[0];
+    rs[1].name = "Drop";
+    ASSERT_OK(sonde_alerts_set_rules(t, rs, 2));
+    capture_at(t, SONDE_SEVERITY_HIGH, "E", "x", "f.c", 1);
+    uint64_t notes;
+    ASSERT_EQ(state_of(t, "Keep", &notes), SONDE_ALERT_FIRING);
+    ASSERT_EQ(state_of(t, "Drop", NULL), SONDE_ALERT_FIRING);
+    /* Keep is unchanged: still firing, not notified again. Drop goes (and
+     * resolves); New starts. */
+    rs[1].name = "New";
+    rs[1].threshold = 5;
+    ASSERT_OK(sonde_alerts_set_rules(t, rs, 2));
+    ASSERT_EQ(state_of(t, "Keep", &notes), SONDE_ALERT_FIRING);
+    ASSERT_EQ(notes, 1);
+    ASSERT_EQ(state_of(t, "Drop", NULL), -1);
+    ASSERT_EQ(state_of(t, "New", NULL), SONDE_ALERT_INACTIVE);
+    /* A changed definition is a new rule. */
+    rs[0].threshold = 3;
+    ASSERT_OK(sonde_alerts_set_rules(t, rs, 1));
+    ASSERT_EQ(state_of(t, "Keep", &notes), SONDE_ALERT_INACTIVE);
+    ASSERT_EQ(state_of(t, "New", NULL), -1);
+    /* An invalid list changes nothing. */
+    rs[1].name = "bad name";
+    ASSERT_EQ(sonde_alerts_set_rules(t, rs, 2), SONDE_EINVAL);
+    ASSERT_EQ(state_of(t, "Keep", NULL), SONDE_ALERT_INACTIVE);
+    rs[1] = rs[0];
+    ASSERT_EQ(sonde_alerts_set_rules(t, rs, 2), SONDE_ECONFLICT);
+    sonde_alert *h;
+    size_t n;
+    ASSERT_OK(sonde_alerts_get(t, 1, &h, &n));
+    ASSERT_EQ(n, 2); /* Keep and Drop fired once each; both resolved */
+    ASSERT_EQ(h[0].state, SONDE_ALERT_RESOLVED);
+    ASSERT_EQ(h[1].state, SONDE_ALERT_RESOLVED);
+    sonde_free(h);
+    done(t, reg);
+}
+
+TEST(test_set_notifiers_replaces_changed_and_keeps_environment_ones)
+{
+    setenv("SONDE_WEBHOOK_URL", "http://127.0.0.1:9/hook", 1);
+    sonde_registry *reg;
+    ASSERT_OK(sonde_registry_create(NULL, &reg));
+    sonde_errors_opts o;
+    sonde_errors_opts_init(&o);
+    o.registry = reg;
+    o.no_log = 1;
+    sonde_errors *t;
+    ASSERT_OK(sonde_errors_create(&o, &t));
+    ASSERT_OK(sonde_errors_start(t));
+    unsetenv("SONDE_WEBHOOK_URL");
+    sonde_notifier_opts ns[2];
+    sonde_notifier_opts_init(&ns[0]);
+    ns[0].kind = SONDE_NOTIFY_LOG;
+    ns[0].name = "a";
+    ns[1] = ns[0];
+    ns[1].name = "b";
+    ASSERT_OK(sonde_alerts_set_notifiers(t, ns, 2));
+    sonde_notifier_stats st;
+    ASSERT_OK(sonde_alerts_get_notifier_stats(t, "a", &st));
+    ASSERT_OK(sonde_alerts_get_notifier_stats(t, "b", &st));
+    ASSERT_OK(sonde_alerts_get_notifier_stats(t, "webhook", &st));
+    ASSERT_OK(sonde_alerts_set_notifiers(t, ns, 1));
+    ASSERT_EQ(sonde_alerts_get_notifier_stats(t, "b", &st), SONDE_ENOTFOUND);
+    ASSERT_OK(sonde_alerts_get_notifier_stats(t, "webhook", &st));
+    ns[1].name = "a";
+    ASSERT_EQ(sonde_alerts_set_notifiers(t, ns, 2), SONDE_ECONFLICT);
+    ASSERT_OK(sonde_alerts_get_notifier_stats(t, "a", &st));
+    sonde_errors_stop(t);
+    sonde_errors_destroy(t);
+    sonde_registry_destroy(reg);
+}
