@@ -17,6 +17,20 @@ int cmd_check_config(int argc, char **argv);
 int cmd_health(int argc, char **argv);
 int cmd_metrics(int argc, char **argv);
 int cmd_performance(int argc, char **argv);
+int cmd_errors(int argc, char **argv);
+int cmd_alerts(int argc, char **argv);
+
+/* Shared by the client commands (client.c). */
+const char *cli_default_url(void);
+bool cli_parse_seconds(const char *s, double *out);
+/* Printable cell: control characters replaced, cut at max bytes. */
+void cli_cell(char *out, size_t n, const char *s, size_t max);
+/* GET base + path (path includes any query) as JSON. On 0 *body (malloc,
+ * NUL-terminated; caller frees) holds the answer; otherwise the reason is
+ * printed as "sonde <cmd>: ..." and the exit status returned (1: the
+ * server answered an error, EXIT_UNREACHABLE). */
+int cli_get_json(const char *cmd, const char *base, const char *path, const char *api_key,
+                 double timeout, char **body, size_t *len);
 
 /* Print every configuration error as "file:line:column: message". */
 struct sonde_config_error;

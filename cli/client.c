@@ -409,3 +409,49 @@ int cmd_metrics(int argc, char **argv)
     free(f.body);
     return rc;
 }
+
+/* ---- shared with errors.c ---- */
+
+const char *cli_default_url(void)
+{
+    return default_url();
+}
+
+bool cli_parse_seconds(const char *s, double *out)
+{
+    return parse_seconds(s, out);
+}
+
+void cli_cell(char *out, size_t n, const char *s, size_t max)
+{
+    cell(out, n, s, max);
+}
+
+int cli_get_json(const char *cmd, const char *base, const char *path, const char *api_key,
+                 double timeout, char **body, size_t *len)
+{
+    char full[4096];
+    join_url(full, sizeof full, base, path);
+    fetch f = get(full, "application/json", api_key, timeout);
+    *body = NULL;
+    *len = 0;
+    if (f.code != CURLE_OK) {
+        fprintf(stderr, "sonde %s: %s unreachable: %s\n", cmd, full, f.error);
+        free(f.body);
+        return EXIT_UNREACHABLE;
+    }
+    if (f.status != 200) {
+        const char *why = f.status == 401   ? " (pass the API key with --api-key or $SONDE_API_KEY)"
+                          : f.status == 403 ? " (this endpoint answers loopback clients only "
+                                              "without an API key)"
+                          : f.status == 404 ? " (no such endpoint: is this a sonde server?)"
+                                            : "";
+        fprintf(stderr, "sonde %s: %s answered %ld%s%s%s\n", cmd, full, f.status, why,
+                f.body && f.status == 400 ? ": " : "", f.body && f.status == 400 ? f.body : "");
+        free(f.body);
+        return 1;
+    }
+    *body = f.body;
+    *len = f.len;
+    return 0;
+}

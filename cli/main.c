@@ -7,6 +7,8 @@
  *   sonde health [--url URL] [--detailed] [--json]
  *   sonde metrics [--url URL] [--format F] [--output FILE]
  *   sonde performance [--operation NAME] [--hours N] [--json] [--url URL | --store ADDR]
+ *   sonde errors [--url URL | --store ADDR] [--since D] [--severity S] [--json]
+ *   sonde alerts [--url URL | --store ADDR] [--json]
  *   sonde version
  */
 #include "cli.h"
@@ -28,6 +30,8 @@ static const char usage[] =
     "  health         query a server's health and print it (exit 0/1/2/3)\n"
     "  metrics        fetch a server's metrics\n"
     "  performance    operation latency and success rates (a server or a history store)\n"
+    "  errors         list a service's error groups\n"
+    "  alerts         list a service's alerts: firing, pending and recent\n"
     "  version        print versions\n"
     "\n"
     "Run 'sonde <command> --help' for a command's options.\n";
@@ -102,6 +106,10 @@ int main(int argc, char **argv)
         rc = cmd_metrics(argc - 1, argv + 1);
     else if (strcmp(cmd, "performance") == 0)
         rc = cmd_performance(argc - 1, argv + 1);
+    else if (strcmp(cmd, "errors") == 0)
+        rc = cmd_errors(argc - 1, argv + 1);
+    else if (strcmp(cmd, "alerts") == 0)
+        rc = cmd_alerts(argc - 1, argv + 1);
     else if (strcmp(cmd, "version") == 0)
         rc = cmd_version(argc - 1, argv + 1);
     else {

@@ -23,8 +23,10 @@ static const char serve_usage[] =
     "usage: sonde serve --config FILE [--web.listen-address ADDR]\n"
     "\n"
     "Run the monitoring agent: /metrics (host and process metrics), /health,\n"
-    "/health/live, /health/ready, /health/detailed, /info, /status, with the\n"
-    "health checks of the configuration.\n"
+    "/health/live, /health/ready, /health/detailed, /info, /status, /errors,\n"
+    "/alerts, with the health checks, alert rules and notifiers of the\n"
+    "configuration (and notifiers from SONDE_ALERTMANAGER_URL, SONDE_WEBHOOK_URL,\n"
+    "SONDE_SLACK_WEBHOOK_URL).\n"
     "\n"
     "options:\n"
     "  --config FILE              YAML configuration (see docs/configuration.md)\n"
@@ -72,8 +74,14 @@ int cmd_check_config(int argc, char **argv)
         fprintf(stderr, "%s: %zu error%s\n", file, n, n == 1 ? "" : "s");
         return 1;
     }
-    printf("%s: ok (%zu check%s)\n", file, sonde_config_check_count(cfg),
-           sonde_config_check_count(cfg) == 1 ? "" : "s");
+    size_t nr = sonde_config_rule_count(cfg), nn = sonde_config_notifier_count(cfg);
+    if (nr || nn)
+        printf("%s: ok (%zu check%s, %zu alert rule%s, %zu notifier%s)\n", file,
+               sonde_config_check_count(cfg), sonde_config_check_count(cfg) == 1 ? "" : "s", nr,
+               nr == 1 ? "" : "s", nn, nn == 1 ? "" : "s");
+    else
+        printf("%s: ok (%zu check%s)\n", file, sonde_config_check_count(cfg),
+               sonde_config_check_count(cfg) == 1 ? "" : "s");
     sonde_config_destroy(cfg);
     return 0;
 }
@@ -220,6 +228,10 @@ static void reload(agent *a)
     sonde_health_destroy(fresh);
     sonde_health_run_now(NULL, NULL);
     apply_host_metrics(next);
+    int arc = sonde_config_apply_alerts(next, NULL);
+    if (arc)
+        fprintf(stderr, "sonde serve: alert rules and notifiers not all applied: %s (%s)\n",
+                sonde_strerror(arc), sonde_registry_last_error());
     sonde_config_destroy(a->cfg);
     a->cfg = next;
     fprintf(stderr, "sonde serve: configuration reloaded (%zu check%s%s)\n",
@@ -275,6 +287,13 @@ int cmd_serve(int argc, char **argv)
     sonde_health_replace(NULL, fresh);
     sonde_health_destroy(fresh);
     apply_host_metrics(a.cfg);
+    int arc = sonde_config_apply_alerts(a.cfg, NULL);
+    if (arc) {
+        fprintf(stderr, "sonde serve: cannot apply the alert rules and notifiers: %s (%s)\n",
+                sonde_strerror(arc), sonde_registry_last_error());
+        sonde_config_destroy(a.cfg);
+        return 1;
+    }
     register_agent_metrics(&a);
 
     /* Block the signals we wait for before any sonde thread exists, so

@@ -70,6 +70,19 @@ SONDE_API int sonde_config_add_checks(const sonde_config *cfg, sonde_health *h);
 SONDE_API size_t sonde_config_check_count(const sonde_config *cfg);
 
 /**
+ * Replace the rules and notifiers of t (NULL: the default tracker) by the
+ * configuration's alerts section (sonde_alerts_set_rules and
+ * sonde_alerts_set_notifiers: unchanged rules keep their state across a
+ * reload; notifiers from the environment stay). Health rules watch the
+ * default health set. Returns SONDE_OK or their error.
+ */
+SONDE_API int sonde_config_apply_alerts(const sonde_config *cfg, sonde_errors *t);
+
+/** Numbers of alert rules and of notifiers in the configuration. */
+SONDE_API size_t sonde_config_rule_count(const sonde_config *cfg);
+SONDE_API size_t sonde_config_notifier_count(const sonde_config *cfg);
+
+/**
  * Host metrics settings: returns non-zero when enabled (the default) and
  * points *paths at the filesystems to report (*count of them; borrowed from
  * cfg).

@@ -289,9 +289,10 @@ struct sonde_errors {
     bool env_done;
     bool no_env;
     char *service;
-    char *external_url; /* from options or environment */
-    char *served_url;   /* set by sonde_start when serving */
-    void *multi;        /* CURLM *, while started */
+    bool service_explicit; /* set in the tracker's options */
+    char *external_url;    /* from options or environment */
+    char *served_url;      /* set by sonde_start when serving */
+    void *multi;           /* CURLM *, while started */
     uint64_t rng;
     pthread_cond_t idle; /* broadcast when notifier queues may be empty */
 };

@@ -216,9 +216,9 @@ static char *notifier_ident(const sonde_notifier_opts *o)
 {
     sonde_buf b = {0};
     int rc = sonde__buf_printf(&b, "%d|%d|%d|%.17g|%u|%.17g|%.17g|%zu|%.17g|", o->kind,
-                               o->min_severity, o->no_resolved, o->timeout_seconds,
-                               o->max_attempts, o->retry_initial_seconds, o->retry_max_seconds,
-                               o->queue_size, o->resend_seconds);
+                               o->min_severity, o->no_resolved, o->timeout_seconds, o->max_attempts,
+                               o->retry_initial_seconds, o->retry_max_seconds, o->queue_size,
+                               o->resend_seconds);
     rc = rc ? rc : sonde__buf_printf(&b, "%s|", o->url ? o->url : "-");
     for (size_t i = 0; i < o->header_count && !rc; i++)
         rc = sonde__buf_printf(&b, "%zu:%s|", strlen(o->headers[i]), o->headers[i]);

@@ -128,6 +128,7 @@ int sonde_errors_create(const sonde_errors_opts *in, sonde_errors **out)
     t->hist_max = o.max_history ? o.max_history : 1000;
     t->rng = sonde__now_mono_ns() ^ (uint64_t)(uintptr_t)t;
     t->service = env_or_dup(o.service_name, "SONDE_SERVICE_NAME", program_invocation_short_name);
+    t->service_explicit = o.service_name != NULL;
     t->external_url = env_or_dup(o.external_url, "SONDE_EXTERNAL_URL", NULL);
     int rc = sonde__ring_init(&t->ring, qsize);
     rc = rc ? rc : sonde__groups_init(&t->groups, o.max_groups ? o.max_groups : 10000);
@@ -355,6 +356,22 @@ int sonde_alerts_wait_idle(sonde_errors *t, int timeout_ms)
     }
     pthread_mutex_unlock(&t->lock);
     return rc;
+}
+
+/* Called by sonde_start: its service name labels the alerts unless the
+ * tracker was given one. */
+void sonde__errors_set_service(sonde_errors *t, const char *name);
+void sonde__errors_set_service(sonde_errors *t, const char *name)
+{
+    if (!t || !name || !name[0] || t->service_explicit)
+        return;
+    char *s = sonde__strdup(name);
+    if (!s)
+        return;
+    pthread_mutex_lock(&t->lock);
+    sonde__free(t->service);
+    t->service = s;
+    pthread_mutex_unlock(&t->lock);
 }
 
 /* Called by sonde_start with the served address ("host:port"). */

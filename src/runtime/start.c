@@ -25,6 +25,7 @@ static struct {
 } g;
 
 void sonde__errors_set_served(sonde_errors *t, const char *address, bool tls);
+void sonde__errors_set_service(sonde_errors *t, const char *name);
 
 void sonde_start_opts_init(sonde_start_opts *opts)
 {
@@ -119,6 +120,7 @@ int sonde_start(const sonde_start_opts *in)
         return rc;
     }
     sonde_errors *et = o.errors ? o.errors : sonde_errors_default();
+    sonde__errors_set_service(et, o.service_name);
     rc = et ? sonde_errors_start(et) : SONDE_ENOMEM;
     if (rc) {
         sonde_health_stop(h);

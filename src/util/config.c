@@ -11,6 +11,7 @@
 #include <sonde/config.h>
 
 #include "core/internal.h"
+#include "errors/errors_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -88,6 +89,11 @@ struct sonde_config {
     size_t fs_count;
     cfg_check *checks;
     size_t nchecks;
+    /* alerts: options whose strings the configuration owns */
+    sonde_rule_opts *rules;
+    size_t nrules;
+    sonde_notifier_opts *notifiers;
+    size_t nnotifiers;
     char digest[40];
 };
 
@@ -318,8 +324,10 @@ static bool get_duration(ctx *c, yaml_node_t *n, const char *what, double lo, do
         mult = 60;
     else if (strcmp(u, "h") == 0)
         mult = 3600;
+    else if (strcmp(u, "d") == 0)
+        mult = 86400;
     if (mult == 0) {
-        err_at(c, n, "%s: unknown unit \"%.10s\" (use ms, s, m or h)", what, u);
+        err_at(c, n, "%s: unknown unit \"%.10s\" (use ms, s, m, h or d)", what, u);
         return false;
     }
     v *= mult;
@@ -971,9 +979,394 @@ static void parse_checks(ctx *c, yaml_node_t *n)
     }
 }
 
+/* ---- alerts ---- */
+
+static void rule_opts_free(sonde_rule_opts *r)
+{
+    char *strs[] = {(char *)r->name, (char *)r->type, (char *)r->operation, (char *)r->summary,
+                    (char *)r->description};
+    for (size_t i = 0; i < SONDE_ARRAY_LEN(strs); i++)
+        sonde__free(strs[i]);
+    for (size_t i = 0; i < 2 * r->label_count; i++)
+        sonde__free((char *)r->labels[i]);
+    sonde__free((void *)r->labels);
+    memset(r, 0, sizeof *r);
+}
+
+static void notifier_opts_free(sonde_notifier_opts *o)
+{
+    sonde__free((char *)o->name);
+    if (o->url) {
+        memset((char *)o->url, 0, strlen(o->url));
+        sonde__free((char *)o->url);
+    }
+    for (size_t i = 0; i < o->header_count; i++) {
+        memset((char *)o->headers[i], 0, strlen(o->headers[i]));
+        sonde__free((char *)o->headers[i]);
+    }
+    sonde__free((void *)o->headers);
+    for (size_t i = 0; o->argv && o->argv[i]; i++)
+        sonde__free((char *)o->argv[i]);
+    sonde__free((void *)o->argv);
+    memset(o, 0, sizeof *o);
+}
+
+static bool get_severity(ctx *c, yaml_node_t *n, const char *what, int *out)
+{
+    const char *s = scalar(c, n, what);
+    if (!s)
+        return false;
+    int v = sonde_severity_parse(s);
+    if (v < 0) {
+        err_at(c, n, "%s must be low, medium, high or critical, not \"%.40s\"", what, s);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+/* A mapping of name: value into pairs (names checked as label names when
+ * labels is true, as header names otherwise). */
+static bool get_pairs(ctx *c, yaml_node_t *n, const char *what, bool labels, char ***out,
+                      size_t *count)
+{
+    kv *p = NULL;
+    int np = pairs(c, n, what, &p);
+    if (np < 0)
+        return false;
+    if (np > 32) {
+        err_at(c, n, "%s has more than 32 entries", what);
+        sonde__free(p);
+        return false;
+    }
+    char **arr = sonde__calloc(2 * (size_t)np + 1, sizeof *arr);
+    bool ok = arr != NULL;
+    if (!arr)
+        c->oom = true;
+    size_t k = 0;
+    for (int i = 0; ok && i < np; i++) {
+        const char *name = p[i].name;
+        if (labels && (!sonde__label_name_ok(name) || strncmp(name, "__", 2) == 0 ||
+                       strcmp(name, "alertname") == 0)) {
+            err_at(c, p[i].key, "\"%.60s\" is not a valid label name here", name);
+            ok = false;
+            break;
+        }
+        if (!labels && (!name[0] || strpbrk(name, " :\r\n\t"))) {
+            err_at(c, p[i].key, "\"%.60s\" is not a valid header name", name);
+            ok = false;
+            break;
+        }
+        char *v = NULL;
+        if (!get_str(c, p[i].value, what, &v)) {
+            ok = false;
+            break;
+        }
+        arr[k++] = sonde__strdup(name);
+        arr[k++] = v;
+        if (!arr[k - 2]) {
+            c->oom = true;
+            ok = false;
+        }
+    }
+    sonde__free(p);
+    if (!ok) {
+        for (size_t i = 0; arr && i < k; i++)
+            sonde__free(arr[i]);
+        sonde__free(arr);
+        return false;
+    }
+    *out = arr;
+    *count = k / 2;
+    return true;
+}
+
+static void parse_rule(ctx *c, yaml_node_t *n, size_t index)
+{
+    static const char *const keys[] = {"name",      "kind",        "severity",  "min_severity",
+                                       "threshold", "type",        "operation", "window",
+                                       "percent",   "min_count",   "for",       "repeat",
+                                       "summary",   "description", "labels",    NULL};
+    char where[64];
+    snprintf(where, sizeof where, "alerts.rules[%zu]", index);
+    kv *p = NULL;
+    int np = pairs(c, n, where, &p);
+    if (np < 0)
+        return;
+    sonde_rule_opts r;
+    sonde_rule_opts_init(&r);
+    bool ok = true, kind_given = false;
+    char **labels = NULL;
+    for (int i = 0; i < np; i++) {
+        const char *k = p[i].name;
+        yaml_node_t *v = p[i].value;
+        char *s = NULL;
+        unsigned u = 0;
+        double d = 0;
+        bool r_ok = true;
+        if (strcmp(k, "name") == 0) {
+            r_ok = get_str(c, v, "rule name", &s);
+            r.name = s;
+        } else if (strcmp(k, "kind") == 0) {
+            const char *t = scalar(c, v, "rule kind");
+            r.kind = t ? sonde_rule_kind_parse(t) : SONDE_EINVAL;
+            if (t && r.kind < 0)
+                err_at(c, v,
+                       "unknown rule kind \"%.40s\" (one of errors, failure_rate, no_success, "
+                       "anomaly, health)",
+                       t);
+            r_ok = r.kind > 0;
+            if (!r_ok)
+                r.kind = 0;
+            kind_given = true;
+        } else if (strcmp(k, "severity") == 0) {
+            r_ok = get_severity(c, v, "severity", &r.severity);
+        } else if (strcmp(k, "min_severity") == 0) {
+            r_ok = get_severity(c, v, "min_severity", &r.min_severity);
+        } else if (strcmp(k, "threshold") == 0) {
+            r_ok = get_uint(c, v, "threshold", 1, 100000, &u);
+            r.threshold = u;
+        } else if (strcmp(k, "type") == 0) {
+            r_ok = get_str(c, v, "type", &s);
+            r.type = s;
+        } else if (strcmp(k, "operation") == 0) {
+            r_ok = get_str(c, v, "operation", &s);
+            r.operation = s;
+        } else if (strcmp(k, "window") == 0) {
+            r_ok = get_duration(c, v, "window", 1, 2592000, &r.window_seconds);
+        } else if (strcmp(k, "percent") == 0) {
+            r_ok = get_num(c, v, "percent", 0.000001, 100, &r.percent);
+        } else if (strcmp(k, "min_count") == 0) {
+            r_ok = get_num(c, v, "min_count", 0, 1e12, &d);
+            r.min_count = (uint64_t)d;
+        } else if (strcmp(k, "for") == 0) {
+            r_ok = get_duration(c, v, "for", 0, 2592000, &r.for_seconds);
+        } else if (strcmp(k, "repeat") == 0) {
+            const char *t = scalar(c, v, "repeat");
+            if (t && strcmp(t, "never") == 0)
+                r.repeat_seconds = -1;
+            else
+                r_ok = get_duration(c, v, "repeat (a duration, or never)", 1, 2592000,
+                                    &r.repeat_seconds);
+        } else if (strcmp(k, "summary") == 0) {
+            r_ok = get_str(c, v, "summary", &s);
+            r.summary = s;
+        } else if (strcmp(k, "description") == 0) {
+            r_ok = get_str(c, v, "description", &s);
+            r.description = s;
+        } else if (strcmp(k, "labels") == 0) {
+            r_ok = get_pairs(c, v, "labels", true, &labels, &r.label_count);
+            r.labels = (const char *const *)labels;
+        } else {
+            unknown_key(c, p[i].key, k, where, keys, NULL);
+            r_ok = false;
+        }
+        ok = ok && r_ok;
+    }
+    sonde__free(p);
+    if (!r.name) {
+        err_at(c, n, "%s has no name", where);
+        ok = false;
+    }
+    if (r.kind == 0) {
+        if (!kind_given)
+            err_at(c, n, "%s has no kind", where);
+        ok = false;
+    }
+    if (ok) {
+        for (size_t i = 0; i < c->cfg->nrules; i++)
+            if (strcmp(c->cfg->rules[i].name, r.name) == 0) {
+                err_at(c, n, "duplicate rule name \"%.64s\"", r.name);
+                ok = false;
+            }
+    }
+    /* Everything else as the library checks it. */
+    if (ok && sonde__rule_check(&r) != SONDE_OK) {
+        err_at(c, n, "%s", sonde_registry_last_error());
+        ok = false;
+    }
+    if (!ok || c->cfg->nrules >= MAX_RULES) {
+        if (ok)
+            err_at(c, n, "more than %d rules", MAX_RULES);
+        rule_opts_free(&r);
+        return;
+    }
+    c->cfg->rules[c->cfg->nrules++] = r;
+}
+
+static void parse_notifier(ctx *c, yaml_node_t *n, size_t index)
+{
+    static const char *const keys[] = {"name",          "kind",         "url",
+                                       "url_file",      "headers",      "command",
+                                       "min_severity",  "send_resolved", "timeout",
+                                       "max_attempts",  "retry_initial", "retry_max",
+                                       "queue_size",    "resend",       NULL};
+    char where[64];
+    snprintf(where, sizeof where, "alerts.notifiers[%zu]", index);
+    kv *p = NULL;
+    int np = pairs(c, n, where, &p);
+    if (np < 0)
+        return;
+    sonde_notifier_opts o;
+    sonde_notifier_opts_init(&o);
+    bool ok = true, kind_given = false;
+    char **hdr_pairs = NULL;
+    size_t nhdr = 0;
+    for (int i = 0; i < np; i++) {
+        const char *k = p[i].name;
+        yaml_node_t *v = p[i].value;
+        char *s = NULL;
+        unsigned u = 0;
+        bool r_ok = true;
+        if (strcmp(k, "name") == 0) {
+            r_ok = get_str(c, v, "notifier name", &s);
+            o.name = s;
+        } else if (strcmp(k, "kind") == 0) {
+            const char *t = scalar(c, v, "notifier kind");
+            o.kind = t ? sonde_notifier_kind_parse(t) : SONDE_EINVAL;
+            if (t && o.kind < 0)
+                err_at(c, v,
+                       "unknown notifier kind \"%.40s\" (one of log, webhook, slack, "
+                       "alertmanager, command)",
+                       t);
+            r_ok = o.kind > 0;
+            if (!r_ok)
+                o.kind = 0;
+            kind_given = true;
+        } else if (strcmp(k, "url") == 0 || strcmp(k, "url_file") == 0) {
+            s = (char *)o.url;
+            r_ok = k[3] ? get_file_secret(c, v, "url_file", &s) : get_str(c, v, "url", &s);
+            o.url = s;
+        } else if (strcmp(k, "headers") == 0) {
+            r_ok = get_pairs(c, v, "headers", false, &hdr_pairs, &nhdr);
+        } else if (strcmp(k, "command") == 0) {
+            size_t cnt;
+            char **argv = get_str_list(c, v, "command", &cnt);
+            o.argv = (const char *const *)argv;
+            r_ok = argv != NULL;
+        } else if (strcmp(k, "min_severity") == 0) {
+            r_ok = get_severity(c, v, "min_severity", &o.min_severity);
+        } else if (strcmp(k, "send_resolved") == 0) {
+            bool b = true;
+            r_ok = get_bool(c, v, "send_resolved", &b);
+            o.no_resolved = !b;
+        } else if (strcmp(k, "timeout") == 0) {
+            r_ok = get_duration(c, v, "timeout", 0.01, 300, &o.timeout_seconds);
+        } else if (strcmp(k, "max_attempts") == 0) {
+            r_ok = get_uint(c, v, "max_attempts", 1, 100, &o.max_attempts);
+        } else if (strcmp(k, "retry_initial") == 0) {
+            r_ok = get_duration(c, v, "retry_initial", 0.001, 3600, &o.retry_initial_seconds);
+        } else if (strcmp(k, "retry_max") == 0) {
+            r_ok = get_duration(c, v, "retry_max", 0.001, 86400, &o.retry_max_seconds);
+        } else if (strcmp(k, "queue_size") == 0) {
+            r_ok = get_uint(c, v, "queue_size", 1, 100000, &u);
+            o.queue_size = u;
+        } else if (strcmp(k, "resend") == 0) {
+            r_ok = get_duration(c, v, "resend", 1, 86400, &o.resend_seconds);
+        } else {
+            unknown_key(c, p[i].key, k, where, keys, NULL);
+            r_ok = false;
+        }
+        ok = ok && r_ok;
+    }
+    sonde__free(p);
+    /* Headers as "Name: value" lines. */
+    if (nhdr) {
+        char **lines = sonde__calloc(nhdr, sizeof *lines);
+        if (!lines)
+            c->oom = true;
+        for (size_t i = 0; lines && i < nhdr; i++) {
+            sonde_buf b = {0};
+            if (sonde__buf_printf(&b, "%s: %s", hdr_pairs[2 * i], hdr_pairs[2 * i + 1]))
+                c->oom = true;
+            lines[i] = b.data;
+        }
+        o.headers = (const char *const *)lines;
+        o.header_count = lines ? nhdr : 0;
+    }
+    for (size_t i = 0; hdr_pairs && i < 2 * nhdr; i++) {
+        memset(hdr_pairs[i], 0, strlen(hdr_pairs[i]));
+        sonde__free(hdr_pairs[i]);
+    }
+    sonde__free(hdr_pairs);
+    if (o.kind == 0) {
+        if (!kind_given)
+            err_at(c, n, "%s has no kind", where);
+        ok = false;
+    }
+    if (ok) {
+        const char *nm = o.name ? o.name : sonde_notifier_kind_name(o.kind);
+        for (size_t i = 0; i < c->cfg->nnotifiers; i++) {
+            const sonde_notifier_opts *x = &c->cfg->notifiers[i];
+            if (strcmp(x->name ? x->name : sonde_notifier_kind_name(x->kind), nm) == 0) {
+                err_at(c, n, "duplicate notifier name \"%.64s\"", nm);
+                ok = false;
+            }
+        }
+    }
+    if (ok && sonde__notifier_check(&o) != SONDE_OK) {
+        err_at(c, n, "%s", sonde_registry_last_error());
+        ok = false;
+    }
+    if (!ok || c->cfg->nnotifiers >= MAX_NOTIFIERS) {
+        if (ok)
+            err_at(c, n, "more than %d notifiers", MAX_NOTIFIERS);
+        notifier_opts_free(&o);
+        return;
+    }
+    c->cfg->notifiers[c->cfg->nnotifiers++] = o;
+}
+
+static void parse_alerts(ctx *c, yaml_node_t *n)
+{
+    static const char *const keys[] = {"rules", "notifiers", NULL};
+    kv *p = NULL;
+    int np = pairs(c, n, "alerts", &p);
+    for (int i = 0; i < np; i++) {
+        yaml_node_t *v = p[i].value;
+        bool rules = strcmp(p[i].name, "rules") == 0;
+        if (!rules && strcmp(p[i].name, "notifiers") != 0) {
+            unknown_key(c, p[i].key, p[i].name, "alerts", keys, NULL);
+            continue;
+        }
+        if (!v || v->type != YAML_SEQUENCE_NODE) {
+            err_at(c, v, "alerts.%s must be a list", p[i].name);
+            continue;
+        }
+        size_t len = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+        size_t max = rules ? MAX_RULES : MAX_NOTIFIERS;
+        size_t cap = len < max ? len : max;
+        if ((rules && c->cfg->rules) || (!rules && c->cfg->notifiers))
+            continue; /* duplicate keys are reported by pairs() */
+        void *arr = sonde__calloc(cap ? cap : 1,
+                                  rules ? sizeof(sonde_rule_opts) : sizeof(sonde_notifier_opts));
+        if (!arr) {
+            c->oom = true;
+            continue;
+        }
+        if (rules)
+            c->cfg->rules = arr;
+        else
+            c->cfg->notifiers = arr;
+        for (size_t k = 0; k < len; k++) {
+            yaml_node_t *it = node_at(c, v->data.sequence.items.start[k]);
+            if (k >= max) {
+                err_at(c, it, "more than %zu %s", max, p[i].name);
+                break;
+            }
+            if (rules)
+                parse_rule(c, it, k);
+            else
+                parse_notifier(c, it, k);
+        }
+    }
+    sonde__free(p);
+}
+
 static void parse_root(ctx *c, yaml_node_t *root)
 {
-    static const char *const keys[] = {"server", "service", "info", "host_metrics", "checks", NULL};
+    static const char *const keys[] = {"server",       "service", "info",
+                                       "host_metrics", "checks",  "alerts", NULL};
     if (!root)
         return; /* empty file: all defaults */
     if (root->type == YAML_SCALAR_NODE && root->data.scalar.length == 0)
@@ -996,6 +1389,8 @@ static void parse_root(ctx *c, yaml_node_t *root)
             parse_host_metrics(c, v);
         else if (strcmp(k, "checks") == 0)
             parse_checks(c, v);
+        else if (strcmp(k, "alerts") == 0)
+            parse_alerts(c, v);
         else
             unknown_key(c, p[i].key, k, "the configuration", keys, NULL);
     }
@@ -1058,6 +1453,12 @@ void sonde_config_destroy(sonde_config *cfg)
     for (size_t i = 0; i < cfg->nchecks; i++)
         check_free(&cfg->checks[i]);
     sonde__free(cfg->checks);
+    for (size_t i = 0; i < cfg->nrules; i++)
+        rule_opts_free(&cfg->rules[i]);
+    sonde__free(cfg->rules);
+    for (size_t i = 0; i < cfg->nnotifiers; i++)
+        notifier_opts_free(&cfg->notifiers[i]);
+    sonde__free(cfg->notifiers);
     sonde__free(cfg);
 }
 
@@ -1315,4 +1716,22 @@ int sonde_config_host_metrics(const sonde_config *cfg, const char *const **paths
 const char *sonde_config_server_digest(const sonde_config *cfg)
 {
     return cfg ? cfg->digest : "";
+}
+
+int sonde_config_apply_alerts(const sonde_config *cfg, sonde_errors *t)
+{
+    if (!cfg)
+        return SONDE_EINVAL;
+    int rc = sonde_alerts_set_rules(t, cfg->rules, cfg->nrules);
+    return rc ? rc : sonde_alerts_set_notifiers(t, cfg->notifiers, cfg->nnotifiers);
+}
+
+size_t sonde_config_rule_count(const sonde_config *cfg)
+{
+    return cfg ? cfg->nrules : 0;
+}
+
+size_t sonde_config_notifier_count(const sonde_config *cfg)
+{
+    return cfg ? cfg->nnotifiers : 0;
 }
