@@ -1196,11 +1196,10 @@ static void parse_rule(ctx *c, yaml_node_t *n, size_t index)
 
 static void parse_notifier(ctx *c, yaml_node_t *n, size_t index)
 {
-    static const char *const keys[] = {"name",          "kind",         "url",
-                                       "url_file",      "headers",      "command",
-                                       "min_severity",  "send_resolved", "timeout",
-                                       "max_attempts",  "retry_initial", "retry_max",
-                                       "queue_size",    "resend",       NULL};
+    static const char *const keys[] = {
+        "name",          "kind",         "url",           "url_file", "headers",
+        "command",       "min_severity", "send_resolved", "timeout",  "max_attempts",
+        "retry_initial", "retry_max",    "queue_size",    "resend",   NULL};
     char where[64];
     snprintf(where, sizeof where, "alerts.notifiers[%zu]", index);
     kv *p = NULL;
@@ -1365,8 +1364,8 @@ static void parse_alerts(ctx *c, yaml_node_t *n)
 
 static void parse_root(ctx *c, yaml_node_t *root)
 {
-    static const char *const keys[] = {"server",       "service", "info",
-                                       "host_metrics", "checks",  "alerts", NULL};
+    static const char *const keys[] = {"server", "service", "info", "host_metrics",
+                                       "checks", "alerts",  NULL};
     if (!root)
         return; /* empty file: all defaults */
     if (root->type == YAML_SCALAR_NODE && root->data.scalar.length == 0)
