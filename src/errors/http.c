@@ -283,20 +283,24 @@ static void h_alerts(void *ud, const sonde__http_request *rq, sonde__http_respon
     rs->gzip_ok = true;
 }
 
+/* Which routes sonde_start registered here (a path someone else took is
+ * theirs: left alone, and not removed at stop). Serialised by sonde_start
+ * and sonde_stop. */
+static bool own_errors, own_alerts;
+
 int sonde__errors_routes_add(sonde_errors *t)
 {
     unsigned fl = SONDE__ROUTE_SENSITIVE | SONDE__ROUTE_RATE_LIMITED;
-    int rc = sonde__http_route_add("/errors", "errors", fl, h_errors, t);
-    if (rc == SONDE_OK) {
-        rc = sonde__http_route_add("/alerts", "alerts", fl, h_alerts, t);
-        if (rc)
-            sonde__http_route_remove("/errors");
-    }
-    return rc;
+    own_errors = sonde__http_route_add("/errors", "errors", fl, h_errors, t) == SONDE_OK;
+    own_alerts = sonde__http_route_add("/alerts", "alerts", fl, h_alerts, t) == SONDE_OK;
+    return SONDE_OK;
 }
 
 void sonde__errors_routes_remove(void)
 {
-    sonde__http_route_remove("/errors");
-    sonde__http_route_remove("/alerts");
+    if (own_errors)
+        sonde__http_route_remove("/errors");
+    if (own_alerts)
+        sonde__http_route_remove("/alerts");
+    own_errors = own_alerts = false;
 }

@@ -546,10 +546,10 @@ TEST(test_extension_routes_get_auth_limits_and_self_metrics)
 {
     char called[8] = "";
     ASSERT_EQ(sonde__http_route_add("/metrics", "x", 0, errors_handler, called), SONDE_ECONFLICT);
-    ASSERT_EQ(sonde__http_route_add("errors", "x", 0, errors_handler, called), SONDE_EINVAL);
-    ASSERT_OK(
-        sonde__http_route_add("/errors", "errors", SONDE__ROUTE_SENSITIVE, errors_handler, called));
-    ASSERT_EQ(sonde__http_route_add("/errors", "errors", 0, errors_handler, called),
+    ASSERT_EQ(sonde__http_route_add("extension", "x", 0, errors_handler, called), SONDE_EINVAL);
+    ASSERT_OK(sonde__http_route_add("/extension", "extension", SONDE__ROUTE_SENSITIVE,
+                                    errors_handler, called));
+    ASSERT_EQ(sonde__http_route_add("/extension", "extension", 0, errors_handler, called),
               SONDE_ECONFLICT);
     sonde_registry *reg = NULL;
     ASSERT_OK(sonde_registry_create(NULL, &reg));
@@ -558,29 +558,29 @@ TEST(test_extension_routes_get_auth_limits_and_self_metrics)
     o.registry = reg;
     o.api_key = "k";
     ASSERT_OK(start_local(&o));
-    http_resp r = http_get(U("/errors"));
+    http_resp r = http_get(U("/extension"));
     ASSERT_EQ(r.status, 401);
     http_free(&r);
     ASSERT_STR_EQ(called, "");
     const char *h[] = {"Authorization: Bearer k", NULL};
     http_req rq = {.headers = h};
-    r = http_do(U("/errors"), &rq);
+    r = http_do(U("/extension"), &rq);
     ASSERT_EQ(r.status, 200);
     ASSERT_STR_EQ(r.body, "{\"errors\":[]}\n");
     ASSERT_STR_EQ(called, "called");
     http_free(&r);
     http_req post = {.method = "POST", .headers = h};
-    r = http_do(U("/errors"), &post);
+    r = http_do(U("/extension"), &post);
     ASSERT_EQ(r.status, 405);
     http_free(&r);
     r = http_get(U("/metrics?name[]=sonde_http_requests_total"));
-    ASSERT_CONTAINS(r.body, "sonde_http_requests_total{handler=\"errors\",code=\"200\"} 1");
-    ASSERT_CONTAINS(r.body, "sonde_http_requests_total{handler=\"errors\",code=\"401\"} 1");
+    ASSERT_CONTAINS(r.body, "sonde_http_requests_total{handler=\"extension\",code=\"200\"} 1");
+    ASSERT_CONTAINS(r.body, "sonde_http_requests_total{handler=\"extension\",code=\"401\"} 1");
     http_free(&r);
     sonde_stop();
-    sonde__http_route_remove("/errors");
+    sonde__http_route_remove("/extension");
     ASSERT_OK(start_local(&o));
-    r = http_get(U("/errors"));
+    r = http_get(U("/extension"));
     ASSERT_EQ(r.status, 404);
     http_free(&r);
     sonde_stop();
