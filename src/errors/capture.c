@@ -69,12 +69,15 @@ void sonde__err_view(const err_rec *r, err_view *v)
     v->cid = p;
     p += r->cid_len;
     v->ctx = p;
+    p += r->ctx_len;
+    v->lctx = p;
 }
 
 size_t sonde__err_rec_used(const err_rec *r)
 {
     return offsetof(err_rec, data) + (size_t)r->nframes * sizeof(void *) + r->type_len +
-           r->msg_len + r->op_len + r->file_len + r->func_len + r->cid_len + r->ctx_len;
+           r->msg_len + r->op_len + r->file_len + r->func_len + r->cid_len + r->ctx_len +
+           r->lctx_len;
 }
 
 /* ---- ring ---- */
@@ -226,7 +229,13 @@ void sonde_error_capture(sonde_errors *t, const sonde_error_info *in)
         memcpy(p, in->func, func_len);
     r->func_len = (uint16_t)func_len;
     p += func_len;
-    size_t cid_len = sonde__errors_context_cid(p, ERR_CID_MAX);
+    const char *cid, *lctx;
+    size_t cid_len, lctx_len;
+    sonde__errors_context(&cid, &cid_len, &lctx, &lctx_len);
+    if (cid_len > ERR_CID_MAX)
+        cid_len = ERR_CID_MAX;
+    if (cid_len)
+        memcpy(p, cid, cid_len);
     r->cid_len = (uint16_t)cid_len;
     p += cid_len;
 
@@ -251,6 +260,12 @@ void sonde_error_capture(sonde_errors *t, const sonde_error_info *in)
     }
     r->ctx_count = ctx_count;
     r->ctx_len = (uint16_t)(p - ctx0);
+    /* The logging context's fields, whole or not at all. */
+    r->lctx_len = 0;
+    if (lctx_len && lctx_len <= (size_t)(end - p)) {
+        memcpy(p, lctx, lctx_len);
+        r->lctx_len = (uint16_t)lctx_len;
+    }
 
     if (in->fingerprint) {
         r->fp = sonde__hash64(in->fingerprint, strlen(in->fingerprint), 0x66707269ULL);
@@ -316,7 +331,7 @@ void sonde__errors_drain(sonde_errors *t)
         sonde__groups_add(&t->groups, r);
         sonde__rules_feed(t, r, &v);
         if (!t->no_log)
-            sonde__errors_log(r, &v);
+            sonde__errors_log(t, r, &v);
         atomic_store_explicit(&r->seq, tail + rg->mask + 1, memory_order_release);
         tail++;
         atomic_store_explicit(&rg->tail, tail, memory_order_relaxed);

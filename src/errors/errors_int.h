@@ -51,7 +51,8 @@ const char *sonde__path_base(const char *file);
 /*
  * One captured error in a ring slot. data holds, in order: the backtrace
  * frames (nframes pointers), type, message, operation, file, function,
- * correlation ID, then the context as key NUL value NUL pairs. Strings are
+ * correlation ID, the context as key NUL value NUL pairs, then the
+ * capturing thread's logging context fields in the logger's blob encoding. Strings are
  * not NUL-terminated (lengths in the header) except inside the context.
  * A group's last sample is a byte copy of a record (seq excluded from
  * meaning), so every reader works on err_rec.
@@ -66,7 +67,8 @@ typedef struct err_rec {
     uint8_t nframes;
     uint16_t ctx_count;
     uint16_t type_len, msg_len, op_len, file_len, func_len, cid_len, ctx_len;
-    uint16_t pad_[3];
+    uint16_t lctx_len; /* the logging context's field blob (log/log_int.h) */
+    uint16_t pad_[2];
     char data[ERR_REC_SIZE - 56];
 } err_rec;
 _Static_assert(sizeof(err_rec) == ERR_REC_SIZE, "err_rec is one slot");
@@ -75,7 +77,7 @@ _Static_assert(offsetof(err_rec, data) % 8 == 0, "frames are aligned");
 /* Pointers to the fields of a record. */
 typedef struct err_view {
     void *const *frames;
-    const char *type, *msg, *op, *file, *func, *cid, *ctx;
+    const char *type, *msg, *op, *file, *func, *cid, *ctx, *lctx;
 } err_view;
 void sonde__err_view(const err_rec *r, err_view *v);
 /* Bytes of r in use (header and data). */
@@ -295,6 +297,10 @@ struct sonde_errors {
     void *multi;           /* CURLM *, while started */
     uint64_t rng;
     pthread_cond_t idle; /* broadcast when notifier queues may be empty */
+    /* captured-error logging budget (t->lock) */
+    uint64_t log_second;
+    unsigned log_count;
+    uint64_t log_skipped;
 };
 
 /* Tracker clock in seconds and nanoseconds. */
@@ -368,11 +374,20 @@ int sonde__errors_op_window(const char *op, double window_seconds, double now,
 
 /* ---- logging context (context.c) ---- */
 
-/* Copy the calling thread's correlation ID into cid (cap bytes, not
- * terminated) and return its length; 0 without a logging context. */
-size_t sonde__errors_context_cid(char *cid, size_t cap);
-/* Log a captured error (worker). */
-void sonde__errors_log(const err_rec *r, const err_view *v);
+/* The calling thread's logging context: correlation ID and field blob
+ * (borrowed until the thread's next context push or pop). Returns 0 and
+ * empty values without a context. */
+int sonde__errors_context(const char **cid, size_t *cid_len, const char **blob, size_t *blob_len);
+/* Append the fields of a context blob as JSON members ("key":value,...)
+ * to b; *first tracks the comma. */
+int sonde__errors_context_json(sonde_buf *b, const char *blob, size_t len, bool *first);
+/* Log a captured error (worker): at most ERRORS_LOG_PER_S lines a
+ * second, the rest counted and summarised once a second. t->lock held. */
+void sonde__errors_log(sonde_errors *t, const err_rec *r, const err_view *v);
+#define ERRORS_LOG_PER_S 100
+/* Log a line of the alerting machinery through the "sonde.alerts" logger
+ * (level as sonde/log.h). */
+void sonde__alerts_log(int level, const char *fmt, ...) SONDE_PRINTF(2, 3);
 
 /* ---- HTTP routes (http.c) ---- */
 int sonde__errors_routes_add(sonde_errors *t);

@@ -292,6 +292,19 @@ int sonde__errors_json_group(sonde_buf *b, const group *g)
         rc = rc ? rc : sonde__buf_puts(b, ",\"correlation_id\":");
         rc = rc ? rc : json_strn(b, v.cid, r->cid_len);
     }
+    if (r->cid_len || r->lctx_len) {
+        /* As in the log lines: the correlation ID and the context fields
+         * of the capturing thread. */
+        bool first = true;
+        rc = rc ? rc : sonde__buf_puts(b, ",\"correlation\":{");
+        if (r->cid_len) {
+            rc = rc ? rc : sonde__buf_puts(b, "\"correlation_id\":");
+            rc = rc ? rc : json_strn(b, v.cid, r->cid_len);
+            first = false;
+        }
+        rc = rc ? rc : sonde__errors_context_json(b, v.lctx, r->lctx_len, &first);
+        rc = rc ? rc : sonde__buf_putc(b, '}');
+    }
     if (r->errnum) {
         char eb[128];
         const char *es = strerror_r(r->errnum, eb, sizeof eb);

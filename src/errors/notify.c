@@ -138,10 +138,10 @@ static void log_failure(notifier *n, const char *reason)
     if (n->failing)
         return;
     n->failing = true;
-    sonde__diag(4, "alerts",
-                "notifier %s: notification failed: %s (further failures are counted in "
-                "sonde_alert_notifications_failed_total)",
-                n->name, reason);
+    sonde__alerts_log(4,
+                      "notifier %s: notification failed: %s (further failures are counted in "
+                      "sonde_alert_notifications_failed_total)",
+                      n->name, reason);
 }
 
 static void enqueue(sonde_errors *t, notifier *n, delivery *d)
@@ -727,7 +727,7 @@ static void finish(sonde_errors *t, notifier *n, bool ok, bool retryable, const 
         atomic_fetch_add(&n->sent, 1);
         if (n->failing) {
             n->failing = false;
-            sonde__diag(3, "alerts", "notifier %s: delivering again", n->name);
+            sonde__alerts_log(3, "notifier %s: delivering again", n->name);
         }
     } else if (retryable && d->attempts < n->max_attempts && !n->removed) {
         d->next_ns = now + backoff_ns(t, n, d->attempts);
@@ -925,7 +925,7 @@ static void start(sonde_errors *t, notifier *n)
     atomic_fetch_add(&n->attempts, 1);
     switch (n->kind) {
     case SONDE_NOTIFY_LOG:
-        sonde__diag(d->level, "alerts", "%s", d->body);
+        sonde__alerts_log(d->level, "%s", d->body);
         finish(t, n, true, false, NULL);
         return;
     case SONDE_NOTIFY_COMMAND:
@@ -1100,7 +1100,8 @@ void sonde__notify_env(sonde_errors *t)
                 continue; /* configured in code already */
         }
         if (rc)
-            sonde__diag(4, "alerts", "%s ignored: %s", vars[i].env,
-                        rc == SONDE_EINVAL ? sonde_registry_last_error() : sonde_strerror(rc));
+            sonde__alerts_log(4, "%s ignored: %s", vars[i].env,
+                              rc == SONDE_EINVAL ? sonde_registry_last_error()
+                                                 : sonde_strerror(rc));
     }
 }

@@ -603,8 +603,7 @@ static void fire(sonde_errors *t, rule *r, double now)
     r->told = false;
     r->episode = history_add(t, r, now);
     atomic_fetch_add(&t->firing, 1);
-    sonde__diag(r->severity >= SONDE_SEVERITY_HIGH ? 5 : 4, "alerts", "alert %s firing (value %g)",
-                r->name, r->value);
+    sonde__alerts_log(3, "alert %s firing (value %g)", r->name, r->value);
 }
 
 static void resolve(sonde_errors *t, rule *r, double now)
@@ -618,7 +617,7 @@ static void resolve(sonde_errors *t, rule *r, double now)
         h->resolved_at = now;
         h->dirty = true;
     }
-    sonde__diag(3, "alerts", "alert %s resolved", r->name);
+    sonde__alerts_log(3, "alert %s resolved", r->name);
     if (r->told)
         tell(t, r, SONDE_ALERT_RESOLVED, now);
 }

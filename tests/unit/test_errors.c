@@ -695,24 +695,41 @@ TEST(test_health_rule_fires_below_percentage_and_resolves)
     sonde_registry_destroy(hreg);
 }
 
-/* ---- log notifier through the worker ---- */
+/* ---- logging ---- */
 
-static pthread_mutex_t diag_lock = PTHREAD_MUTEX_INITIALIZER;
-static char diag_text[8192];
-static void diag_hook(int level, const char *component, const char *msg)
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static char log_text[65536];
+static void log_sink(const sonde_log_record *rec, const char *line, size_t len, void *ud)
 {
-    pthread_mutex_lock(&diag_lock);
-    size_t l = strlen(diag_text);
-    snprintf(diag_text + l, sizeof diag_text - l, "%d %s %s\n", level, component, msg);
-    pthread_mutex_unlock(&diag_lock);
+    (void)ud;
+    pthread_mutex_lock(&log_lock);
+    size_t l = strlen(log_text);
+    snprintf(log_text + l, sizeof log_text - l, "%d %s %.*s | %.*s", rec->level, rec->logger,
+             (int)rec->message_len, rec->message, (int)len, line);
+    pthread_mutex_unlock(&log_lock);
+}
+
+/* Route every log line to log_text (JSON format). */
+static int capture_logs(void)
+{
+    log_text[0] = '\0';
+    sonde_log_sink_remove_all();
+    sonde_log_sink_opts so;
+    sonde_log_sink_opts_init(&so);
+    so.fn = log_sink;
+    so.format = SONDE_LOG_FORMAT_JSON;
+    int id = -1;
+    if (sonde_log_sink_add(SONDE_LOG_SINK_CALLBACK, &so, &id) != SONDE_OK)
+        return -1;
+    return id;
 }
 
 TEST(test_log_notifier_writes_firing_and_resolution_on_the_worker)
 {
     sonde_registry *reg;
     sonde_errors *t = tracker(&reg, 64, 0);
-    diag_text[0] = '\0';
-    sonde__set_diag_hook(diag_hook);
+    int sink = capture_logs();
+    ASSERT_GE(sink, 0);
     sonde_notifier_opts no;
     sonde_notifier_opts_init(&no);
     no.kind = SONDE_NOTIFY_LOG;
@@ -738,19 +755,93 @@ TEST(test_log_notifier_writes_firing_and_resolution_on_the_worker)
     ASSERT_EQ(st.sent, 2);
     ASSERT_EQ(st.failed, 0);
     sonde_errors_stop(t);
-    sonde__set_diag_hook(NULL);
-    pthread_mutex_lock(&diag_lock);
-    ASSERT_CONTAINS(
-        diag_text,
-        "5 alerts alert Crit firing (severity critical): 1 critical errors in 10s on Crit");
-    ASSERT_CONTAINS(diag_text, "3 alerts alert Crit resolved");
-    /* The captured error itself is logged at CRITICAL. */
-    ASSERT_CONTAINS(diag_text, "6 errors Boom: exploded [critical]");
-    pthread_mutex_unlock(&diag_lock);
+    sonde_log_sink_remove(sink);
+    pthread_mutex_lock(&log_lock);
+    ASSERT_CONTAINS(log_text, "5 sonde.alerts alert Crit firing (severity critical): 1 critical "
+                              "errors in 10s on Crit");
+    ASSERT_CONTAINS(log_text, "3 sonde.alerts alert Crit resolved");
+    /* The captured error itself is logged at CRITICAL with its fields. */
+    ASSERT_CONTAINS(log_text, "6 sonde.errors exploded |");
+    ASSERT_CONTAINS(log_text, "\"type\":\"Boom\",\"severity\":\"critical\",\"fingerprint\":\"");
+    ASSERT_CONTAINS(log_text, "\"location\":\"f.c:1 handler\"");
+    pthread_mutex_unlock(&log_lock);
     char *text = sonde_registry_render(reg, SONDE_FORMAT_PROMETHEUS, NULL);
     ASSERT_CONTAINS(text, "sonde_alert_notifications_total{notifier=\"log\"} 2");
     ASSERT_CONTAINS(text, "sonde_alert_notifications_failed_total{notifier=\"log\"} 0");
     sonde_free(text);
+    done(t, reg);
+}
+
+TEST(test_capture_takes_the_logging_correlation_and_context)
+{
+    sonde_registry *reg;
+    sonde_errors *t = tracker(&reg, 64, 0);
+    int sink = capture_logs();
+    ASSERT_GE(sink, 0);
+    sonde_field ctx[] = {SONDE_STR("operation", "clone_all"), SONDE_INT("attempt", 3)};
+    int tok = sonde_log_context_push("req-7f3a9c", ctx, 2);
+    ASSERT_GT(tok, 0);
+    const char *pairs[] = {"repo", "sonde"};
+    sonde_error_info e;
+    sonde_error_info_init(&e);
+    e.severity = SONDE_SEVERITY_HIGH;
+    e.type = "GitError";
+    e.message = "clone failed";
+    e.context = pairs;
+    e.context_count = 1;
+    SONDE_ERROR_HERE(&e);
+    sonde_error_capture(t, &e);
+    sonde_log_context_pop(tok);
+    /* Outside any context: no correlation. */
+    capture_at(t, SONDE_SEVERITY_HIGH, "Other", "x", "f.c", 1);
+    sonde_errors_process(t);
+    sonde_error_group *g;
+    size_t n;
+    sonde_errors_filter f = {.type = "GitError"};
+    ASSERT_OK(sonde_errors_get_groups(t, &f, &g, &n));
+    ASSERT_EQ(n, 1);
+    ASSERT_STR_EQ(g[0].correlation_id, "req-7f3a9c");
+    sonde_free(g);
+    sonde_buf b = {0};
+    ASSERT_OK(sonde_errors_write_json(t, NULL, &b));
+    ASSERT_CONTAINS(b.data, "\"correlation\":{\"correlation_id\":\"req-7f3a9c\",\"operation\":"
+                            "\"clone_all\",\"attempt\":3}");
+    ASSERT_CONTAINS(b.data, "\"context\":{\"repo\":\"sonde\"}");
+    sonde_buf_free(&b);
+    sonde_log_sink_remove(sink);
+    pthread_mutex_lock(&log_lock);
+    /* The log line of the error carries the same correlation. */
+    ASSERT_CONTAINS(log_text, "\"correlation\":{\"correlation_id\":\"req-7f3a9c\",\"operation\":"
+                              "\"clone_all\"");
+    ASSERT_CONTAINS(log_text, "\"context\":{\"repo\":\"sonde\"}");
+    pthread_mutex_unlock(&log_lock);
+    done(t, reg);
+}
+
+TEST(test_error_log_lines_are_capped_per_second_and_the_rest_counted)
+{
+    sonde_registry *reg;
+    sonde_errors *t = tracker(&reg, 512, 0);
+    int sink = capture_logs();
+    ASSERT_GE(sink, 0);
+    /* Wait for the start of a second, so that all land in one. */
+    uint64_t s0 = sonde__now_mono_ns() / 1000000000u;
+    while (sonde__now_mono_ns() / 1000000000u == s0)
+        usleep(1000);
+    for (int i = 0; i < 150; i++)
+        capture_at(t, SONDE_SEVERITY_HIGH, "Flood", "x", "f.c", 1);
+    sonde_errors_process(t);
+    usleep(1100000);
+    capture_at(t, SONDE_SEVERITY_HIGH, "Flood", "x", "f.c", 1);
+    sonde_errors_process(t);
+    sonde_log_sink_remove(sink);
+    pthread_mutex_lock(&log_lock);
+    int lines = 0;
+    for (const char *p = log_text; (p = strstr(p, "5 sonde.errors x |")); p++)
+        lines++;
+    ASSERT_EQ(lines, 101);
+    ASSERT_CONTAINS(log_text, "50 more captured errors were not logged (at most 100 a second)");
+    pthread_mutex_unlock(&log_lock);
     done(t, reg);
 }
 
