@@ -17,6 +17,13 @@
 
 TEST_MAIN()
 
+/* Keep the test output readable: no log lines on stderr (tests that look
+ * at log lines add their own sink). */
+__attribute__((constructor)) static void quiet_logs(void)
+{
+    sonde_log_sink_remove_all();
+}
+
 /* The controllable clock; the worker reads it too, hence the atomics. */
 static double fake_now_v = 1700000000.0;
 static double now_fake(void)

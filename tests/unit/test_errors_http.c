@@ -11,6 +11,13 @@
 
 TEST_MAIN()
 
+/* Keep the test output readable: no log lines on stderr (tests that look
+ * at log lines add their own sink). */
+__attribute__((constructor)) static void quiet_logs(void)
+{
+    sonde_log_sink_remove_all();
+}
+
 static char url[256];
 static const char *U(const char *path)
 {
