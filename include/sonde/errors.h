@@ -147,6 +147,17 @@ typedef struct sonde_errors_opts {
     /** Longest sonde_errors_stop spends delivering queued notifications,
      * in milliseconds. 0: 2000. */
     unsigned stop_timeout_ms;
+    /** Store keeping error groups and alert history across restarts (read
+     * by `sonde errors --store`): a SQLite file path (or "sqlite:PATH"),
+     * "redis://[[user]:password@]host[:port][/db]" (also "valkey://"), or
+     * "off". NULL: $SONDE_STORE, else none. ":memory:" keeps nothing. The
+     * same store as tracing's (other tables, other keys). Written on the
+     * runtime worker every store_flush_ms; a failing store is retried with
+     * backoff, counted in sonde_errors_store_errors_total and logged once. */
+    const char *store;
+    /** Period of store writes in milliseconds. 0: 2000. Bounds: 10 to
+     * 600000. */
+    unsigned store_flush_ms;
 } sonde_errors_opts;
 
 /** Zero the options (all defaults). Any thread. */
@@ -333,6 +344,19 @@ SONDE_API int sonde_errors_get_groups(sonde_errors *t, const sonde_errors_filter
  * is then left as it was). Any thread.
  */
 SONDE_API int sonde_errors_write_json(sonde_errors *t, const sonde_errors_filter *f,
+                                      sonde_buf *out);
+
+/**
+ * The /errors document as a separate program sees it, read from a store
+ * (the `sonde errors --store` command): groups written by every process
+ * using the store, with their counts added up, most recently seen first,
+ * filtered as by sonde_errors_write_json. The store is opened read-only and
+ * closed before returning. Returns SONDE_OK, SONDE_EINVAL (bad address, or
+ * one that keeps nothing), SONDE_EIO (cannot open or read; the reason in
+ * sonde_registry_last_error), SONDE_EUNREACHABLE (Redis), SONDE_ENOMEM.
+ * Any thread; allocates; blocks up to the store's timeouts.
+ */
+SONDE_API int sonde_errors_read_store(const char *store, const sonde_errors_filter *f,
                                       sonde_buf *out);
 
 /* ------------------------------------------------------------------------ */
@@ -618,6 +642,14 @@ SONDE_API int sonde_alerts_get(sonde_errors *t, int history, sonde_alert **out, 
  * SONDE_ETOOBIG (out left as it was). Any thread.
  */
 SONDE_API int sonde_alerts_write_json(sonde_errors *t, sonde_buf *out);
+
+/**
+ * The alert history kept in a store, as the /alerts document ("firing":
+ * episodes whose last recorded state is firing; "recent": the last 200
+ * episodes, newest first; no rules, silences or notifiers). Returns as
+ * sonde_errors_read_store. Any thread; blocks up to the store's timeouts.
+ */
+SONDE_API int sonde_alerts_read_store(const char *store, sonde_buf *out);
 
 #ifdef __cplusplus
 }

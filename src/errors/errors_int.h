@@ -100,9 +100,10 @@ typedef struct group {
     uint64_t count;
     int64_t first_ns, last_ns;
     uint8_t max_sev;
-    bool dirty;       /* changed since last persisted */
-    bool live;        /* slot in use */
-    sonde_buf sample; /* bytes of the last record */
+    uint64_t persisted; /* count already written to the store */
+    bool dirty;         /* changed since last persisted */
+    bool live;          /* slot in use */
+    sonde_buf sample;   /* bytes of the last record */
 } group;
 
 typedef struct group_table {
@@ -186,7 +187,8 @@ typedef struct history_entry {
     int state; /* FIRING or RESOLVED */
     double value;
     double fired_at, resolved_at;
-    bool dirty;
+    bool dirty;       /* to write to the store */
+    int64_t store_id; /* SQLite row id once written */
 } history_entry;
 
 /* ---- notifications (notify.c, payload.c) ---- */
@@ -251,6 +253,21 @@ typedef struct notifier {
     _Atomic size_t queued_stat;
 } notifier;
 
+/* ---- persistence (persist.c) ---- */
+
+typedef struct err_store err_store;
+/* Open a store address (writer: readonly 0); *out NULL for "off",
+ * ":memory:" or an empty address. Reason in err on failure. */
+int sonde__errstore_open(const char *spec, int readonly, err_store **out, char *err, size_t errlen);
+void sonde__errstore_close(err_store *s);
+/* Write what changed (t->lock held). */
+int sonde__errstore_flush(sonde_errors *t, char *err, size_t errlen);
+int sonde__errstore_prune(sonde_errors *t, double groups_before, double alerts_before, char *err,
+                          size_t errlen);
+/* Flush when due, opening and retrying with backoff (final: now, once).
+ * t->lock held. */
+void sonde__errstore_tick(sonde_errors *t, bool final);
+
 /* ---- the tracker (tracker.c) ---- */
 
 struct sonde_errors {
@@ -297,6 +314,15 @@ struct sonde_errors {
     void *multi;           /* CURLM *, while started */
     uint64_t rng;
     pthread_cond_t idle; /* broadcast when notifier queues may be empty */
+    /* store (t->lock) */
+    char *store_spec;
+    err_store *store;
+    uint64_t store_next_ns;
+    unsigned store_backoff_ms, store_flush_ms;
+    bool store_failing;
+    double last_store_prune;
+    uint64_t store_token; /* distinguishes this process's alert ids (Redis) */
+    _Atomic uint64_t store_errors;
     /* captured-error logging budget (t->lock) */
     uint64_t log_second;
     unsigned log_count;
@@ -394,6 +420,12 @@ int sonde__errors_routes_add(sonde_errors *t);
 void sonde__errors_routes_remove(void);
 
 /* ---- JSON helpers (groups.c) ---- */
+/* One /errors element: the head (fingerprint, severity, count, first and
+ * last seen) then the data members (type, title, location, last). */
 int sonde__errors_json_group(sonde_buf *b, const group *g);
+int sonde__errors_json_group_data(sonde_buf *b, const group *g);
+/* The head of an element, without the closing brace. */
+int sonde__errors_json_group_head(sonde_buf *b, const char *fp_hex16, int severity, uint64_t count,
+                                  double first_seen, double last_seen);
 
 #endif

@@ -250,16 +250,16 @@ static int put_title(sonde_buf *b, const err_rec *r, const err_view *v)
     return rc;
 }
 
-int sonde__errors_json_group(sonde_buf *b, const group *g)
+/* The members that describe a group's errors (the store keeps them as its
+ * data column): {"type","title","location","last"}. */
+int sonde__errors_json_group_data(sonde_buf *b, const group *g)
 {
     const err_rec *r = sample_of(g);
     if (!r)
-        return SONDE_OK;
+        return sonde__buf_puts(b, "{}");
     err_view v;
     sonde__err_view(r, &v);
-    char hex[17];
-    fp_hex(g->fp, hex);
-    int rc = sonde__buf_printf(b, "{\"fingerprint\":\"%s\",\"type\":", hex);
+    int rc = sonde__buf_puts(b, "{\"type\":");
     rc = rc ? rc : json_strn(b, v.type, r->type_len);
     rc = rc ? rc : sonde__buf_puts(b, ",\"title\":");
     if (!rc) {
@@ -268,12 +268,6 @@ int sonde__errors_json_group(sonde_buf *b, const group *g)
         rc = rc ? rc : json_strn(b, t.data ? t.data : "", t.len);
         sonde_buf_free(&t);
     }
-    rc = rc ? rc
-            : sonde__buf_printf(b, ",\"severity\":\"%s\",\"count\":%llu,\"first_seen\":",
-                                sonde_severity_name(g->max_sev), (unsigned long long)g->count);
-    rc = rc ? rc : sonde__buf_json_time(b, (double)g->first_ns / 1e9);
-    rc = rc ? rc : sonde__buf_puts(b, ",\"last_seen\":");
-    rc = rc ? rc : sonde__buf_json_time(b, (double)g->last_ns / 1e9);
     rc = rc ? rc : sonde__buf_puts(b, ",\"location\":{\"file\":");
     rc = rc ? rc : json_strn(b, v.file, r->file_len);
     rc = rc ? rc : sonde__buf_puts(b, ",\"function\":");
@@ -345,6 +339,34 @@ int sonde__errors_json_group(sonde_buf *b, const group *g)
         free(syms);
     }
     return rc ? rc : sonde__buf_puts(b, "}}");
+}
+
+int sonde__errors_json_group_head(sonde_buf *b, const char *fp_hex16, int severity, uint64_t count,
+                                  double first_seen, double last_seen)
+{
+    int rc = sonde__buf_printf(b,
+                               "{\"fingerprint\":\"%s\",\"severity\":\"%s\",\"count\":%llu,"
+                               "\"first_seen\":",
+                               fp_hex16, sonde_severity_name(severity), (unsigned long long)count);
+    rc = rc ? rc : sonde__buf_json_time(b, first_seen);
+    rc = rc ? rc : sonde__buf_puts(b, ",\"last_seen\":");
+    return rc ? rc : sonde__buf_json_time(b, last_seen);
+}
+
+int sonde__errors_json_group(sonde_buf *b, const group *g)
+{
+    if (!sample_of(g))
+        return SONDE_OK;
+    char hex[17];
+    fp_hex(g->fp, hex);
+    int rc = sonde__errors_json_group_head(b, hex, g->max_sev, g->count, (double)g->first_ns / 1e9,
+                                           (double)g->last_ns / 1e9);
+    /* The data object's members follow the head's. */
+    size_t mark = b->len;
+    rc = rc ? rc : sonde__errors_json_group_data(b, g);
+    if (!rc && b->len > mark && b->data[mark] == '{')
+        b->data[mark] = ',';
+    return rc;
 }
 
 int sonde_errors_write_json(sonde_errors *t, const sonde_errors_filter *f, sonde_buf *out)

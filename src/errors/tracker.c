@@ -6,6 +6,7 @@
 #include "errors/errors_int.h"
 
 #include "runtime/runtime.h"
+#include "store/store.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -39,6 +40,10 @@ static void collect(sonde_emitter *em, void *ud)
                           "Captured errors dropped because the capture queue was full",
                           NULL) == SONDE_OK)
         sonde_emit_sample(em, NULL, 0, (double)atomic_load(&t->dropped));
+    if (sonde_emit_family(em, SONDE_COUNTER, "sonde_errors_store_errors_total",
+                          "Failed writes of error groups and alert history to the store",
+                          NULL) == SONDE_OK)
+        sonde_emit_sample(em, NULL, 0, (double)atomic_load(&t->store_errors));
     if (sonde_emit_family(em, SONDE_GAUGE, "sonde_error_groups", "Error groups kept in memory",
                           NULL) == SONDE_OK)
         sonde_emit_sample(em, NULL, 0, (double)atomic_load(&t->groups_stat));
@@ -100,7 +105,8 @@ int sonde_errors_create(const sonde_errors_opts *in, sonde_errors **out)
         (o.eval_interval_ms && (o.eval_interval_ms < 10 || o.eval_interval_ms > 3600000)) ||
         o.group_retention_hours < 0 || o.alert_retention_hours < 0 ||
         isnan(o.group_retention_hours) || isnan(o.alert_retention_hours) ||
-        o.max_groups > ((size_t)1 << 24) || o.max_history > ((size_t)1 << 20)) {
+        o.max_groups > ((size_t)1 << 24) || o.max_history > ((size_t)1 << 20) ||
+        (o.store_flush_ms && (o.store_flush_ms < 10 || o.store_flush_ms > 600000))) {
         sonde__set_error("sonde_errors_create: an option is out of bounds");
         return SONDE_EINVAL;
     }
@@ -130,7 +136,21 @@ int sonde_errors_create(const sonde_errors_opts *in, sonde_errors **out)
     t->service = env_or_dup(o.service_name, "SONDE_SERVICE_NAME", program_invocation_short_name);
     t->service_explicit = o.service_name != NULL;
     t->external_url = env_or_dup(o.external_url, "SONDE_EXTERNAL_URL", NULL);
-    int rc = sonde__ring_init(&t->ring, qsize);
+    t->store_spec = env_or_dup(o.store, "SONDE_STORE", NULL);
+    t->store_flush_ms = o.store_flush_ms ? o.store_flush_ms : 2000;
+    t->store_token = t->rng ^ ((uint64_t)getpid() << 32);
+    int rc_pre = SONDE_OK;
+    if (t->store_spec) {
+        /* Validate the address now; the store opens on the worker. */
+        char err[256] = "";
+        sonde__store_spec spec;
+        if (sonde__store_spec_parse(t->store_spec, &spec, err, sizeof err) != SONDE_OK) {
+            sonde__set_error("sonde_errors_create: store: %s", err);
+            rc_pre = SONDE_EINVAL;
+        }
+        sonde__store_spec_free(&spec);
+    }
+    int rc = rc_pre ? rc_pre : sonde__ring_init(&t->ring, qsize);
     rc = rc ? rc : sonde__groups_init(&t->groups, o.max_groups ? o.max_groups : 10000);
     if (!rc && !(t->history = sonde__calloc(t->hist_max, sizeof *t->history)))
         rc = SONDE_ENOMEM;
@@ -184,6 +204,8 @@ static void free_all(sonde_errors *t)
     sonde__free(t->history);
     sonde__groups_free(&t->groups);
     sonde__ring_free(&t->ring);
+    sonde__errstore_close(t->store);
+    sonde__free(t->store_spec);
     sonde__free(t->service);
     sonde__free(t->external_url);
     sonde__free(t->served_url);
@@ -256,6 +278,7 @@ static void tick(void *ud, uint64_t now_mono)
     if (now - t->last_eval >= (double)t->eval_ms / 1000.0 || now < t->last_eval)
         evaluate(t, now);
     sonde__notify_pump(t);
+    sonde__errstore_tick(t, false);
     pthread_mutex_unlock(&t->lock);
 }
 
@@ -318,6 +341,10 @@ static void stop_now(sonde_errors *t)
     sonde__errors_drain(t);
     evaluate(t, sonde__errors_now(t));
     sonde__notify_stop(t, t->stop_timeout_ms);
+    /* A last write of what changed, bounded by the store's timeouts. */
+    sonde__errstore_tick(t, true);
+    sonde__errstore_close(t->store);
+    t->store = NULL;
     pthread_mutex_unlock(&t->lock);
 }
 

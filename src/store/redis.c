@@ -471,3 +471,13 @@ const sonde__store_type sonde__store_redis = {
     .put_baseline = rd_put_baseline,
     .read_baselines = rd_read_baselines,
 };
+
+void *sonde__store_redis_handle(void *ctx)
+{
+    return ctx ? ((struct rd *)ctx)->c : NULL;
+}
+
+const char *sonde__store_redis_prefix(void *ctx)
+{
+    return ctx ? ((struct rd *)ctx)->prefix : "sonde:";
+}

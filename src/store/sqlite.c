@@ -370,3 +370,8 @@ const sonde__store_type sonde__store_sqlite = {
     .put_baseline = sq_put_baseline,
     .read_baselines = sq_read_baselines,
 };
+
+void *sonde__store_sqlite_handle(void *ctx)
+{
+    return ctx ? ((struct sq *)ctx)->db : NULL;
+}

@@ -102,6 +102,15 @@ typedef struct sonde__store_type {
 extern const sonde__store_type sonde__store_sqlite;
 extern const sonde__store_type sonde__store_redis;
 
+/* The raw connection behind a backend context, for a component that keeps
+ * its own tables in the same store over its own connection (error
+ * tracking: src/errors/persist.c): a sqlite3 * for sonde__store_sqlite, a
+ * redisContext * for sonde__store_redis, and the Redis key prefix.
+ * Borrowed from ctx. */
+void *sonde__store_sqlite_handle(void *ctx);
+void *sonde__store_redis_handle(void *ctx);
+const char *sonde__store_redis_prefix(void *ctx);
+
 /* ---- row codec (rowcodec.c): Redis members, fuzzed ----
  * u8 version (1), varint zigzag minute, varint errors, varint id, then the
  * sketch encoding to the end. */

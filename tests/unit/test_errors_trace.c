@@ -23,13 +23,19 @@ __attribute__((constructor)) static void quiet_logs(void)
 #define T0 (UINT64_C(28928880) * MIN_NS)
 
 static uint64_t now_ns = T0;
-static uint64_t trace_clock(void) { return __atomic_load_n(&now_ns, __ATOMIC_RELAXED); }
+static uint64_t trace_clock(void)
+{
+    return __atomic_load_n(&now_ns, __ATOMIC_RELAXED);
+}
 static double errors_clock(void *ud)
 {
     (void)ud;
     return (double)trace_clock() / 1e9;
 }
-static void set_time(uint64_t ns) { __atomic_store_n(&now_ns, ns, __ATOMIC_RELAXED); }
+static void set_time(uint64_t ns)
+{
+    __atomic_store_n(&now_ns, ns, __ATOMIC_RELAXED);
+}
 
 static sonde_errors *T;
 static sonde_registry *R;
