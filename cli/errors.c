@@ -2,6 +2,7 @@
  * sonde errors and sonde alerts: a service's error groups and alerts, from
  * its /errors and /alerts endpoints, as readable tables or as JSON.
  */
+#define _GNU_SOURCE /* strptime, timegm */
 #include "cli.h"
 #include "json.h"
 
@@ -9,18 +10,22 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
 static const char errors_usage[] =
-    "usage: sonde errors [--url URL] [--since DURATION] [--severity LEVEL] [--type TYPE]\n"
-    "                    [--limit N] [--json] [--api-key KEY] [--timeout SECONDS]\n"
+    "usage: sonde errors [--url URL | --store ADDRESS] [--since DURATION] [--severity LEVEL]\n"
+    "                    [--type TYPE] [--limit N] [--json] [--api-key KEY] [--timeout SECONDS]\n"
     "\n"
     "List a service's error groups, most recently seen first.\n"
     "\n"
     "options:\n"
     "  --url URL          server base URL including any route prefix\n"
     "                     (default $SONDE_URL, else http://127.0.0.1:9464)\n"
+    "  --store ADDRESS    read the store the service wrote instead (its SONDE_STORE:\n"
+    "                     a SQLite file path, or redis://[:password@]host[:port][/db]);\n"
+    "                     counts of every process using it are added up\n"
     "  --since DURATION   groups seen within this long (90s, 15m, 1h, 7d), or since\n"
     "                     an RFC 3339 time\n"
     "  --severity LEVEL   groups whose highest severity is at least low, medium,\n"
@@ -34,13 +39,16 @@ static const char errors_usage[] =
     "exit status: 0 success, 1 the server answered an error, 3 unreachable.\n";
 
 static const char alerts_usage[] =
-    "usage: sonde alerts [--url URL] [--json] [--api-key KEY] [--timeout SECONDS]\n"
+    "usage: sonde alerts [--url URL | --store ADDRESS] [--json] [--api-key KEY]\n"
+    "                    [--timeout SECONDS]\n"
     "\n"
     "List a service's alerts: firing, pending, and the recent history.\n"
     "\n"
     "options:\n"
     "  --url URL          server base URL including any route prefix\n"
     "                     (default $SONDE_URL, else http://127.0.0.1:9464)\n"
+    "  --store ADDRESS    read the alert history from the service's store instead\n"
+    "                     (a SQLite file path or redis://...)\n"
     "  --json             print the JSON answer as is\n"
     "  --api-key KEY      bearer key (default $SONDE_API_KEY)\n"
     "  --timeout SECONDS  give up after this long (default 10)\n"
@@ -69,6 +77,42 @@ static void add_param(char *q, size_t n, const char *name, const char *value)
     q[l] = '\0';
 }
 
+/* --since for a store: a duration before now (90s, 15m, 1h, 7d, 1h30m) or
+ * an RFC 3339 UTC time (2024-05-01T12:00:00Z). */
+static bool parse_since(const char *s, double *out)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    const char *rest = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (rest && (*rest == 'Z' || *rest == '\0')) {
+        *out = (double)timegm(&tm);
+        return true;
+    }
+    double total = 0;
+    const char *p = s;
+    if (!*p)
+        return false;
+    while (*p) {
+        char *end;
+        double v = strtod(p, &end);
+        if (end == p || !(v >= 0))
+            return false;
+        double unit = *end == 's'    ? 1
+                      : *end == 'm'  ? 60
+                      : *end == 'h'  ? 3600
+                      : *end == 'd'  ? 86400
+                      : *end == 'w'  ? 604800
+                      : *end == '\0' ? 1
+                                     : 0;
+        if (unit == 0)
+            return false;
+        total += v * unit;
+        p = *end ? end + 1 : end;
+    }
+    *out = (double)time(NULL) - total;
+    return true;
+}
+
 /* "2024-05-01T11:59:59.870Z" -> "2024-05-01 11:59:59"; "-" for null. */
 static void short_time(char *out, size_t n, const json_value *v)
 {
@@ -81,7 +125,7 @@ static void short_time(char *out, size_t n, const json_value *v)
 
 /* Options common to both commands. */
 typedef struct opts {
-    const char *url, *key;
+    const char *url, *key, *store;
     double timeout;
     bool as_json;
 } opts;
@@ -98,6 +142,8 @@ static int common_opt(const char *cmd, int argc, char **argv, int *i, opts *o)
     }
     if ((m = cli_opt(argc, argv, i, "--url", &v)))
         o->url = v;
+    else if ((m = cli_opt(argc, argv, i, "--store", &v)))
+        o->store = v;
     else if ((m = cli_opt(argc, argv, i, "--api-key", &v)))
         o->key = v;
     else if ((m = cli_opt(argc, argv, i, "--timeout", &v))) {
@@ -151,10 +197,32 @@ static void print_groups(const json_value *root)
         printf("\n");
 }
 
+/* Read from a store: the same JSON document as the endpoint. */
+static int read_store(const char *cmd, const char *store, const sonde_errors_filter *f, char **body,
+                      size_t *len)
+{
+    sonde_buf b;
+    sonde_buf_init(&b);
+    int rc = f || strcmp(cmd, "errors") == 0 ? sonde_errors_read_store(store, f, &b)
+                                             : sonde_alerts_read_store(store, &b);
+    if (rc) {
+        fprintf(stderr, "sonde %s: cannot read the store %s: %s (%s)\n", cmd, store,
+                sonde_strerror(rc), sonde_registry_last_error());
+        sonde_buf_free(&b);
+        return rc == SONDE_EUNREACHABLE ? EXIT_UNREACHABLE : 1;
+    }
+    *body = strdup(b.data ? b.data : "");
+    *len = b.len;
+    sonde_buf_free(&b);
+    return *body ? 0 : 1;
+}
+
 int cmd_errors(int argc, char **argv)
 {
-    opts o = {cli_default_url(), getenv("SONDE_API_KEY"), 10, false};
+    opts o = {cli_default_url(), getenv("SONDE_API_KEY"), NULL, 10, false};
     char query[1024] = "";
+    sonde_errors_filter filter = {0};
+    char type_buf[256] = "";
     for (int i = 1; i < argc; i++) {
         const char *v = NULL;
         int m;
@@ -182,6 +250,26 @@ int cmd_errors(int argc, char **argv)
                                     "critical\n");
                     return EXIT_USAGE;
                 }
+                if (k == 0 && !parse_since(v, &filter.since)) {
+                    fprintf(stderr, "sonde errors: --since must be a duration (90s, 15m, 1h, "
+                                    "7d) or an RFC 3339 time\n");
+                    return EXIT_USAGE;
+                }
+                if (k == 1)
+                    filter.min_severity = sonde_severity_parse(v);
+                if (k == 2) {
+                    snprintf(type_buf, sizeof type_buf, "%s", v);
+                    filter.type = type_buf;
+                }
+                if (k == 3) {
+                    char *end;
+                    long l = strtol(v, &end, 10);
+                    if (*end || l < 1 || l > 100000) {
+                        fprintf(stderr, "sonde errors: --limit must be 1 to 100000\n");
+                        return EXIT_USAGE;
+                    }
+                    filter.limit = (size_t)l;
+                }
                 add_param(query, sizeof query, params[k], v);
                 taken = true;
             }
@@ -195,7 +283,8 @@ int cmd_errors(int argc, char **argv)
     snprintf(path, sizeof path, "/errors%s", query);
     char *body;
     size_t len;
-    int rc = cli_get_json("errors", o.url, path, o.key, o.timeout, &body, &len);
+    int rc = o.store ? read_store("errors", o.store, &filter, &body, &len)
+                     : cli_get_json("errors", o.url, path, o.key, o.timeout, &body, &len);
     if (rc)
         return rc;
     char err[128];
@@ -284,7 +373,7 @@ static void print_alerts(const json_value *root)
 
 int cmd_alerts(int argc, char **argv)
 {
-    opts o = {cli_default_url(), getenv("SONDE_API_KEY"), 10, false};
+    opts o = {cli_default_url(), getenv("SONDE_API_KEY"), NULL, 10, false};
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             fputs(alerts_usage, stdout);
@@ -300,7 +389,8 @@ int cmd_alerts(int argc, char **argv)
     }
     char *body;
     size_t len;
-    int rc = cli_get_json("alerts", o.url, "/alerts", o.key, o.timeout, &body, &len);
+    int rc = o.store ? read_store("alerts", o.store, NULL, &body, &len)
+                     : cli_get_json("alerts", o.url, "/alerts", o.key, o.timeout, &body, &len);
     if (rc)
         return rc;
     char err[128];

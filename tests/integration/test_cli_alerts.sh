@@ -55,8 +55,10 @@ lacks "$tmp/out" "CacheMiss"
 expect_rc 0 "$SONDE" errors --url "$url" --type CacheMiss --json
 jq -e '.groups | length == 1 and .[0].type == "CacheMiss" and .[0].count == 1' "$tmp/out" >/dev/null \
   || fail "errors --json"
-expect_rc 1 "$SONDE" errors --url "$url" --since yesterday
-contains "$tmp/err" "answered 400"
+expect_rc 64 "$SONDE" errors --url "$url" --since yesterday
+contains "$tmp/err" "--since must be a duration"
+expect_rc 1 "$SONDE" errors --url "$url/nothing" --timeout 5
+contains "$tmp/err" "answered 404"
 
 expect_rc 0 "$SONDE" alerts --url "$url"
 contains "$tmp/out" "FIRING: 1"
@@ -69,6 +71,24 @@ expect_rc 0 "$SONDE" alerts --url "$url" --json
 jq -e '.firing[0].rule == "DatabaseErrors" and .firing[0].value == 4' "$tmp/out" >/dev/null || fail "alerts --json"
 kill -TERM "${pids[-1]}"; wait "${pids[-1]}" || true
 expect_rc 3 "$SONDE" alerts --url "$url" --timeout 2
+
+# --- the store a previous process wrote (SONDE_STORE) ---
+SONDE_STORE="$tmp/history.db" "$SONDE_TEST_DIR/errors_fixture" --exit 2>/dev/null
+SONDE_STORE="$tmp/history.db" "$SONDE_TEST_DIR/errors_fixture" --exit 2>/dev/null
+expect_rc 0 "$SONDE" errors --store "$tmp/history.db"
+grep -qE '^critical +8 .*DatabaseError: insert into orders failed for user <n>$' "$tmp/out" \
+  || { cat "$tmp/out"; fail "stored critical row (two processes, 4 + 4)"; }
+grep -qE '^low +2 .*CacheMiss' "$tmp/out" || { cat "$tmp/out"; fail "stored CacheMiss row"; }
+expect_rc 0 "$SONDE" errors --store "$tmp/history.db" --severity critical --since 1h --json
+jq -e '.groups | length == 1 and .[0].count == 8 and .[0].severity == "critical"' "$tmp/out" >/dev/null \
+  || fail "errors --store --json"
+expect_rc 0 "$SONDE" alerts --store "$tmp/history.db"
+contains "$tmp/out" "FIRING: 2"
+contains "$tmp/out" "RECENT: 2"
+grep -qE '^DatabaseErrors +firing +high ' "$tmp/out" || { cat "$tmp/out"; fail "stored alert row"; }
+expect_rc 1 "$SONDE" errors --store "$tmp/none/history.db"
+contains "$tmp/err" "cannot read the store"
+expect_rc 64 "$SONDE" errors --store "$tmp/history.db" --since tomorrow
 
 # --- check-config: the alerts section ---
 cat >"$tmp/bad.yml" <<'EOF2'
