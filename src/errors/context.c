@@ -62,8 +62,8 @@ int sonde__errors_context_json(sonde_buf *b, const char *blob, size_t len, bool 
         default:
             continue;
         }
-        if (sl > sizeof num && s == num)
-            sl = strlen(num);
+        if (s == num)
+            sl = strnlen(num, sizeof num - 1); /* snprintf's return, clamped */
         if (!*first)
             rc = sonde__buf_putc(b, ',');
         *first = false;

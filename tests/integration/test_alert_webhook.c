@@ -53,7 +53,7 @@ static receiver start_receiver(const char *mode, const char *arg)
     char line[32];
     ASSERT_GT(proc_read_line(fd, line, sizeof line, 10000), 0);
     close(fd);
-    r.port = atoi(line);
+    r.port = (int)strtol(line, NULL, 10);
     ASSERT_GT(r.port, 0);
     snprintf(r.url, sizeof r.url, "http://127.0.0.1:%d/hook", r.port);
     return r;
