@@ -13,6 +13,12 @@
  * cache misses. Warnings and errors go to stderr; with --log-file every line
  * (DEBUG and up) goes to that file as JSON, for jq.
  *
+ * Failed backend calls and circuit-breaker trips are captured as errors
+ * (grouped on /errors); an alert rule fires within seconds once enough of
+ * them pile up (on /alerts, printed here, and sent to the Alertmanager or
+ * webhooks named by SONDE_ALERTMANAGER_URL, SONDE_WEBHOOK_URL,
+ * SONDE_SLACK_WEBHOOK_URL).
+ *
  *   sonde-demo [--web.listen-address HOST:PORT] [--format F] [--once]
  *              [--interval SECONDS] [--duration SECONDS] [--workers N]
  *              [--simulate SECONDS] [--log-file PATH]
@@ -237,12 +243,28 @@ static void *worker(void *arg)
                 SONDE_LOG(req_log, ERROR, "backend unavailable after retries",
                           SONDE_STR("upstream", "https://svc:s3cret@inventory.internal/v1"),
                           SONDE_INT("attempts", attempts + 1));
+                /* Captured in the request's context: the error group keeps
+                 * its correlation ID. */
+                const char *ctx[] = {"provider", "inventory", "path", path};
+                sonde_error_info e;
+                sonde_error_info_init(&e);
+                SONDE_ERROR_HERE(&e);
+                e.severity = SONDE_SEVERITY_HIGH;
+                e.type = "BackendUnavailable";
+                e.message = "inventory backend unavailable after 3 attempts";
+                e.operation = "backend_call";
+                e.context = ctx;
+                e.context_count = 2;
+                e.errnum = ECONNRESET;
+                sonde_error_capture(NULL, &e);
                 if (atomic_fetch_add(&breaker_failures, 1) + 1 >= 5 &&
                     sonde_stateset_get(m.breaker) == 0) {
                     sonde_stateset_set(m.breaker, 1);
                     sonde_counter_inc(m.breaker_trips);
                     SONDE_LOG(req_log, WARNING, "circuit breaker opened",
                               SONDE_INT("consecutive_failures", 5));
+                    SONDE_CAPTURE(SONDE_SEVERITY_CRITICAL, "CircuitBreakerOpen",
+                                  "circuit breaker opened after %d consecutive failures", 5);
                 }
             } else if (sonde_stateset_get(m.breaker) != 0) {
                 atomic_store(&breaker_failures, 0);
@@ -308,6 +330,52 @@ static void add_checks(void)
     sonde_health_add_writable_dir(NULL, &o, "/tmp");
 }
 
+/* Alert rules: enough backend errors within a minute fire in seconds;
+ * a degraded health (the breaker open) is reported too. */
+static void add_alerts(void)
+{
+    sonde_rule_opts r;
+    sonde_rule_opts_init(&r);
+    r.name = "DemoBackendErrors";
+    r.kind = SONDE_RULE_ERRORS;
+    r.min_severity = SONDE_SEVERITY_HIGH;
+    r.threshold = 5;
+    r.window_seconds = 60;
+    r.repeat_seconds = 300;
+    r.summary = "{value} backend errors within {window} (threshold {threshold})";
+    r.description = "The inventory backend keeps failing after retries; see /errors.";
+    int rc = sonde_alerts_add_rule(NULL, &r);
+    if (rc)
+        die("alert rule", rc);
+    sonde_rule_opts_init(&r);
+    r.name = "DemoHealthDegraded";
+    r.kind = SONDE_RULE_HEALTH;
+    r.percent = 90;
+    r.for_seconds = 5;
+    r.severity = SONDE_SEVERITY_MEDIUM;
+    rc = sonde_alerts_add_rule(NULL, &r);
+    if (rc)
+        die("alert rule", rc);
+}
+
+/* Print alert transitions as they happen (the notifiers deliver them). */
+static void print_alert_changes(void)
+{
+    static int last[8];
+    sonde_alert *a;
+    size_t n;
+    if (sonde_alerts_get(NULL, 0, &a, &n) != SONDE_OK)
+        return;
+    for (size_t i = 0; i < n && i < 8; i++) {
+        int s = a[i].state;
+        if (s != last[i] && (s == SONDE_ALERT_FIRING || s == SONDE_ALERT_RESOLVED))
+            fprintf(stderr, "sonde-demo: ALERT %s %s: %s\n", a[i].rule,
+                    s == SONDE_ALERT_FIRING ? "firing" : "resolved", a[i].summary);
+        last[i] = s;
+    }
+    sonde_free(a);
+}
+
 static void print_urls(void)
 {
     char addr[96];
@@ -332,8 +400,13 @@ static void print_urls(void)
             "  info              http://%s/info\n"
             "  status            http://%s/status\n"
             "  performance       http://%s/performance?hours=1\n"
-            "  (or: build/bin/sonde performance --url http://%s --hours 1)\n",
-            addr, hp, hp, hp, hp, hp, hp, hp, hp, hp, hp);
+            "  (or: build/bin/sonde performance --url http://%s --hours 1)\n"
+            "  errors            http://%s/errors   (build/bin/sonde errors --url http://%s)\n"
+            "  alerts            http://%s/alerts   (build/bin/sonde alerts --url http://%s)\n",
+            addr, hp, hp, hp, hp, hp, hp, hp, hp, hp, hp, hp, hp, hp, hp);
+    const char *am = getenv("SONDE_ALERTMANAGER_URL");
+    if (am && *am)
+        fprintf(stderr, "  alerts are also sent to the Alertmanager at %s\n", am);
     printf("listening on %s\n", addr);
     fflush(stdout);
 }
@@ -470,6 +543,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     if (!once) {
         add_checks();
+        add_alerts();
         sonde_start_opts so;
         sonde_start_opts_init(&so);
         so.listen = listen;
@@ -505,6 +579,7 @@ int main(int argc, char **argv)
             for (double t = 0; t < interval && !atomic_load(&stop_flag); t += 0.1) {
                 sleep_us(100000);
                 waited += 0.1;
+                print_alert_changes();
                 if (simulating && simulate > 0 && waited >= simulate) {
                     /* Freeze the traffic: the workers finish their request
                      * and exit, so every count is final. */

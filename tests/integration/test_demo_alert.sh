@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The demo raises errors and, within 15 seconds of starting, fires an alert
 # that its output shows and that reaches a real Alertmanager (started here
-# on a loopback port) named by SONDE_ALERTMANAGER_URL.
+# on a loopback port) named by SONDE_ALERTMANAGER_URL; with SONDE_STORE,
+# sonde errors --store lists its error groups after it stopped.
 set -euo pipefail
 : "${SONDE_BIN_DIR:?}"
 tmp=$(mktemp -d /tmp/sonde-demo-alert-XXXXXX)
@@ -31,7 +32,7 @@ for _ in $(seq 200); do curl -sf "http://127.0.0.1:$port/-/ready" >/dev/null && 
 curl -sf "http://127.0.0.1:$port/-/ready" >/dev/null || { cat "$tmp/am.log"; fail "alertmanager not ready"; }
 
 start=$(date +%s%N)
-SONDE_ALERTMANAGER_URL="http://127.0.0.1:$port" "$SONDE_BIN_DIR/sonde-demo" \
+SONDE_STORE="$tmp/demo.db" SONDE_ALERTMANAGER_URL="http://127.0.0.1:$port" "$SONDE_BIN_DIR/sonde-demo" \
   --web.listen-address 127.0.0.1:0 >"$tmp/demo.out" 2>"$tmp/demo.err" &
 demo=$!
 pids+=($demo)
@@ -60,4 +61,9 @@ curl -sf "http://$addr/errors?severity=high" | jq -e \
   || fail "/errors of the demo"
 kill -TERM "$demo"
 wait "$demo" || fail "demo exit status"
+"$SONDE_BIN_DIR/sonde" errors --store "$tmp/demo.db" >"$tmp/errors.txt" || fail "sonde errors --store"
+grep -qE '^high +[0-9]+ .*BackendUnavailable: inventory backend unavailable after <n> attempts$' "$tmp/errors.txt" \
+  || { cat "$tmp/errors.txt"; fail "stored groups of the demo"; }
+"$SONDE_BIN_DIR/sonde" alerts --store "$tmp/demo.db" >"$tmp/alerts.txt" || fail "sonde alerts --store"
+grep -qE '^DemoBackendErrors +firing +high ' "$tmp/alerts.txt" || { cat "$tmp/alerts.txt"; fail "stored alert"; }
 echo ok
