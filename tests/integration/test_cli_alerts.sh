@@ -154,7 +154,12 @@ contains "$tmp/rx.log" '"summary":"health at 50.0%"'
 contains "$tmp/rx.log" '"team":"ops"'
 contains "$tmp/rx.log" '"service":"alerting-agent"'
 contains "$tmp/rx.log" 'auth=Bearer_agent-token'
-expect_rc 0 "$SONDE" alerts --url "$aurl"
+# The receiver has the request; the agent counts it once the answer is in.
+for _ in $(seq 100); do
+  expect_rc 0 "$SONDE" alerts --url "$aurl"
+  grep -qF "hook (webhook: 1 sent, 0 failed)" "$tmp/out" && break
+  sleep 0.05
+done
 grep -qE '^AgentDegraded +critical +.* 50 +health at 50.0%$' "$tmp/out" || { cat "$tmp/out"; fail "agent firing row"; }
 contains "$tmp/out" "hook (webhook: 1 sent, 0 failed)"
 
@@ -171,7 +176,11 @@ contains "$tmp/rx.log" '"status":"resolved"'
 expect_rc 0 "$SONDE" alerts --url "$aurl"
 contains "$tmp/out" "FIRING: none"
 grep -qE '^AgentDegraded +resolved +critical ' "$tmp/out" || { cat "$tmp/out"; fail "resolved history row"; }
-expect_rc 0 "$SONDE" metrics --url "$aurl"
+for _ in $(seq 100); do
+  expect_rc 0 "$SONDE" metrics --url "$aurl"
+  grep -qF 'sonde_alert_notifications_total{notifier="hook"} 2' "$tmp/out" && break
+  sleep 0.05
+done
 contains "$tmp/out" 'sonde_alert_notifications_total{notifier="hook"} 2'
 kill -TERM "$agent"; wait "$agent" || true
 echo ok
