@@ -398,7 +398,8 @@ typedef struct sonde_rule_opts {
     int severity;
     /** ERRORS: least severity counted. 0: LOW (all). */
     int min_severity;
-    /** ERRORS: errors needed to fire. 0: 1. Bound: 1000000. */
+    /** ERRORS: errors needed to fire. 0: 1. Bound: 100000 (the rule keeps
+     * that many timestamps: 8 bytes each). */
     uint64_t threshold;
     /** ERRORS: only this type (exact). NULL: any. */
     const char *type;
@@ -428,7 +429,8 @@ typedef struct sonde_rule_opts {
     const char *summary;
     const char *description;
     /** Extra alert labels: labels[2i] = name, labels[2i+1] = value,
-     * label_count pairs. Names as Prometheus label names. */
+     * label_count pairs (at most 32). Names as Prometheus label names;
+     * alertname and names starting with __ are reserved. */
     const char *const *labels;
     size_t label_count;
 } sonde_rule_opts;
@@ -465,8 +467,8 @@ SONDE_API int sonde_alerts_set_rules(sonde_errors *t, const sonde_rule_opts *rul
 
 /** Notifier kinds. Values are ABI. */
 typedef enum sonde_notifier_kind {
-    /** A line through sonde's diagnostics/logger (WARNING when firing,
-     * INFO when resolved). */
+    /** A line through the "sonde.alerts" logger: ERROR when a high or
+     * critical alert fires, WARNING for the others, INFO when resolved. */
     SONDE_NOTIFY_LOG = 1,
     /** POST url with a JSON document (see docs/alerting.md). */
     SONDE_NOTIFY_WEBHOOK = 2,
