@@ -18,8 +18,9 @@
  * glibc) and never fails: when the queue is full the error is counted in
  * sonde_errors_dropped_total and otherwise discarded. The runtime worker
  * drains the queue: it updates the groups, feeds the rules, and logs the
- * error (ERROR, or CRITICAL for critical errors) through sonde's
- * diagnostics.
+ * error (ERROR, or CRITICAL for critical errors) through the "sonde.errors"
+ * logger, at most 100 lines a second (the rest are counted in a summary
+ * line).
  *
  * Fingerprint. Errors with the same type, the same normalised message and
  * the same location (file name without directories, function, line) are
