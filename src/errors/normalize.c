@@ -73,14 +73,15 @@ size_t sonde__err_normalize(const char *s, size_t n, char *out, size_t cap)
         return 0;
     while (i < n && len < cap) {
         char c = s[i];
-        if (!IS_WORD(c)) {
+        uint8_t k = cls[(uint8_t)c];
+        if (!(k & (C_ALPHA | C_DIGIT))) {
             out[len++] = c;
             i++;
             continue;
         }
         /* A word starts here (the previous byte, if any, is not a word
          * character). */
-        if (IS_HEX(c) && uuid_at(s + i, n - i)) {
+        if ((k & C_HEX) && uuid_at(s + i, n - i)) {
             size_t nl = put(out, len, cap, "<uuid>", 6);
             if (nl == len)
                 break;
@@ -88,36 +89,39 @@ size_t sonde__err_normalize(const char *s, size_t n, char *out, size_t cap)
             i += 36;
             continue;
         }
-        size_t j = i, digits = 0, hex = 0;
-        while (j < n && IS_WORD(s[j])) {
-            uint8_t k = cls[(uint8_t)s[j]];
-            digits += (k & C_DIGIT) != 0;
-            hex += (k & C_HEX) != 0;
-            j++;
+        /* One pass: copy the word while classifying it, then replace what
+         * was copied when it is a number or an id. */
+        size_t start = len, j = i;
+        unsigned digits = 0, hex = 0;
+        for (; j < n; j++) {
+            uint8_t kk = cls[(uint8_t)s[j]];
+            if (!(kk & (C_ALPHA | C_DIGIT)))
+                break;
+            if (len < cap)
+                out[len++] = s[j];
+            digits += (kk >> 1) & 1;
+            hex += (kk >> 2) & 1;
         }
         size_t w = j - i;
         const char *rep = NULL;
         size_t rl = 0;
-        if (w > 2 && s[i] == '0' && (s[i + 1] == 'x' || s[i + 1] == 'X') && hex == w - 1) {
+        if (w > 2 && s[i] == '0' && (s[i + 1] == 'x' || s[i + 1] == 'X') && hex == w - 1)
             rep = "<hex>", rl = 5;
-        } else if (digits == w) {
+        else if (digits == w)
             rep = "<n>", rl = 3;
-        } else if (digits > 0 && hex == w && w >= 8) {
+        else if (digits > 0 && hex == w && w >= 8)
             rep = "<hex>", rl = 5;
-        } else if (digits > 0) {
+        else if (digits > 0)
             rep = "<id>", rl = 4;
+        if (rep) {
+            len = start;
+            if (start + rl > cap)
+                break; /* the output is cut at a token edge */
+            memcpy(out + len, rep, rl);
+            len += rl;
+        } else if (w > cap - start) {
+            break; /* a plain word longer than the room: its prefix stays */
         }
-        size_t nl = rep ? put(out, len, cap, rep, rl) : put(out, len, cap, s + i, w);
-        if (nl == len) {
-            /* A plain word longer than what is left: keep its prefix. */
-            if (!rep) {
-                size_t room = cap - len;
-                memcpy(out + len, s + i, room);
-                len += room;
-            }
-            break;
-        }
-        len = nl;
         i = j;
     }
     return len;
