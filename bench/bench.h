@@ -62,8 +62,7 @@ double bench_median_1t(bench_body_fn body, void *arg, uint64_t iters, unsigned r
  * operation to ns_per_op[0..k) and returns their mean, or a negative value
  * when a thread could not be started. The calling thread only waits.
  */
-double bench_threads(unsigned k, bench_body_fn body, void *arg, uint64_t iters,
-                     double *ns_per_op);
+double bench_threads(unsigned k, bench_body_fn body, void *arg, uint64_t iters, double *ns_per_op);
 
 /* Median over `runs` runs of the per-thread mean ns/op of bench_threads. */
 double bench_median_threads(unsigned k, bench_body_fn body, void *arg, uint64_t iters,

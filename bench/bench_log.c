@@ -114,15 +114,15 @@ static double fprintf_run(uint64_t n, double *lines_per_s)
         clock_gettime(CLOCK_REALTIME, &ts);
         struct tm tm;
         gmtime_r(&ts.tv_sec, &tm);
-        fprintf(f,
-                "{\"timestamp\":\"%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ\",\"level\":\"INFO\","
-                "\"logger\":\"bench\",\"message\":\"request handled\",\"fields\":{\"method\":\"%s\","
-                "\"path\":\"%s\",\"status\":%d,\"duration\":%g,\"user\":\"%s\"},"
-                "\"source\":\"%s:%d:%s\",\"pid\":%d,\"tid\":%d}\n",
-                tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                ts.tv_nsec / 1000, "GET", "/api/v1/items", 200,
-                0.0125 + (double)(i & 7) * 0.001, "u42", "bench_log.c", __LINE__, __func__, pid,
-                tid);
+        fprintf(
+            f,
+            "{\"timestamp\":\"%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ\",\"level\":\"INFO\","
+            "\"logger\":\"bench\",\"message\":\"request handled\",\"fields\":{\"method\":\"%s\","
+            "\"path\":\"%s\",\"status\":%d,\"duration\":%g,\"user\":\"%s\"},"
+            "\"source\":\"%s:%d:%s\",\"pid\":%d,\"tid\":%d}\n",
+            tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+            ts.tv_nsec / 1000, "GET", "/api/v1/items", 200, 0.0125 + (double)(i & 7) * 0.001, "u42",
+            "bench_log.c", __LINE__, __func__, pid, tid);
     }
     fflush(f);
     uint64_t t1 = bench_now_ns();

@@ -109,8 +109,8 @@ static void body_counter_inc(void *arg, unsigned tid, uint64_t n)
 }
 
 /* Ten label combinations, looked up by value on every operation. */
-static const char *const lab_method[10] = {"GET", "POST", "PUT",    "DELETE", "PATCH",
-                                           "GET", "POST", "PUT",    "DELETE", "PATCH"};
+static const char *const lab_method[10] = {"GET", "POST", "PUT", "DELETE", "PATCH",
+                                           "GET", "POST", "PUT", "DELETE", "PATCH"};
 static const char *const lab_code[10] = {"200", "200", "200", "200", "200",
                                          "500", "500", "500", "500", "500"};
 
@@ -136,7 +136,7 @@ static void body_gauge_set(void *arg, unsigned tid, uint64_t n)
 
 /* Sixteen values spanning the default buckets (.005 ... 10) and +Inf, so
  * every bucket is hit and the bucket search is not always the same. */
-static const double obs_values[16] = {0.003, 0.008, 0.02, 0.04, 0.07, 0.2, 0.4, 0.8,
+static const double obs_values[16] = {0.003, 0.008, 0.02, 0.04, 0.07,  0.2, 0.4, 0.8,
                                       2,     4,     8,    20,   0.001, 0.3, 1.5, 6};
 
 static void body_histogram(void *arg, unsigned tid, uint64_t n)
@@ -207,9 +207,9 @@ static void bench_hot_path(void)
     check(sonde_gauge_create(reg, "bench_gauge", "Benchmark gauge.", &g), "sonde_gauge_create");
 
     sonde_histogram *h;
-    check(sonde_histogram_create(reg, "bench_histogram_seconds", "Benchmark histogram.", NULL, 0,
-                                 &h),
-          "sonde_histogram_create");
+    check(
+        sonde_histogram_create(reg, "bench_histogram_seconds", "Benchmark histogram.", NULL, 0, &h),
+        "sonde_histogram_create");
 
     static const double objectives[3] = {0.5, 0.9, 0.99};
     sonde_metric_opts_init(&o);

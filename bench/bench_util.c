@@ -99,8 +99,7 @@ static void *thread_main(void *p)
     return NULL;
 }
 
-double bench_threads(unsigned k, bench_body_fn body, void *arg, uint64_t iters,
-                     double *ns_per_op)
+double bench_threads(unsigned k, bench_body_fn body, void *arg, uint64_t iters, double *ns_per_op)
 {
     if (k == 0 || k > 64)
         return -1;

@@ -79,8 +79,7 @@ int main(int argc, char **argv)
                 return 2;
             }
             if (!g->run) {
-                fprintf(stderr, "sonde-bench: group %s is not built into this program\n",
-                        argv[i]);
+                fprintf(stderr, "sonde-bench: group %s is not built into this program\n", argv[i]);
                 return 2;
             }
             named++;

@@ -44,7 +44,11 @@ static void ws(js *j)
 static int utf8(js *j)
 {
     unsigned c = *j->p;
-    size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+    size_t len = c < 0x80             ? 1
+                 : (c & 0xE0) == 0xC0 ? 2
+                 : (c & 0xF0) == 0xE0 ? 3
+                 : (c & 0xF8) == 0xF0 ? 4
+                                      : 0;
     if (!len || j->p + len > j->e)
         return 0;
     unsigned cp = len == 1 ? c : len == 2 ? c & 0x1F : len == 3 ? c & 0x0F : c & 0x07;
@@ -181,13 +185,20 @@ static int value(js *j)
     if (j->p >= j->e)
         return 0;
     switch (*j->p) {
-    case '{': return container(j, '{', '}');
-    case '[': return container(j, '[', ']');
-    case '"': return str(j);
-    case 't': return lit(j, "true");
-    case 'f': return lit(j, "false");
-    case 'n': return lit(j, "null");
-    default: return num(j);
+    case '{':
+        return container(j, '{', '}');
+    case '[':
+        return container(j, '[', ']');
+    case '"':
+        return str(j);
+    case 't':
+        return lit(j, "true");
+    case 'f':
+        return lit(j, "false");
+    case 'n':
+        return lit(j, "null");
+    default:
+        return num(j);
     }
 }
 
@@ -263,25 +274,49 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         double d;
         memcpy(&d, &num, sizeof d);
         switch (op) {
-        case 0: f[n++] = SONDE_STRN(k, t, tl); break;
-        case 1: f[n++] = SONDE_INT(k, (int64_t)num); break;
-        case 2: f[n++] = SONDE_UINT(k, num); break;
-        case 3: f[n++] = SONDE_DOUBLE(k, d); break;
-        case 4: f[n++] = SONDE_BOOL(k, (int)(num & 1)); break;
-        case 5: f[n++] = SONDE_NULL(k); break;
-        case 6: f[n++] = SONDE_OBJECT(k); break;
-        case 7: f[n++] = SONDE_LIST(k); break;
-        case 8: f[n++] = SONDE_CLOSE(); break;
-        case 9: f[n++] = SONDE_ERRNUM((int)(num % 200)); break;
-        case 10: f[n++] = SONDE_STR(k, NULL); break;
-        default: f[n++] = SONDE_STRN("password", t, tl); break;
+        case 0:
+            f[n++] = SONDE_STRN(k, t, tl);
+            break;
+        case 1:
+            f[n++] = SONDE_INT(k, (int64_t)num);
+            break;
+        case 2:
+            f[n++] = SONDE_UINT(k, num);
+            break;
+        case 3:
+            f[n++] = SONDE_DOUBLE(k, d);
+            break;
+        case 4:
+            f[n++] = SONDE_BOOL(k, (int)(num & 1));
+            break;
+        case 5:
+            f[n++] = SONDE_NULL(k);
+            break;
+        case 6:
+            f[n++] = SONDE_OBJECT(k);
+            break;
+        case 7:
+            f[n++] = SONDE_LIST(k);
+            break;
+        case 8:
+            f[n++] = SONDE_CLOSE();
+            break;
+        case 9:
+            f[n++] = SONDE_ERRNUM((int)(num % 200));
+            break;
+        case 10:
+            f[n++] = SONDE_STR(k, NULL);
+            break;
+        default:
+            f[n++] = SONDE_STRN("password", t, tl);
+            break;
         }
     }
     /* The first half of the fields also become a context frame. */
     int tok = sonde_log_context_push(size && data[0] & 1 ? copy : NULL, f, n / 2);
     int before = lines;
-    sonde_log_write(sonde_logger_get("fuzz"), SONDE_LOG_INFO, __FILE__, __LINE__, __func__,
-                    copy, f, n);
+    sonde_log_write(sonde_logger_get("fuzz"), SONDE_LOG_INFO, __FILE__, __LINE__, __func__, copy, f,
+                    n);
     if (lines != before + 1)
         abort();
     check_line();

@@ -28,10 +28,10 @@ extern int test_failed;
 
 #define TEST(name)                                                                                 \
     static void name(void);                                                                        \
-    __attribute__((constructor)) static void register_##name(void)                                \
+    __attribute__((constructor)) static void register_##name(void)                                 \
     {                                                                                              \
         if (test_case_count < TEST_MAX_CASES)                                                      \
-            test_cases[test_case_count++] = (struct test_case){#name, name};                      \
+            test_cases[test_case_count++] = (struct test_case){#name, name};                       \
     }                                                                                              \
     static void name(void)
 
@@ -121,9 +121,9 @@ extern int test_failed;
     int test_failed;                                                                               \
     int main(int argc, char **argv)                                                                \
     {                                                                                              \
-        volatile int failures = 0, ran = 0;                                                                 \
+        volatile int failures = 0, ran = 0;                                                        \
         setvbuf(stdout, NULL, _IONBF, 0);                                                          \
-        for (volatile int i = 0; i < test_case_count; i++) {                                                \
+        for (volatile int i = 0; i < test_case_count; i++) {                                       \
             if (argc > 1) {                                                                        \
                 int want = 0;                                                                      \
                 for (int a = 1; a < argc; a++)                                                     \

@@ -36,15 +36,15 @@
 #include <unistd.h>
 
 struct demo_metrics {
-    sonde_family *requests;      /* demo_requests_total{method,status} */
-    sonde_family *latency;       /* demo_request_duration_seconds{method} */
-    sonde_family *cache_ops;     /* demo_cache_operations_total{result} */
-    sonde_counter *retries;      /* demo_backend_retries_total */
+    sonde_family *requests;       /* demo_requests_total{method,status} */
+    sonde_family *latency;        /* demo_request_duration_seconds{method} */
+    sonde_family *cache_ops;      /* demo_cache_operations_total{result} */
+    sonde_counter *retries;       /* demo_backend_retries_total */
     sonde_counter *breaker_trips; /* demo_circuit_breaker_trips_total */
-    sonde_stateset *breaker;     /* demo_circuit_breaker_state */
-    sonde_gauge *inflight;       /* demo_inflight_requests */
-    sonde_gauge *workers;        /* demo_worker_threads */
-    sonde_family *payload;       /* demo_response_size_bytes (summary) */
+    sonde_stateset *breaker;      /* demo_circuit_breaker_state */
+    sonde_gauge *inflight;        /* demo_inflight_requests */
+    sonde_gauge *workers;         /* demo_worker_threads */
+    sonde_family *payload;        /* demo_response_size_bytes (summary) */
 };
 
 static struct demo_metrics m;
@@ -289,8 +289,8 @@ static void *worker(void *arg)
         sonde_gauge_dec(m.inflight);
         sonde_op_end(req_op, status < 500);
         SONDE_LOG_AT(req_log, status >= 500 ? SONDE_LOG_ERROR : SONDE_LOG_INFO, "request handled",
-                  SONDE_INT("status", status), SONDE_DOUBLE("duration_seconds", secs),
-                  SONDE_BOOL("cache_hit", cache_hit));
+                     SONDE_INT("status", status), SONDE_DOUBLE("duration_seconds", secs),
+                     SONDE_BOOL("cache_hit", cache_hit));
         sleep_us(1000 + next_rand(&seed) % 4000);
     }
     sonde_gauge_dec(m.workers);

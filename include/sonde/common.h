@@ -39,26 +39,26 @@ extern "C" {
  * Every error sonde can return: XX(NAME, value, message). Values are ABI:
  * never renumber, never reuse; add new codes at the end.
  */
-#define SONDE_ERRNO_MAP(XX)                                                        \
-    XX(OK, 0, "success")                                                           \
-    XX(EINVAL, -1, "invalid argument")                                             \
-    XX(ENOMEM, -2, "out of memory")                                                \
-    XX(EBADNAME, -3, "invalid metric name")                                        \
-    XX(EBADLABEL, -4, "invalid or reserved label name")                            \
-    XX(ECONFLICT, -5, "metric already registered with a different definition")     \
-    XX(ELIMIT, -6, "limit reached")                                                \
-    XX(ENOTFOUND, -7, "not found")                                                 \
-    XX(ELABELCOUNT, -8, "wrong number of label values")                            \
-    XX(EBUCKETS, -9, "invalid histogram buckets")                                  \
-    XX(EOBJECTIVES, -10, "invalid summary objectives")                             \
-    XX(EDISABLED, -11, "sonde is disabled")                                        \
-    XX(EIO, -12, "input/output error")                                             \
-    XX(EBIND, -13, "cannot bind listening address")                                \
-    XX(ESTATE, -14, "operation not valid in the current state")                    \
-    XX(EPARSE, -15, "parse error")                                                 \
-    XX(ETIMEOUT, -16, "timed out")                                                 \
-    XX(ETOOBIG, -17, "size limit exceeded")                                        \
-    XX(EUNREACHABLE, -18, "peer unreachable")                                      \
+#define SONDE_ERRNO_MAP(XX)                                                                        \
+    XX(OK, 0, "success")                                                                           \
+    XX(EINVAL, -1, "invalid argument")                                                             \
+    XX(ENOMEM, -2, "out of memory")                                                                \
+    XX(EBADNAME, -3, "invalid metric name")                                                        \
+    XX(EBADLABEL, -4, "invalid or reserved label name")                                            \
+    XX(ECONFLICT, -5, "metric already registered with a different definition")                     \
+    XX(ELIMIT, -6, "limit reached")                                                                \
+    XX(ENOTFOUND, -7, "not found")                                                                 \
+    XX(ELABELCOUNT, -8, "wrong number of label values")                                            \
+    XX(EBUCKETS, -9, "invalid histogram buckets")                                                  \
+    XX(EOBJECTIVES, -10, "invalid summary objectives")                                             \
+    XX(EDISABLED, -11, "sonde is disabled")                                                        \
+    XX(EIO, -12, "input/output error")                                                             \
+    XX(EBIND, -13, "cannot bind listening address")                                                \
+    XX(ESTATE, -14, "operation not valid in the current state")                                    \
+    XX(EPARSE, -15, "parse error")                                                                 \
+    XX(ETIMEOUT, -16, "timed out")                                                                 \
+    XX(ETOOBIG, -17, "size limit exceeded")                                                        \
+    XX(EUNREACHABLE, -18, "peer unreachable")                                                      \
     XX(ETYPE, -19, "wrong metric type for this operation")
 
 /** Error codes; SONDE_OK is 0, errors are negative. */

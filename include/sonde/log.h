@@ -371,8 +371,7 @@ SONDE_API int sonde_log_request_id_valid(const char *s, size_t n);
  * Either header may be NULL. Writes a NUL-terminated ID into out. Returns 1
  * (traceparent), 2 (X-Request-ID) or 0 (generated). Any thread.
  */
-SONDE_API int sonde_log_correlation_from_headers(const char *traceparent,
-                                                 const char *x_request_id,
+SONDE_API int sonde_log_correlation_from_headers(const char *traceparent, const char *x_request_id,
                                                  char out[SONDE_CORRELATION_ID_MAX + 1]);
 
 /** A captured context, to adopt on another thread. Immutable. */
@@ -396,7 +395,10 @@ SONDE_API void sonde_log_context_release(sonde_log_context *ctx);
 
 /* Scope macros (GNU C: the cleanup attribute): the frame is popped when the
  * enclosing block exits, by any path. */
-static inline void sonde__log_scope_end(int *token) { sonde_log_context_pop(*token); }
+static inline void sonde__log_scope_end(int *token)
+{
+    sonde_log_context_pop(*token);
+}
 #if defined(__COUNTER__)
 #define SONDE__UNIQ(p) SONDE__CAT(p, __COUNTER__)
 #else
@@ -449,8 +451,8 @@ SONDE_API void sonde_log_operation_start(sonde_log_op *op, sonde_logger *lg, con
  * failed" (ERROR) with "event":"operation_end", "operation", "success" and
  * "duration_seconds", plus fields [0..n). Returns the duration in seconds.
  */
-SONDE_API double sonde_log_operation_end(sonde_log_op *op, int success,
-                                         const sonde_field *fields, size_t n);
+SONDE_API double sonde_log_operation_end(sonde_log_op *op, int success, const sonde_field *fields,
+                                         size_t n);
 
 /** SONDE_LOG_OP_START(&op, lg, "clone", fields...): start with fields. */
 #define SONDE_LOG_OP_START(op, lg, ...) SONDE__OP_START(op, lg, __VA_ARGS__, SONDE__FIELD_SENTINEL)
@@ -511,9 +513,9 @@ SONDE_API int sonde_log_mask(const char *s, size_t n, struct sonde_buf *out);
 
 /** Line formats. */
 typedef enum sonde_log_format {
-    SONDE_LOG_FORMAT_AUTO = 0,    /* console on a terminal, JSON otherwise */
-    SONDE_LOG_FORMAT_JSON = 1,    /* one JSON object per line (JSON Lines) */
-    SONDE_LOG_FORMAT_CONSOLE = 2  /* human-readable, colour on a terminal */
+    SONDE_LOG_FORMAT_AUTO = 0,   /* console on a terminal, JSON otherwise */
+    SONDE_LOG_FORMAT_JSON = 1,   /* one JSON object per line (JSON Lines) */
+    SONDE_LOG_FORMAT_CONSOLE = 2 /* human-readable, colour on a terminal */
 } sonde_log_format;
 
 typedef enum sonde_log_sink_type {

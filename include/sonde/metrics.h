@@ -183,8 +183,7 @@ SONDE_API size_t sonde_family_series_count(const sonde_family *fam);
  * lock and allocates. Returns SONDE_OK, SONDE_ELABELCOUNT, SONDE_ELIMIT
  * (cardinality limit, counted), SONDE_ENOMEM. Any thread.
  */
-SONDE_API int sonde_family_get(sonde_family *fam, const char *const *values, size_t n,
-                               void **out);
+SONDE_API int sonde_family_get(sonde_family *fam, const char *const *values, size_t n, void **out);
 
 /**
  * Typed variadic lookups: pass exactly as many const char * label values as
@@ -205,10 +204,9 @@ SONDE_API sonde_summary *sonde_family_summary(sonde_family *fam, ...);
  */
 SONDE_API sonde_counter *sonde_family_counter_n(sonde_family *fam, const char *const *values,
                                                 size_t n);
-SONDE_API sonde_gauge *sonde_family_gauge_n(sonde_family *fam, const char *const *values,
-                                            size_t n);
-SONDE_API sonde_histogram *sonde_family_histogram_n(sonde_family *fam,
-                                                    const char *const *values, size_t n);
+SONDE_API sonde_gauge *sonde_family_gauge_n(sonde_family *fam, const char *const *values, size_t n);
+SONDE_API sonde_histogram *sonde_family_histogram_n(sonde_family *fam, const char *const *values,
+                                                    size_t n);
 SONDE_API sonde_summary *sonde_family_summary_n(sonde_family *fam, const char *const *values,
                                                 size_t n);
 
@@ -224,8 +222,7 @@ SONDE_API sonde_summary *sonde_family_summary_n(sonde_family *fam, const char *c
         (sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *))
 #define sonde_family_counter(fam, ...) sonde_family_counter_n((fam), SONDE__VALUES(__VA_ARGS__))
 #define sonde_family_gauge(fam, ...) sonde_family_gauge_n((fam), SONDE__VALUES(__VA_ARGS__))
-#define sonde_family_histogram(fam, ...)                                                           \
-    sonde_family_histogram_n((fam), SONDE__VALUES(__VA_ARGS__))
+#define sonde_family_histogram(fam, ...) sonde_family_histogram_n((fam), SONDE__VALUES(__VA_ARGS__))
 #define sonde_family_summary(fam, ...) sonde_family_summary_n((fam), SONDE__VALUES(__VA_ARGS__))
 #endif
 
@@ -422,9 +419,9 @@ SONDE_API void sonde_buf_reset(sonde_buf *b);
 
 /** Exposition formats. */
 typedef enum sonde_format {
-    SONDE_FORMAT_PROMETHEUS = 0, /* text/plain; version=0.0.4 */
+    SONDE_FORMAT_PROMETHEUS = 0,  /* text/plain; version=0.0.4 */
     SONDE_FORMAT_OPENMETRICS = 1, /* application/openmetrics-text; version=1.0.0 */
-    SONDE_FORMAT_JSON = 2        /* application/json, see docs/json-format.md */
+    SONDE_FORMAT_JSON = 2         /* application/json, see docs/json-format.md */
 } sonde_format;
 
 /** Options for writing an exposition; zero means default. */

@@ -9,7 +9,10 @@
 
 #define BUF_DEFAULT_MAX ((size_t)1 << 30)
 
-void sonde_buf_init(sonde_buf *b) { memset(b, 0, sizeof *b); }
+void sonde_buf_init(sonde_buf *b)
+{
+    memset(b, 0, sizeof *b);
+}
 
 void sonde_buf_free(sonde_buf *b)
 {
@@ -60,9 +63,15 @@ int sonde__buf_append(sonde_buf *b, const void *p, size_t n)
     return SONDE_OK;
 }
 
-int sonde__buf_puts(sonde_buf *b, const char *s) { return sonde__buf_append(b, s, strlen(s)); }
+int sonde__buf_puts(sonde_buf *b, const char *s)
+{
+    return sonde__buf_append(b, s, strlen(s));
+}
 
-int sonde__buf_putc(sonde_buf *b, char c) { return sonde__buf_append(b, &c, 1); }
+int sonde__buf_putc(sonde_buf *b, char c)
+{
+    return sonde__buf_append(b, &c, 1);
+}
 
 int sonde__buf_printf(sonde_buf *b, const char *fmt, ...)
 {
@@ -142,13 +151,27 @@ int sonde__buf_json_escape(sonde_buf *b, const char *str, size_t n)
         if (c < 0x80) {
             *o++ = '\\';
             switch (c) {
-            case '"': *o++ = '"'; break;
-            case '\\': *o++ = '\\'; break;
-            case '\n': *o++ = 'n'; break;
-            case '\r': *o++ = 'r'; break;
-            case '\t': *o++ = 't'; break;
-            case '\b': *o++ = 'b'; break;
-            case '\f': *o++ = 'f'; break;
+            case '"':
+                *o++ = '"';
+                break;
+            case '\\':
+                *o++ = '\\';
+                break;
+            case '\n':
+                *o++ = 'n';
+                break;
+            case '\r':
+                *o++ = 'r';
+                break;
+            case '\t':
+                *o++ = 't';
+                break;
+            case '\b':
+                *o++ = 'b';
+                break;
+            case '\f':
+                *o++ = 'f';
+                break;
             default:
                 *o++ = 'u';
                 *o++ = '0';
@@ -219,7 +242,10 @@ static locale_t c_locale(void)
     return fresh;
 }
 
-double sonde__strtod(const char *s, char **end) { return strtod_l(s, end, c_locale()); }
+double sonde__strtod(const char *s, char **end)
+{
+    return strtod_l(s, end, c_locale());
+}
 
 size_t sonde__fmt_u64(char out[21], uint64_t v)
 {

@@ -33,7 +33,10 @@ const char *sonde_err_name(int err)
     }
 }
 
-const char *sonde_version(void) { return SONDE_VERSION_STRING; }
+const char *sonde_version(void)
+{
+    return SONDE_VERSION_STRING;
+}
 
 /* 0 unknown, 1 enabled, 2 disabled. Racing first calls compute the same
  * answer, so a relaxed store is enough. */
@@ -57,11 +60,26 @@ int sonde_enabled(void)
 #endif
 }
 
-void *sonde__malloc(size_t n) { return malloc(n ? n : 1); }
-void *sonde__calloc(size_t count, size_t size) { return calloc(count ? count : 1, size ? size : 1); }
-void *sonde__realloc(void *p, size_t n) { return realloc(p, n ? n : 1); }
-void sonde__free(void *p) { free(p); }
-void sonde_free(void *p) { free(p); }
+void *sonde__malloc(size_t n)
+{
+    return malloc(n ? n : 1);
+}
+void *sonde__calloc(size_t count, size_t size)
+{
+    return calloc(count ? count : 1, size ? size : 1);
+}
+void *sonde__realloc(void *p, size_t n)
+{
+    return realloc(p, n ? n : 1);
+}
+void sonde__free(void *p)
+{
+    free(p);
+}
+void sonde_free(void *p)
+{
+    free(p);
+}
 
 char *sonde__strndup(const char *s, size_t n)
 {
@@ -75,7 +93,10 @@ char *sonde__strndup(const char *s, size_t n)
     return d;
 }
 
-char *sonde__strdup(const char *s) { return s ? sonde__strndup(s, strlen(s)) : NULL; }
+char *sonde__strdup(const char *s)
+{
+    return s ? sonde__strndup(s, strlen(s)) : NULL;
+}
 
 double sonde__now_wall(void)
 {
@@ -110,7 +131,10 @@ void sonde__spin_lock(sonde__spin *s)
     }
 }
 
-void sonde__spin_unlock(sonde__spin *s) { atomic_store_explicit(&s->v, 0, memory_order_release); }
+void sonde__spin_unlock(sonde__spin *s)
+{
+    atomic_store_explicit(&s->v, 0, memory_order_release);
+}
 
 static _Thread_local char last_error[512];
 
@@ -122,13 +146,22 @@ void sonde__set_error(const char *fmt, ...)
     va_end(ap);
 }
 
-void sonde__clear_error(void) { last_error[0] = '\0'; }
+void sonde__clear_error(void)
+{
+    last_error[0] = '\0';
+}
 
-const char *sonde_registry_last_error(void) { return last_error; }
+const char *sonde_registry_last_error(void)
+{
+    return last_error;
+}
 
 static _Atomic(sonde__diag_fn) diag_hook;
 
-void sonde__set_diag_hook(sonde__diag_fn fn) { atomic_store(&diag_hook, fn); }
+void sonde__set_diag_hook(sonde__diag_fn fn)
+{
+    atomic_store(&diag_hook, fn);
+}
 
 void sonde__diag(int level, const char *component, const char *fmt, ...)
 {

@@ -10,7 +10,10 @@
 /* Values at or below this are counted as zero. */
 #define MIN_INDEXABLE 1e-9
 
-int32_t sonde__sketch_index(double v) { return (int32_t)ceil(log(v) / LN_GAMMA); }
+int32_t sonde__sketch_index(double v)
+{
+    return (int32_t)ceil(log(v) / LN_GAMMA);
+}
 
 double sonde__sketch_bin_value(int32_t i)
 {
@@ -131,7 +134,10 @@ void sonde__sketch_add_n(sonde__sketch *s, double v, uint64_t n)
     s->npos += n;
 }
 
-void sonde__sketch_add(sonde__sketch *s, double v) { sonde__sketch_add_n(s, v, 1); }
+void sonde__sketch_add(sonde__sketch *s, double v)
+{
+    sonde__sketch_add_n(s, v, 1);
+}
 
 void sonde__sketch_merge(sonde__sketch *dst, const sonde__sketch *src)
 {

@@ -24,12 +24,12 @@
 #define SONDE_SKETCH_DEFAULT_BINS 1024
 
 typedef struct sonde__sketch {
-    uint64_t *bins;   /* cap counters; bins[i] counts index offset + i */
+    uint64_t *bins; /* cap counters; bins[i] counts index offset + i */
     uint32_t cap;
-    int32_t offset;   /* bin index of bins[0] */
-    int32_t lo, hi;   /* lowest and highest used indexes (valid if npos) */
-    uint64_t npos;    /* values counted in bins */
-    uint64_t zero;    /* values <= 0 (and below the smallest indexable) */
+    int32_t offset; /* bin index of bins[0] */
+    int32_t lo, hi; /* lowest and highest used indexes (valid if npos) */
+    uint64_t npos;  /* values counted in bins */
+    uint64_t zero;  /* values <= 0 (and below the smallest indexable) */
     uint64_t count;
     double sum, min, max;
 } sonde__sketch;
@@ -64,7 +64,7 @@ double sonde__sketch_bin_value(int32_t i);
  * 8 bytes. */
 #define SONDE_SKETCH_CODEC_VERSION 1
 /* Largest encoding of a sketch of `bins` non-empty bins. */
-#define SONDE_SKETCH_ENCODED_MAX(bins) (1 + 10 + 10 + 24 + 10 + (size_t)(bins) * 15)
+#define SONDE_SKETCH_ENCODED_MAX(bins) (1 + 10 + 10 + 24 + 10 + (size_t)(bins)*15)
 
 /* Append the encoding of s to out. Returns SONDE_OK, SONDE_ENOMEM or
  * SONDE_ETOOBIG (out->max reached; out->len is then unchanged). */

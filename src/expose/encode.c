@@ -16,11 +16,11 @@ struct sonde_emitter {
     int rc;
     const sonde_write_opts *filter;
     sonde_registry *reg;
-    int nfamilies;   /* JSON: families written so far */
-    int nmetrics;    /* JSON: metrics written in the open family */
+    int nfamilies; /* JSON: families written so far */
+    int nmetrics;  /* JSON: metrics written in the open family */
     /* Collector family in progress. */
-    int open;        /* a collector family is open */
-    int skip;        /* its samples are filtered out or invalid */
+    int open; /* a collector family is open */
+    int skip; /* its samples are filtered out or invalid */
     sonde_metric_type type;
     char name[256];
     char om_name[256];
@@ -34,7 +34,10 @@ static void put(struct sonde_emitter *em, const char *s, size_t n)
     if (em->rc == SONDE_OK)
         em->rc = sonde__buf_append(em->out, s, n);
 }
-static void puts_(struct sonde_emitter *em, const char *s) { put(em, s, strlen(s)); }
+static void puts_(struct sonde_emitter *em, const char *s)
+{
+    put(em, s, strlen(s));
+}
 
 const char *sonde_format_content_type(sonde_format fmt)
 {
@@ -51,26 +54,40 @@ const char *sonde_format_content_type(sonde_format fmt)
 static const char *text_type(sonde_metric_type t, int om)
 {
     switch (t) {
-    case SONDE_COUNTER: return "counter";
-    case SONDE_GAUGE: return "gauge";
-    case SONDE_HISTOGRAM: return "histogram";
-    case SONDE_SUMMARY: return "summary";
-    case SONDE_INFO: return om ? "info" : "gauge";
-    case SONDE_STATESET: return om ? "stateset" : "gauge";
-    default: return om ? "unknown" : "untyped";
+    case SONDE_COUNTER:
+        return "counter";
+    case SONDE_GAUGE:
+        return "gauge";
+    case SONDE_HISTOGRAM:
+        return "histogram";
+    case SONDE_SUMMARY:
+        return "summary";
+    case SONDE_INFO:
+        return om ? "info" : "gauge";
+    case SONDE_STATESET:
+        return om ? "stateset" : "gauge";
+    default:
+        return om ? "unknown" : "untyped";
     }
 }
 
 static const char *json_type(sonde_metric_type t)
 {
     switch (t) {
-    case SONDE_COUNTER: return "counter";
-    case SONDE_GAUGE: return "gauge";
-    case SONDE_HISTOGRAM: return "histogram";
-    case SONDE_SUMMARY: return "summary";
-    case SONDE_INFO: return "info";
-    case SONDE_STATESET: return "stateset";
-    default: return "untyped";
+    case SONDE_COUNTER:
+        return "counter";
+    case SONDE_GAUGE:
+        return "gauge";
+    case SONDE_HISTOGRAM:
+        return "histogram";
+    case SONDE_SUMMARY:
+        return "summary";
+    case SONDE_INFO:
+        return "info";
+    case SONDE_STATESET:
+        return "stateset";
+    default:
+        return "untyped";
     }
 }
 
@@ -221,12 +238,14 @@ static void json_family_open(struct sonde_emitter *em, sonde_metric_type type, c
     em->nmetrics = 0;
 }
 
-static void json_family_close(struct sonde_emitter *em) { puts_(em, "]}"); }
+static void json_family_close(struct sonde_emitter *em)
+{
+    puts_(em, "]}");
+}
 
 /* {"labels":{k:v,...} : pairs from const kv, a raw blob and extra kv. */
-static void json_metric_open(struct sonde_emitter *em, char **ckv, size_t nconst,
-                             char **names, size_t nl, const char *raw, const char *const *kv,
-                             size_t npairs)
+static void json_metric_open(struct sonde_emitter *em, char **ckv, size_t nconst, char **names,
+                             size_t nl, const char *raw, const char *const *kv, size_t npairs)
 {
     if (em->nmetrics++)
         put(em, ",", 1);
@@ -277,8 +296,7 @@ static void json_num(struct sonde_emitter *em, const char *key, double v)
     put(em, tmp, n);
 }
 
-static void json_hist_buckets(struct sonde_emitter *em, char **le, const uint64_t *cum,
-                              size_t nb)
+static void json_hist_buckets(struct sonde_emitter *em, char **le, const uint64_t *cum, size_t nb)
 {
     puts_(em, ",\"buckets\":[");
     for (size_t i = 0; i <= nb; i++) {
@@ -400,8 +418,8 @@ static void write_native(struct sonde_emitter *em, struct sonde_family *f)
             ltn = lbuf.len;
         }
         if (JSON(em))
-            json_metric_open(em, f->const_kv, f->nconst, f->label_names, f->nlabels, s->data,
-                             NULL, 0);
+            json_metric_open(em, f->const_kv, f->nconst, f->label_names, f->nlabels, s->data, NULL,
+                             0);
         switch (f->type) {
         case SONDE_COUNTER: {
             uint64_t iv = sonde__cells_sum_u64(s->slot);
@@ -536,8 +554,8 @@ static void write_native(struct sonde_emitter *em, struct sonde_family *f)
                 break;
             }
             if (om)
-                text_line(em, f->om_name, strlen(f->om_name), "_info", ct, ctn, lt, ltn, NULL,
-                          NULL, "1", 1);
+                text_line(em, f->om_name, strlen(f->om_name), "_info", ct, ctn, lt, ltn, NULL, NULL,
+                          "1", 1);
             else
                 text_line(em, sname, snl, NULL, ct, ctn, lt, ltn, NULL, NULL, "1", 1);
             break;
@@ -562,8 +580,8 @@ static void close_collector_family(struct sonde_emitter *em)
     em->skip = 0;
 }
 
-int sonde_emit_family(sonde_emitter *em, sonde_metric_type type, const char *name,
-                      const char *help, const char *unit)
+int sonde_emit_family(sonde_emitter *em, sonde_metric_type type, const char *name, const char *help,
+                      const char *unit)
 {
     if (!em)
         return SONDE_EINVAL;
@@ -650,8 +668,8 @@ int sonde_emit_sample(sonde_emitter *em, const char *const *kv, size_t npairs, d
     size_t vl = fmt_value(val, value);
     const char *lt = lb.data ? lb.data : "";
     if (OM(em) && em->type == SONDE_COUNTER)
-        text_line(em, em->om_name, strlen(em->om_name), "_total", lt, lb.len, NULL, 0, NULL,
-                  NULL, val, vl);
+        text_line(em, em->om_name, strlen(em->om_name), "_total", lt, lb.len, NULL, 0, NULL, NULL,
+                  val, vl);
     else if (OM(em) && em->type == SONDE_INFO)
         text_line(em, em->om_name, strlen(em->om_name), "_info", lt, lb.len, NULL, 0, NULL, NULL,
                   val, vl);
@@ -750,9 +768,9 @@ static void emit_self(struct sonde_emitter *em)
     if (reg->collectors) {
         sonde_emit_family(em, SONDE_COUNTER, "sonde_metrics_collector_errors_total",
                           "Families or samples from collectors refused as invalid.", NULL);
-        sonde_emit_sample(em, NULL, 0,
-                          (double)atomic_load_explicit(&reg->collector_errors,
-                                                       memory_order_relaxed));
+        sonde_emit_sample(
+            em, NULL, 0,
+            (double)atomic_load_explicit(&reg->collector_errors, memory_order_relaxed));
     }
     close_collector_family(em);
 }

@@ -622,7 +622,8 @@ static void handle_metrics(sonde__server *s, const sonde__http_request *rq,
     if (rc != SONDE_OK) {
         if (rc == SONDE_ETOOBIG)
             count_reject(s, R_TOOBIG);
-        sonde__diag(SONDE_LOG_ERROR, "http", "rendering %s failed: %s", rq->path, sonde_strerror(rc));
+        sonde__diag(SONDE_LOG_ERROR, "http", "rendering %s failed: %s", rq->path,
+                    sonde_strerror(rc));
         rs->body.max = 0;
         json_error(rs, 500,
                    rc == SONDE_ETOOBIG ? "exposition larger than max_response_bytes"

@@ -36,7 +36,7 @@ static struct {
     pthread_cond_t progress;
     int stop;
     _Atomic uint64_t done; /* queue position written and flushed */
-    pthread_mutex_t life; /* serialises starting and stopping the writer */
+    pthread_mutex_t life;  /* serialises starting and stopping the writer */
 } A = {.mu = PTHREAD_MUTEX_INITIALIZER,
        .life = PTHREAD_MUTEX_INITIALIZER,
        .wake = PTHREAD_COND_INITIALIZER,
@@ -46,7 +46,10 @@ static struct {
 static sonde_buf pop_buf;
 static fmt_cache consumer_fc;
 
-int sonde__async_running(void) { return atomic_load_explicit(&A.running, memory_order_acquire); }
+int sonde__async_running(void)
+{
+    return atomic_load_explicit(&A.running, memory_order_acquire);
+}
 
 static void write_record_locked(const void *rec, int flush)
 {
@@ -271,7 +274,7 @@ SONDE_API int sonde_log_flush(unsigned timeout_ms)
             rc = pthread_cond_timedwait(&A.progress, &A.mu, &dl);
         pthread_mutex_unlock(&A.mu);
         return atomic_load_explicit(&A.done, memory_order_acquire) >= target ? SONDE_OK
-                                                                              : SONDE_ETIMEOUT;
+                                                                             : SONDE_ETIMEOUT;
     }
     drain_and_flush();
     sonde__sinks_report();

@@ -40,7 +40,10 @@ static void tls_destroy(void *p)
     sonde__free(t);
 }
 
-static void tls_key_create(void) { pthread_key_create(&tls_key, tls_destroy); }
+static void tls_key_create(void)
+{
+    pthread_key_create(&tls_key, tls_destroy);
+}
 
 log_tls *sonde__tls(void)
 {
@@ -150,7 +153,10 @@ SONDE_API void sonde_log_new_correlation_id(char out[33])
 
 /* ---- incoming IDs ---- */
 
-static int is_lhex(unsigned char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
+static int is_lhex(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
 
 static int all_lhex(const char *s, size_t n, int *nonzero)
 {
@@ -218,21 +224,19 @@ SONDE_API int sonde_log_request_id_valid(const char *s, size_t n)
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                 c == '.' || c == '_' || c == ':' || c == '+' || c == '/' || c == '=' ||
-                 c == '@' || c == '-';
+                 c == '.' || c == '_' || c == ':' || c == '+' || c == '/' || c == '=' || c == '@' ||
+                 c == '-';
         if (!ok)
             return 0;
     }
     return 1;
 }
 
-SONDE_API int sonde_log_correlation_from_headers(const char *traceparent,
-                                                 const char *x_request_id,
+SONDE_API int sonde_log_correlation_from_headers(const char *traceparent, const char *x_request_id,
                                                  char out[SONDE_CORRELATION_ID_MAX + 1])
 {
     if (traceparent &&
-        sonde_log_traceparent_parse(traceparent, strnlen(traceparent, 512), out, NULL) ==
-            SONDE_OK)
+        sonde_log_traceparent_parse(traceparent, strnlen(traceparent, 512), out, NULL) == SONDE_OK)
         return 1;
     if (x_request_id) {
         const char *s = x_request_id;
@@ -440,4 +444,7 @@ SONDE_API int sonde_log_context_adopt(const sonde_log_context *ctx)
                       ctx->len);
 }
 
-SONDE_API void sonde_log_context_release(sonde_log_context *ctx) { sonde__free(ctx); }
+SONDE_API void sonde_log_context_release(sonde_log_context *ctx)
+{
+    sonde__free(ctx);
+}

@@ -109,9 +109,9 @@ static size_t utf8_cut(const char *s, size_t n)
     return n;
 }
 
-__attribute__((noinline)) int sonde__fb_encode(sonde_buf *out, const sonde_field *fields,
-                                               size_t n, size_t budget, size_t value_max,
-                                               int premask, int *kinds)
+__attribute__((noinline)) int sonde__fb_encode(sonde_buf *out, const sonde_field *fields, size_t n,
+                                               size_t budget, size_t value_max, int premask,
+                                               int *kinds)
 {
     int cut = 0;
     int depth = 0;

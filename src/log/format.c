@@ -40,7 +40,7 @@ typedef struct fstate {
     int color;
 } fstate;
 
-static const char *const level_names[] = {"UNSET", "TRACE", "DEBUG",    "INFO",
+static const char *const level_names[] = {"UNSET",   "TRACE", "DEBUG",    "INFO",
                                           "WARNING", "ERROR", "CRITICAL", "OFF"};
 
 SONDE_API const char *sonde_log_level_name(int level)
@@ -141,7 +141,10 @@ static size_t utf8_len(const unsigned char *s, size_t n)
     return len;
 }
 
-static size_t room(const fstate *st) { return st->limit > st->out->len ? st->limit - st->out->len : 0; }
+static size_t room(const fstate *st)
+{
+    return st->limit > st->out->len ? st->limit - st->out->len : 0;
+}
 
 /* Appends with the common case (room in the buffer) inline. */
 static inline void puts_raw(fstate *st, const char *s, size_t n)
@@ -617,7 +620,8 @@ static void put_source_json(fstate *st, const rec_view *v)
         fc->src_cache = sonde__calloc(SRC_CACHE, sizeof(src_entry));
     src_entry *c = fc->src_cache;
     if (c) {
-        uintptr_t h = ((uintptr_t)v->h.file >> 3) ^ ((uintptr_t)v->h.func >> 5) ^ (uintptr_t)v->h.line * 31u;
+        uintptr_t h =
+            ((uintptr_t)v->h.file >> 3) ^ ((uintptr_t)v->h.func >> 5) ^ (uintptr_t)v->h.line * 31u;
         c += h % SRC_CACHE;
         if (c->file == v->h.file && c->func == v->h.func && c->line == v->h.line && c->len &&
             c->len < room(st)) {
@@ -684,7 +688,8 @@ static void format_json(fmt_cache *fc, sonde_buf *out)
     puts_raw(&st, ts, 27);
     PUTLIT(&st, "\",\"level\":\"");
     static const unsigned char level_len[] = {5, 5, 5, 4, 7, 5, 8, 3};
-    puts_raw(&st, sonde_log_level_name(v->h.level), v->h.level <= SONDE_LOG_OFF ? level_len[v->h.level] : 1);
+    puts_raw(&st, sonde_log_level_name(v->h.level),
+             v->h.level <= SONDE_LOG_OFF ? level_len[v->h.level] : 1);
     PUTLIT(&st, "\",\"logger\":\"");
     const struct sonde_logger *lg = v->h.lg ? v->h.lg : &sonde__root_logger;
     if (lg->plain_name)
@@ -730,12 +735,18 @@ static void format_json(fmt_cache *fc, sonde_buf *out)
 static const char *level_color(int level)
 {
     switch (level) {
-    case SONDE_LOG_TRACE: return "\033[90m";
-    case SONDE_LOG_DEBUG: return "\033[36m";
-    case SONDE_LOG_INFO: return "\033[32m";
-    case SONDE_LOG_WARNING: return "\033[33m";
-    case SONDE_LOG_ERROR: return "\033[31m";
-    default: return "\033[1;31m";
+    case SONDE_LOG_TRACE:
+        return "\033[90m";
+    case SONDE_LOG_DEBUG:
+        return "\033[36m";
+    case SONDE_LOG_INFO:
+        return "\033[32m";
+    case SONDE_LOG_WARNING:
+        return "\033[33m";
+    case SONDE_LOG_ERROR:
+        return "\033[31m";
+    default:
+        return "\033[1;31m";
     }
 }
 

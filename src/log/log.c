@@ -66,8 +66,8 @@ static _Atomic uint64_t st_write_errors;
 
 static void register_metrics(void)
 {
-    static const char *const names[] = {"", "trace", "debug", "info", "warning", "error",
-                                        "critical"};
+    static const char *const names[] = {"",        "trace", "debug",   "info",
+                                        "warning", "error", "critical"};
     sonde_metric_opts o;
     sonde_metric_opts_init(&o);
     const char *labels[] = {"level"};
@@ -142,11 +142,11 @@ SONDE_API int sonde_log_level_parse(const char *s)
     static const struct {
         const char *name;
         int level;
-    } names[] = {{"trace", SONDE_LOG_TRACE},     {"debug", SONDE_LOG_DEBUG},
-                 {"info", SONDE_LOG_INFO},       {"warning", SONDE_LOG_WARNING},
-                 {"warn", SONDE_LOG_WARNING},    {"error", SONDE_LOG_ERROR},
+    } names[] = {{"trace", SONDE_LOG_TRACE},       {"debug", SONDE_LOG_DEBUG},
+                 {"info", SONDE_LOG_INFO},         {"warning", SONDE_LOG_WARNING},
+                 {"warn", SONDE_LOG_WARNING},      {"error", SONDE_LOG_ERROR},
                  {"critical", SONDE_LOG_CRITICAL}, {"fatal", SONDE_LOG_CRITICAL},
-                 {"off", SONDE_LOG_OFF},         {"none", SONDE_LOG_OFF}};
+                 {"off", SONDE_LOG_OFF},           {"none", SONDE_LOG_OFF}};
     if (!s)
         return 0;
     if (s[0] >= '1' && s[0] <= '7' && s[1] == '\0')
@@ -382,8 +382,9 @@ SONDE_API int sonde_log_set_levels(const char *spec)
 
 /* ---- the log call ---- */
 
-__attribute__((noinline)) static void emit(sonde_logger *lg, int level, const char *file, int line, const char *func,
-                 const char *msg, size_t msg_len, const sonde_field *fields, size_t n)
+__attribute__((noinline)) static void emit(sonde_logger *lg, int level, const char *file, int line,
+                                           const char *func, const char *msg, size_t msg_len,
+                                           const sonde_field *fields, size_t n)
 {
     log_tls *t = sonde__tls();
     if (!t) {
@@ -574,7 +575,8 @@ SONDE_API void sonde_log_operation_start(sonde_log_op *op, sonde_logger *lg, con
     if (!fields)
         n = 0;
     sonde_field stackf[17];
-    sonde_field *fr = n + 1 <= SONDE_ARRAY_LEN(stackf) ? stackf : sonde__malloc((n + 1) * sizeof *fr);
+    sonde_field *fr =
+        n + 1 <= SONDE_ARRAY_LEN(stackf) ? stackf : sonde__malloc((n + 1) * sizeof *fr);
     if (fr) {
         fr[0] = sonde_field_strn("operation", op->name, nl);
         if (n)
@@ -684,7 +686,10 @@ static int env_u64(const char *name, uint64_t *out)
     return 1;
 }
 
-static int is_pow2(size_t x) { return x && !(x & (x - 1)); }
+static int is_pow2(size_t x)
+{
+    return x && !(x & (x - 1));
+}
 
 /* Apply options (env overrides unless no_env). Not called with any lock. */
 static int configure(const sonde_log_opts *in, int at_init)
@@ -745,8 +750,8 @@ static int configure(const sonde_log_opts *in, int at_init)
         o.console_format > SONDE_LOG_FORMAT_CONSOLE || o.file_keep > 1000 ||
         (o.max_line_bytes &&
          (o.max_line_bytes < LOG_MIN_MAX_LINE || o.max_line_bytes > LOG_MAX_MAX_LINE)) ||
-        (o.queue_slots && (!is_pow2(o.queue_slots) || o.queue_slots < 64 ||
-                           o.queue_slots > ((size_t)1 << 22))))
+        (o.queue_slots &&
+         (!is_pow2(o.queue_slots) || o.queue_slots < 64 || o.queue_slots > ((size_t)1 << 22))))
         return SONDE_EINVAL;
     const char *spec = o.level ? o.level : "info";
     if (sonde__log_parse_levels(spec, NULL, NULL) != SONDE_OK)
@@ -811,7 +816,10 @@ SONDE_API int sonde_log_configure(const sonde_log_opts *opts)
 
 /* ---- initialisation ---- */
 
-static void at_exit(void) { sonde_log_shutdown(1000); }
+static void at_exit(void)
+{
+    sonde_log_shutdown(1000);
+}
 
 static void diag_hook(int level, const char *component, const char *msg)
 {

@@ -28,13 +28,13 @@
 #define LOG_NAME_MAX 127
 #define LOG_MAX_LOGGERS 4096
 #define LOG_MAX_SINKS 16
-#define LOG_KEY_MAX 128           /* keys are cut to this many bytes */
-#define LOG_CTX_VALUE_MAX 512     /* context string values are cut to this */
-#define LOG_CTX_MAX 4096          /* whole context blob */
+#define LOG_KEY_MAX 128       /* keys are cut to this many bytes */
+#define LOG_CTX_VALUE_MAX 512 /* context string values are cut to this */
+#define LOG_CTX_MAX 4096      /* whole context blob */
 #define LOG_DEFAULT_MAX_LINE 16384
 #define LOG_MIN_MAX_LINE 4096
 #define LOG_MAX_MAX_LINE ((size_t)16 << 20)
-#define LOG_MAX_NEST 16           /* nesting depth of objects/lists */
+#define LOG_MAX_NEST 16 /* nesting depth of objects/lists */
 #define LOG_MAX_BACKTRACE 32
 #define LOG_TRUNC_MARK "...[truncated]"
 
@@ -91,8 +91,8 @@ int sonde__fb_next(const char *p, size_t len, size_t *off, fb_item *it);
 
 /* ---- records ---------------------------------------------------------- */
 enum {
-    REC_TRUNCATED = 1, /* something was cut when the record was encoded */
-    REC_MSG_CUT = 2,   /* the message itself was cut */
+    REC_TRUNCATED = 1,  /* something was cut when the record was encoded */
+    REC_MSG_CUT = 2,    /* the message itself was cut */
     REC_HAS_FIELDS = 4, /* at least one field other than a backtrace */
     REC_HAS_BT = 8      /* a backtrace field */
 };

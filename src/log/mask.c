@@ -40,17 +40,20 @@ typedef struct {
     const char *s;
     size_t n;
 } word;
-#define W(lit) {lit, sizeof(lit) - 1}
+#define W(lit)                                                                                     \
+    {                                                                                              \
+        lit, sizeof(lit) - 1                                                                       \
+    }
 static const word secret_suffixes[] = {
-    W("password"), W("passwd"),     W("secret"),      W("token"),      W("apikey"),
-    W("authorization"), W("cookie"), W("session"),    W("sessionid"),  W("privatekey"),
-    W("credentials"), W("credential"), W("passphrase"),
+    W("password"),      W("passwd"),     W("secret"),     W("token"),     W("apikey"),
+    W("authorization"), W("cookie"),     W("session"),    W("sessionid"), W("privatekey"),
+    W("credentials"),   W("credential"), W("passphrase"),
 };
 /* Whole words (or two adjacent words) that name a secret on their own. */
 static const word secret_words[] = {
-    W("password"), W("passwords"), W("passwd"),     W("pwd"),        W("secret"),
-    W("secrets"),  W("token"),     W("tokens"),     W("apikey"),     W("authorization"),
-    W("cookie"),   W("cookies"),   W("session"),    W("sessionid"),  W("privatekey"),
+    W("password"),    W("passwords"),  W("passwd"),     W("pwd"),       W("secret"),
+    W("secrets"),     W("token"),      W("tokens"),     W("apikey"),    W("authorization"),
+    W("cookie"),      W("cookies"),    W("session"),    W("sessionid"), W("privatekey"),
     W("credentials"), W("credential"), W("passphrase"),
 };
 #undef W
@@ -86,10 +89,22 @@ static int is_alnum(unsigned char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
-static int is_word(unsigned char c) { return is_alnum(c) || c == '_'; }
-static int is_upper(unsigned char c) { return c >= 'A' && c <= 'Z'; }
-static int is_lower(unsigned char c) { return c >= 'a' && c <= 'z'; }
-static unsigned char lower(unsigned char c) { return is_upper(c) ? (unsigned char)(c + 32) : c; }
+static int is_word(unsigned char c)
+{
+    return is_alnum(c) || c == '_';
+}
+static int is_upper(unsigned char c)
+{
+    return c >= 'A' && c <= 'Z';
+}
+static int is_lower(unsigned char c)
+{
+    return c >= 'a' && c <= 'z';
+}
+static unsigned char lower(unsigned char c)
+{
+    return is_upper(c) ? (unsigned char)(c + 32) : c;
+}
 
 /* Normalise: lowercase letters and digits only. Returns the length (cut at
  * cap - 1; out is NUL-terminated). */
@@ -236,14 +251,38 @@ static int c_bearer_tok(unsigned char c)
 {
     return is_alnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/';
 }
-static int c_b64(unsigned char c) { return is_alnum(c) || c == '+' || c == '/'; }
-static int c_alnum(unsigned char c) { return is_alnum(c); }
-static int c_word(unsigned char c) { return is_word(c); }
-static int c_b64url(unsigned char c) { return is_alnum(c) || c == '-' || c == '_'; }
-static int c_upnum(unsigned char c) { return is_upper(c) || (c >= '0' && c <= '9'); }
-static int c_tok(unsigned char c) { return is_word(c) || c == '-'; }
-static int c_blank(unsigned char c) { return c == ' ' || c == '\t'; }
-static int c_keych(unsigned char c) { return is_word(c) || c == '-' || c == '.'; }
+static int c_b64(unsigned char c)
+{
+    return is_alnum(c) || c == '+' || c == '/';
+}
+static int c_alnum(unsigned char c)
+{
+    return is_alnum(c);
+}
+static int c_word(unsigned char c)
+{
+    return is_word(c);
+}
+static int c_b64url(unsigned char c)
+{
+    return is_alnum(c) || c == '-' || c == '_';
+}
+static int c_upnum(unsigned char c)
+{
+    return is_upper(c) || (c >= '0' && c <= '9');
+}
+static int c_tok(unsigned char c)
+{
+    return is_word(c) || c == '-';
+}
+static int c_blank(unsigned char c)
+{
+    return c == ' ' || c == '\t';
+}
+static int c_keych(unsigned char c)
+{
+    return is_word(c) || c == '-' || c == '.';
+}
 
 static int b64val(unsigned char c)
 {
@@ -297,7 +336,10 @@ typedef struct {
     size_t from, to;
 } span_t;
 
-static int boundary_before(const char *s, size_t i) { return i == 0 || !is_word((unsigned char)s[i - 1]); }
+static int boundary_before(const char *s, size_t i)
+{
+    return i == 0 || !is_word((unsigned char)s[i - 1]);
+}
 
 static int try_bearer(const char *s, size_t n, size_t i, span_t *m)
 {

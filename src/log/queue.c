@@ -64,7 +64,10 @@ log_queue *sonde__lq_create(size_t slots)
     return q;
 }
 
-size_t sonde__lq_max_record(log_queue *q) { return q->max_k * SLOT_DATA; }
+size_t sonde__lq_max_record(log_queue *q)
+{
+    return q->max_k * SLOT_DATA;
+}
 
 int sonde__lq_push(log_queue *q, const void *rec, size_t len)
 {
@@ -77,8 +80,8 @@ int sonde__lq_push(log_queue *q, const void *rec, size_t len)
         uint64_t seq = atomic_load_explicit(&q->slots[last & q->mask].seq, memory_order_acquire);
         int64_t dif = (int64_t)(seq - last);
         if (dif == 0) {
-            if (atomic_compare_exchange_weak_explicit(&q->tail, &pos, pos + k,
-                                                      memory_order_acq_rel, memory_order_relaxed))
+            if (atomic_compare_exchange_weak_explicit(&q->tail, &pos, pos + k, memory_order_acq_rel,
+                                                      memory_order_relaxed))
                 break;
         } else if (dif < 0) {
             return -1; /* full */
@@ -135,5 +138,11 @@ int sonde__lq_pop(log_queue *q, sonde_buf *out)
     return ok ? 1 : -1;
 }
 
-uint64_t sonde__lq_tail(log_queue *q) { return atomic_load_explicit(&q->tail, memory_order_seq_cst); }
-uint64_t sonde__lq_head(log_queue *q) { return atomic_load_explicit(&q->head, memory_order_acquire); }
+uint64_t sonde__lq_tail(log_queue *q)
+{
+    return atomic_load_explicit(&q->tail, memory_order_seq_cst);
+}
+uint64_t sonde__lq_head(log_queue *q)
+{
+    return atomic_load_explicit(&q->head, memory_order_acquire);
+}

@@ -72,7 +72,10 @@ static struct {
 
 _Atomic int sonde__no_sighup;
 
-int sonde__sinks_min_level(void) { return atomic_load_explicit(&S.min_level, memory_order_relaxed); }
+int sonde__sinks_min_level(void)
+{
+    return atomic_load_explicit(&S.min_level, memory_order_relaxed);
+}
 
 static void update_min_level_locked(void)
 {
@@ -99,12 +102,18 @@ static void set_report(log_sink *s, int level, const char *fmt, ...)
 static const char *sink_name(const log_sink *s)
 {
     switch (s->type) {
-    case SONDE_LOG_SINK_STDERR: return "stderr";
-    case SONDE_LOG_SINK_STDOUT: return "stdout";
-    case SONDE_LOG_SINK_FILE: return s->path;
-    case SONDE_LOG_SINK_JOURNAL: return "journal";
-    case SONDE_LOG_SINK_SYSLOG: return "syslog";
-    default: return "callback";
+    case SONDE_LOG_SINK_STDERR:
+        return "stderr";
+    case SONDE_LOG_SINK_STDOUT:
+        return "stdout";
+    case SONDE_LOG_SINK_FILE:
+        return s->path;
+    case SONDE_LOG_SINK_JOURNAL:
+        return "journal";
+    case SONDE_LOG_SINK_SYSLOG:
+        return "syslog";
+    default:
+        return "callback";
     }
 }
 
@@ -113,8 +122,9 @@ static void sink_failed(log_sink *s, uint64_t lines, int err)
     sonde__log_count_write_errors(lines);
     if (!s->failing) {
         s->failing = 1;
-        set_report(s, SONDE_LOG_ERROR, "log sink %s cannot write: %s; lines are dropped and counted",
-                   sink_name(s), strerror(err));
+        set_report(s, SONDE_LOG_ERROR,
+                   "log sink %s cannot write: %s; lines are dropped and counted", sink_name(s),
+                   strerror(err));
     }
 }
 
@@ -189,8 +199,9 @@ static void file_reopen(log_sink *s)
     if (rc < 0) {
         if (!s->failing) {
             s->failing = 1;
-            set_report(s, SONDE_LOG_ERROR, "cannot open log file %s: %s; lines are dropped and counted",
-                       s->path, strerror(-rc));
+            set_report(s, SONDE_LOG_ERROR,
+                       "cannot open log file %s: %s; lines are dropped and counted", s->path,
+                       strerror(-rc));
         }
     } else {
         sink_ok(s);
@@ -270,11 +281,16 @@ static void fd_append(log_sink *s, const char *line, size_t len)
 static int journal_priority(int level)
 {
     switch (level) {
-    case SONDE_LOG_CRITICAL: return 2;
-    case SONDE_LOG_ERROR: return 3;
-    case SONDE_LOG_WARNING: return 4;
-    case SONDE_LOG_INFO: return 6;
-    default: return 7;
+    case SONDE_LOG_CRITICAL:
+        return 2;
+    case SONDE_LOG_ERROR:
+        return 3;
+    case SONDE_LOG_WARNING:
+        return 4;
+    case SONDE_LOG_INFO:
+        return 6;
+    default:
+        return 7;
     }
 }
 
@@ -348,7 +364,8 @@ static void journal_items(sonde_buf *b, fmt_cache *fc, const char *blob, size_t 
         if (nest || it.type == SONDE_FIELD_BACKTRACE)
             continue;
         jname(name, sizeof name, it.key, it.klen);
-        if (sonde__mask_enabled() && !(it.flags & FB_PREMASKED) && sonde__mask_key(it.key, it.klen)) {
+        if (sonde__mask_enabled() && !(it.flags & FB_PREMASKED) &&
+            sonde__mask_key(it.key, it.klen)) {
             jfield(b, name, "***", 3);
             continue;
         }
@@ -367,15 +384,24 @@ static void journal_items(sonde_buf *b, fmt_cache *fc, const char *blob, size_t 
             jfield(b, name, s, n);
             continue;
         }
-        case SONDE_FIELD_INT: l = snprintf(num, sizeof num, "%lld", (long long)it.v.i); break;
-        case SONDE_FIELD_UINT: l = snprintf(num, sizeof num, "%llu", (unsigned long long)it.v.u); break;
-        case SONDE_FIELD_DOUBLE: l = (int)sonde__fmt_double(num, it.v.d); break;
-        case SONDE_FIELD_BOOL: l = snprintf(num, sizeof num, "%s", it.v.b ? "true" : "false"); break;
+        case SONDE_FIELD_INT:
+            l = snprintf(num, sizeof num, "%lld", (long long)it.v.i);
+            break;
+        case SONDE_FIELD_UINT:
+            l = snprintf(num, sizeof num, "%llu", (unsigned long long)it.v.u);
+            break;
+        case SONDE_FIELD_DOUBLE:
+            l = (int)sonde__fmt_double(num, it.v.d);
+            break;
+        case SONDE_FIELD_BOOL:
+            l = snprintf(num, sizeof num, "%s", it.v.b ? "true" : "false");
+            break;
         case SONDE_FIELD_ERRNO:
             l = snprintf(num, sizeof num, "%d", (int)it.v.i);
             memcpy(name, "ERRNO", 6);
             break;
-        default: continue;
+        default:
+            continue;
         }
         if (l < 0)
             l = 0;
@@ -459,7 +485,7 @@ static void syslog_send(log_sink *s, fmt_cache *fc, const rec_view *v)
 static void callback_send(log_sink *s, fmt_cache *fc, const rec_view *v)
 {
     const sonde_buf *line = s->format == SONDE_LOG_FORMAT_CONSOLE ? sonde__fc_console(fc, s->color)
-                                                                 : sonde__fc_json(fc);
+                                                                  : sonde__fc_json(fc);
     const sonde_buf *m = sonde__fc_message(fc);
     char cid[SONDE_CORRELATION_ID_MAX + 1];
     size_t cl = v->h.cid_len < sizeof cid ? v->h.cid_len : sizeof cid - 1;
@@ -637,8 +663,7 @@ static int sock_setup(log_sink *s, const char *path, const char *dflt)
     return SONDE_OK;
 }
 
-int sonde__sink_add(sonde_log_sink_type type, const sonde_log_sink_opts *o, int is_default,
-                    int *id)
+int sonde__sink_add(sonde_log_sink_type type, const sonde_log_sink_opts *o, int is_default, int *id)
 {
     sonde_log_sink_opts dflt;
     if (!o) {
@@ -761,10 +786,12 @@ static int remove_where(int id)
     return ng;
 }
 
-void sonde__sinks_remove_defaults(void) { remove_where(0); }
+void sonde__sinks_remove_defaults(void)
+{
+    remove_where(0);
+}
 
-SONDE_API int sonde_log_sink_add(sonde_log_sink_type type, const sonde_log_sink_opts *opts,
-                                 int *id)
+SONDE_API int sonde_log_sink_add(sonde_log_sink_type type, const sonde_log_sink_opts *opts, int *id)
 {
     sonde__log_init();
     if (sonde__log_in_sink())

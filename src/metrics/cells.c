@@ -43,7 +43,10 @@ static void release_block(void *p)
     atomic_store_explicit(&b->in_use, 0, memory_order_release);
 }
 
-static void make_key(void) { pthread_key_create(&block_key, release_block); }
+static void make_key(void)
+{
+    pthread_key_create(&block_key, release_block);
+}
 
 static uint64_t *map_cells(size_t *cells_out)
 {

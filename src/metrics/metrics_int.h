@@ -95,12 +95,12 @@ typedef struct sonde_series sonde_series;
 typedef struct summary_state summary_state;
 
 struct sonde_series {
-    uint32_t slot;      /* first cell; counters: [u64 incs, f64 adds];
-                           histograms: [nb+1 bucket counts, f64 sum];
-                           summaries: [u64 count, f64 sum] */
-    uint32_t raw_len;   /* bytes of raw values "v0\0v1\0..." at data, or'd
-                           with SONDE__RAW_ESCAPE when a value needs
-                           escaping in the text formats */
+    uint32_t slot;    /* first cell; counters: [u64 incs, f64 adds];
+                         histograms: [nb+1 bucket counts, f64 sum];
+                         summaries: [u64 count, f64 sum] */
+    uint32_t raw_len; /* bytes of raw values "v0\0v1\0..." at data, or'd
+                         with SONDE__RAW_ESCAPE when a value needs
+                         escaping in the text formats */
     struct sonde_family *fam;
     sonde_series *next; /* creation order */
     uint64_t hash;
@@ -121,22 +121,22 @@ struct series_table {
 struct sonde_family {
     sonde_metric_type type;
     struct sonde_registry *reg;
-    char *name;       /* full name as registered */
-    char *om_name;    /* OpenMetrics family name (counter without _total) */
+    char *name;    /* full name as registered */
+    char *om_name; /* OpenMetrics family name (counter without _total) */
     char *help;
     char *unit;
     size_t nlabels;
     char **label_names;
     size_t nconst;
-    char **const_kv;       /* raw pairs */
-    char *const_text;      /* rendered: a="x",b="y" (no braces) */
+    char **const_kv;  /* raw pairs */
+    char *const_text; /* rendered: a="x",b="y" (no braces) */
     size_t const_text_len;
     size_t max_series;
     /* histogram */
-    size_t nb;             /* finite buckets */
+    size_t nb; /* finite buckets */
     double *bounds;
-    char **le_text;        /* Prometheus form, nb + 1 (+Inf) */
-    char **le_text_om;     /* OpenMetrics form */
+    char **le_text;    /* Prometheus form, nb + 1 (+Inf) */
+    char **le_text_om; /* OpenMetrics form */
     /* summary */
     size_t nq;
     double *quantiles;
@@ -153,18 +153,18 @@ struct sonde_family {
     int is_info;
 
     uint32_t cells_per_series;
-    pthread_mutex_t lock;              /* creation/removal; scrape walks */
+    pthread_mutex_t lock; /* creation/removal; scrape walks */
     _Atomic(struct series_table *) table;
     struct series_table *retired_tables;
-    sonde_series *head, *tail;         /* creation order, under lock */
-    sonde_series *retired;             /* removed, awaiting a grace period */
+    sonde_series *head, *tail; /* creation order, under lock */
+    sonde_series *retired;     /* removed, awaiting a grace period */
     size_t nretired;
     _Atomic size_t nseries;
-    size_t table_used;                 /* live + tombstones, under lock */
-    _Atomic uint64_t dropped;          /* refused by the cardinality limit */
-    sonde_series *sink;                /* returned when a lookup fails */
-    sonde_series *single;              /* label-less families */
-    struct sonde_family *next;         /* registry order */
+    size_t table_used;         /* live + tombstones, under lock */
+    _Atomic uint64_t dropped;  /* refused by the cardinality limit */
+    sonde_series *sink;        /* returned when a lookup fails */
+    sonde_series *single;      /* label-less families */
+    struct sonde_family *next; /* registry order */
 };
 
 struct collector {
@@ -182,7 +182,7 @@ struct sonde_registry {
     size_t nfamilies;
     struct collector *collectors;
     int is_default;
-    _Atomic uint64_t collector_errors;  /* sonde_metrics_collector_errors_total */
+    _Atomic uint64_t collector_errors; /* sonde_metrics_collector_errors_total */
 };
 
 /* Value of a series for text encoders. */

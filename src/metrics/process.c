@@ -104,8 +104,8 @@ void sonde__process_collect(sonde_emitter *em, void *ud)
                               "Start time of the process since unix epoch in seconds.", "seconds");
             sonde_emit_sample(em, NULL, 0, bt + (double)start / (double)hz);
         }
-        sonde_emit_family(em, SONDE_GAUGE, "process_threads", "Number of OS threads in the process.",
-                          NULL);
+        sonde_emit_family(em, SONDE_GAUGE, "process_threads",
+                          "Number of OS threads in the process.", NULL);
         sonde_emit_sample(em, NULL, 0, (double)threads);
     }
     DIR *d = opendir("/proc/self/fd");

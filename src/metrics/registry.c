@@ -194,7 +194,10 @@ int sonde__buf_label_escape(sonde_buf *b, const char *s, size_t n)
 
 static void family_free(struct sonde_family *f);
 
-void sonde_registry_opts_init(sonde_registry_opts *opts) { memset(opts, 0, sizeof *opts); }
+void sonde_registry_opts_init(sonde_registry_opts *opts)
+{
+    memset(opts, 0, sizeof *opts);
+}
 
 static int registry_init(sonde_registry *reg)
 {
@@ -333,7 +336,10 @@ static uint32_t cells_for(const struct sonde_family *f)
     }
 }
 
-static uint64_t now_ms(void) { return (uint64_t)(sonde__now_wall() * 1000.0); }
+static uint64_t now_ms(void)
+{
+    return (uint64_t)(sonde__now_wall() * 1000.0);
+}
 
 /* Build a series for values (lens given): raw blob then rendered text. */
 static sonde_series *series_new(struct sonde_family *f, const char *const *values,
@@ -418,8 +424,10 @@ static sonde_series *sink_new(struct sonde_family *f)
     return s;
 }
 
-static inline __attribute__((always_inline)) int series_matches(const sonde_series *s, uint64_t hash, const char *const *values,
-                          const size_t *lens, size_t n)
+static inline __attribute__((always_inline)) int series_matches(const sonde_series *s,
+                                                                uint64_t hash,
+                                                                const char *const *values,
+                                                                const size_t *lens, size_t n)
 {
     if (s->hash != hash)
         return 0;
@@ -447,8 +455,10 @@ static struct series_table *table_new(size_t cap)
 /* Lock-free probe. Readers see a consistent table: entries are published
  * with release stores, and a replaced table is freed only after a grace
  * period (table_insert). */
-static inline __attribute__((always_inline)) sonde_series *table_find(struct series_table *t, uint64_t hash, const char *const *values,
-                                const size_t *lens, size_t n)
+static inline __attribute__((always_inline)) sonde_series *table_find(struct series_table *t,
+                                                                      uint64_t hash,
+                                                                      const char *const *values,
+                                                                      const size_t *lens, size_t n)
 {
     size_t i = (size_t)hash & t->mask;
     for (size_t probes = 0; probes <= t->mask; probes++) {
@@ -628,7 +638,7 @@ int sonde_family_get(sonde_family *f, const char *const *values, size_t n, void 
             return (ctype *)(void *)f->sink;                                                       \
         }                                                                                          \
         sonde_series *s = NULL;                                                                    \
-        if (SONDE_UNLIKELY(n && !values) || family_lookup(f, values, n, &s) != SONDE_OK)          \
+        if (SONDE_UNLIKELY(n && !values) || family_lookup(f, values, n, &s) != SONDE_OK)           \
             return (ctype *)(void *)f->sink;                                                       \
         return (ctype *)(void *)s;                                                                 \
     }
@@ -749,12 +759,17 @@ void sonde_family_clear(sonde_family *f)
 
 size_t sonde_family_series_count(const sonde_family *f)
 {
-    return f ? atomic_load_explicit(&((struct sonde_family *)f)->nseries, memory_order_acquire)
-             : 0;
+    return f ? atomic_load_explicit(&((struct sonde_family *)f)->nseries, memory_order_acquire) : 0;
 }
 
-const char *sonde_family_name(const sonde_family *f) { return f ? f->name : ""; }
-sonde_metric_type sonde_family_type(const sonde_family *f) { return f ? f->type : SONDE_UNTYPED; }
+const char *sonde_family_name(const sonde_family *f)
+{
+    return f ? f->name : "";
+}
+sonde_metric_type sonde_family_type(const sonde_family *f)
+{
+    return f ? f->type : SONDE_UNTYPED;
+}
 
 #define AS_SINGLE(fn, ctype, TYPE)                                                                 \
     ctype *fn(sonde_family *f)                                                                     \
@@ -769,7 +784,10 @@ AS_SINGLE(sonde_family_as_summary, sonde_summary, SONDE_SUMMARY)
 /* ------------------------------------------------------------------------ */
 /* Families                                                                 */
 
-void sonde_metric_opts_init(sonde_metric_opts *opts) { memset(opts, 0, sizeof *opts); }
+void sonde_metric_opts_init(sonde_metric_opts *opts)
+{
+    memset(opts, 0, sizeof *opts);
+}
 
 static void free_strv(char **v, size_t n)
 {
@@ -827,13 +845,20 @@ static void family_free(struct sonde_family *f)
 static const char *type_name(sonde_metric_type t)
 {
     switch (t) {
-    case SONDE_COUNTER: return "counter";
-    case SONDE_GAUGE: return "gauge";
-    case SONDE_HISTOGRAM: return "histogram";
-    case SONDE_SUMMARY: return "summary";
-    case SONDE_INFO: return "info";
-    case SONDE_STATESET: return "stateset";
-    default: return "untyped";
+    case SONDE_COUNTER:
+        return "counter";
+    case SONDE_GAUGE:
+        return "gauge";
+    case SONDE_HISTOGRAM:
+        return "histogram";
+    case SONDE_SUMMARY:
+        return "summary";
+    case SONDE_INFO:
+        return "info";
+    case SONDE_STATESET:
+        return "stateset";
+    default:
+        return "untyped";
     }
 }
 
@@ -983,8 +1008,7 @@ static int family_build(sonde_registry *reg, sonde_metric_type type, const sonde
         rc = SONDE_EBADLABEL;
         goto fail;
     }
-    if (o->const_label_count > SONDE_MAX_LABELS ||
-        (o->const_label_count && !o->const_labels)) {
+    if (o->const_label_count > SONDE_MAX_LABELS || (o->const_label_count && !o->const_labels)) {
         sonde__set_error("metric \"%s\": at most %d constant labels", f->name, SONDE_MAX_LABELS);
         rc = SONDE_EBADLABEL;
         goto fail;
@@ -1061,8 +1085,7 @@ static int family_build(sonde_registry *reg, sonde_metric_type type, const sonde
         if (nb > 0 && isinf(bk[nb - 1]) && bk[nb - 1] > 0)
             nb--; /* an explicit +Inf is implicit anyway */
         if (nb == 0 || nb > SONDE_MAX_BUCKETS) {
-            sonde__set_error("histogram \"%s\": needs 1 to %d buckets", f->name,
-                             SONDE_MAX_BUCKETS);
+            sonde__set_error("histogram \"%s\": needs 1 to %d buckets", f->name, SONDE_MAX_BUCKETS);
             rc = SONDE_EBUCKETS;
             goto fail;
         }
@@ -1095,8 +1118,7 @@ static int family_build(sonde_registry *reg, sonde_metric_type type, const sonde
     }
     if (type == SONDE_SUMMARY) {
         if (o->quantile_count > SONDE_MAX_QUANTILES || (o->quantile_count && !o->quantiles)) {
-            sonde__set_error("summary \"%s\": at most %d quantiles", f->name,
-                             SONDE_MAX_QUANTILES);
+            sonde__set_error("summary \"%s\": at most %d quantiles", f->name, SONDE_MAX_QUANTILES);
             rc = SONDE_EOBJECTIVES;
             goto fail;
         }
@@ -1426,10 +1448,22 @@ void sonde_gauge_add(sonde_gauge *g, double v)
         ;
 }
 
-void sonde_gauge_inc(sonde_gauge *g) { sonde_gauge_add(g, 1); }
-void sonde_gauge_dec(sonde_gauge *g) { sonde_gauge_add(g, -1); }
-void sonde_gauge_sub(sonde_gauge *g, double v) { sonde_gauge_add(g, -v); }
-void sonde_gauge_set_to_current_time(sonde_gauge *g) { sonde_gauge_set(g, sonde__now_wall()); }
+void sonde_gauge_inc(sonde_gauge *g)
+{
+    sonde_gauge_add(g, 1);
+}
+void sonde_gauge_dec(sonde_gauge *g)
+{
+    sonde_gauge_add(g, -1);
+}
+void sonde_gauge_sub(sonde_gauge *g, double v)
+{
+    sonde_gauge_add(g, -v);
+}
+void sonde_gauge_set_to_current_time(sonde_gauge *g)
+{
+    sonde_gauge_set(g, sonde__now_wall());
+}
 
 double sonde_gauge_get(const sonde_gauge *g)
 {

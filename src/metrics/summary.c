@@ -16,9 +16,9 @@
 
 struct summary_state {
     sonde__spin lock;
-    unsigned n;          /* age buckets */
-    uint64_t width_ns;   /* time each bucket covers */
-    uint64_t epoch;      /* index of the bucket period currently written */
+    unsigned n;        /* age buckets */
+    uint64_t width_ns; /* time each bucket covers */
+    uint64_t epoch;    /* index of the bucket period currently written */
     sonde__sketch parts[];
 };
 

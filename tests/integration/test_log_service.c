@@ -58,9 +58,12 @@ static void *clone_worker(void *arg)
     SONDE_LOG(lg, DEBUG, "fetching objects", SONDE_INT("objects", 1234));
     sonde_log_operation_end(&op, !j->fail, NULL, 0);
     if (j->fail)
-        SONDE_LOG(lg, ERROR, "clone failed",
-                  SONDE_STR("url", "https://bot:ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789@github.com/myorg/repo1"),
-                  SONDE_ERRNUM(113));
+        SONDE_LOG(
+            lg, ERROR, "clone failed",
+            SONDE_STR(
+                "url",
+                "https://bot:ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789@github.com/myorg/repo1"),
+            SONDE_ERRNUM(113));
     return NULL;
 }
 
@@ -101,35 +104,47 @@ TEST(test_log_service_end_to_end_with_jq)
 
     /* Every line is one JSON object. */
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "jq -R -e 'fromjson | type == \"object\"' '%s' >/dev/null 2>&1", logfile);
+    snprintf(cmd, sizeof cmd, "jq -R -e 'fromjson | type == \"object\"' '%s' >/dev/null 2>&1",
+             logfile);
     ASSERT_EQ(system(cmd), 0);
 
     /* The query of requirement document 002: errors of clone_all. Requests
      * 0, 3 and 6 failed: "clone failed" in the clone_all context (the
      * failed git_clone operation's own line is in the git_clone one). */
-    ASSERT_STR_EQ(jq("-c -r 'select(.correlation.operation == \"clone_all\" and .level == \"ERROR\") | .message'"),
+    ASSERT_STR_EQ(jq("-c -r 'select(.correlation.operation == \"clone_all\" and .level == "
+                     "\"ERROR\") | .message'"),
                   "clone failed\nclone failed\nclone failed");
-    ASSERT_STR_EQ(jq("-c -r 'select(.correlation.operation == \"git_clone\" and .level == \"ERROR\") | .message'"),
+    ASSERT_STR_EQ(jq("-c -r 'select(.correlation.operation == \"git_clone\" and .level == "
+                     "\"ERROR\") | .message'"),
                   "git_clone failed\ngit_clone failed\ngit_clone failed");
     /* Incoming IDs are kept: traceparent trace-id, X-Request-ID. */
-    ASSERT_STR_EQ(jq("-s -c -r 'map(select(.correlation.correlation_id == \"4bf92f3577b34da6a3ce929d0e0e4736\")) | length'"), "6");
-    ASSERT_STR_EQ(jq("-s -c -r 'map(select(.correlation.correlation_id == \"req-abc-123\")) | length'"), "5");
+    ASSERT_STR_EQ(jq("-s -c -r 'map(select(.correlation.correlation_id == "
+                     "\"4bf92f3577b34da6a3ce929d0e0e4736\")) | length'"),
+                  "6");
+    ASSERT_STR_EQ(
+        jq("-s -c -r 'map(select(.correlation.correlation_id == \"req-abc-123\")) | length'"), "5");
     /* The grep of the document works too. */
     snprintf(cmd, sizeof cmd, "grep -c 'correlation_id.*req-abc-123' '%s'", logfile);
     ASSERT_STR_EQ(sh(cmd), "5");
     /* One correlation per request (9), main thread and worker share it. */
     ASSERT_STR_EQ(jq("-s -c -r 'map(.correlation.correlation_id) | unique | length'"), "9");
-    ASSERT_STR_EQ(jq("-s -c -r 'group_by(.correlation.correlation_id) | map(map(.tid) | unique | length) | unique | join(\",\")'"), "2");
+    ASSERT_STR_EQ(jq("-s -c -r 'group_by(.correlation.correlation_id) | map(map(.tid) | unique | "
+                     "length) | unique | join(\",\")'"),
+                  "2");
     /* Levels: mgit.git logs DEBUG, mgit.operations does not. */
-    ASSERT_STR_EQ(jq("-s -c -r 'map(select(.level == \"DEBUG\") | .logger) | unique | join(\",\")'"), "mgit.git");
+    ASSERT_STR_EQ(
+        jq("-s -c -r 'map(select(.level == \"DEBUG\") | .logger) | unique | join(\",\")'"),
+        "mgit.git");
     /* Secrets: none in the file. */
     snprintf(cmd, sizeof cmd, "grep -c -E 'ghp_[A-Za-z0-9]{10}|abcdefghijklmnop' '%s'", logfile);
     ASSERT_STR_EQ(sh(cmd), "0");
     ASSERT_STR_EQ(jq("-s -c -r 'map(select(.message == \"clone failed\") | .fields.url) | .[0]'"),
                   "https://bot:***@github.com/myorg/repo1");
     /* Nested contexts: the worker's lines carry request and provider. */
-    ASSERT_STR_EQ(jq("-s -c -r 'map(select(.message == \"fetching objects\") | .correlation | [.client_ip, .user_id, .operation, .provider, .organization] | join(\",\")) | unique | .[0]'"),
-                  "10.1.2.3,u42,git_clone,github,myorg");
+    ASSERT_STR_EQ(
+        jq("-s -c -r 'map(select(.message == \"fetching objects\") | .correlation | [.client_ip, "
+           ".user_id, .operation, .provider, .organization] | join(\",\")) | unique | .[0]'"),
+        "10.1.2.3,u42,git_clone,github,myorg");
 
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     system(cmd);

@@ -9,9 +9,15 @@
 #include <fcntl.h>
 #include <time.h>
 
-static sonde_logger *ops(void) { return sonde_logger_get("mgit.operations"); }
+static sonde_logger *ops(void)
+{
+    return sonde_logger_get("mgit.operations");
+}
 
-TEST(test_log_jq_is_installed) { ASSERT(jq_available()); }
+TEST(test_log_jq_is_installed)
+{
+    ASSERT(jq_available());
+}
 
 TEST(test_log_line_has_documented_top_level_keys)
 {
@@ -20,7 +26,8 @@ TEST(test_log_line_has_documented_top_level_keys)
     SONDE_LOG(ops(), INFO, "Starting clone", SONDE_STR("repository", "repo1"),
               SONDE_STR("provider", "github"));
     const char *l = capture_last();
-    ASSERT_JQ(l, "keys_unsorted | join(\",\")", "timestamp,level,logger,message,fields,source,pid,tid");
+    ASSERT_JQ(l, "keys_unsorted | join(\",\")",
+              "timestamp,level,logger,message,fields,source,pid,tid");
     ASSERT_JQ(l, ".level", "INFO");
     ASSERT_JQ(l, ".logger", "mgit.operations");
     ASSERT_JQ(l, ".message", "Starting clone");
@@ -28,7 +35,9 @@ TEST(test_log_line_has_documented_top_level_keys)
     char src[128];
     snprintf(src, sizeof src, "test_log.c:%d:test_log_line_has_documented_top_level_keys", line);
     ASSERT_JQ(l, ".source", src);
-    ASSERT_JQ(l, ".timestamp | test(\"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\\\.[0-9]{6}Z$\")",
+    ASSERT_JQ(l,
+              ".timestamp | "
+              "test(\"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\\\.[0-9]{6}Z$\")",
               "true");
     char pid[32];
     snprintf(pid, sizeof pid, "%d", (int)getpid());
@@ -62,8 +71,10 @@ TEST(test_log_typed_fields_render_as_json_types)
               SONDE_STR(NULL, "a"), SONDE_INT(NULL, 2), SONDE_LIST(NULL), SONDE_BOOL(NULL, 1),
               SONDE_CLOSE(), SONDE_CLOSE());
     const char *l = capture_last();
-    ASSERT_JQ(l, ".fields | [.s, .i, .d, .t, .f, .z, .nul] | tojson", "[\"text\",-42,2.5,true,false,null,null]");
-    ASSERT_JQ(l, ".fields | [(.s|type), (.i|type), (.t|type)] | join(\",\")", "string,number,boolean");
+    ASSERT_JQ(l, ".fields | [.s, .i, .d, .t, .f, .z, .nul] | tojson",
+              "[\"text\",-42,2.5,true,false,null,null]");
+    ASSERT_JQ(l, ".fields | [(.s|type), (.i|type), (.t|type)] | join(\",\")",
+              "string,number,boolean");
     ASSERT_CONTAINS(l, "\"u\":18446744073709551615");
     ASSERT_JQ(l, ".fields.nan", "NaN");
     ASSERT_JQ(l, ".fields.repo.owner.id", "7");
@@ -98,7 +109,10 @@ TEST(test_log_printf_message_is_formatted)
 }
 
 static int evaluated;
-static int side_effect(void) { return ++evaluated; }
+static int side_effect(void)
+{
+    return ++evaluated;
+}
 
 TEST(test_log_below_level_skips_the_call_and_its_arguments)
 {
@@ -213,14 +227,21 @@ TEST(test_log_nested_contexts_share_one_correlation_id)
     const char *p = cap_.path;
     ASSERT_CAPTURE_VALID_JSON();
     /* The query from the requirement document. */
-    ASSERT_STR_EQ(jq_out(p, "select(.correlation.operation == \"clone_all\" and .level == \"ERROR\") | .message"),
-                  "clone failed");
+    ASSERT_STR_EQ(
+        jq_out(
+            p,
+            "select(.correlation.operation == \"clone_all\" and .level == \"ERROR\") | .message"),
+        "clone failed");
     char expect[256];
     snprintf(expect, sizeof expect, "%s,clone_all,myorg,github,u42", id_outer);
-    ASSERT_STR_EQ(jq_out(p, "select(.message == \"clone failed\") | .correlation | [.correlation_id, .operation, .organization, .provider, .user_id] | join(\",\")"),
+    ASSERT_STR_EQ(jq_out(p,
+                         "select(.message == \"clone failed\") | .correlation | [.correlation_id, "
+                         ".operation, .organization, .provider, .user_id] | join(\",\")"),
                   expect);
     snprintf(expect, sizeof expect, "%s,clone_all,false", id_outer);
-    ASSERT_STR_EQ(jq_out(p, "select(.message == \"after inner\") | .correlation | [.correlation_id, .operation, has(\"provider\")] | map(tostring) | join(\",\")"),
+    ASSERT_STR_EQ(jq_out(p,
+                         "select(.message == \"after inner\") | .correlation | [.correlation_id, "
+                         ".operation, has(\"provider\")] | map(tostring) | join(\",\")"),
                   expect);
     ASSERT_STR_EQ(jq_out(p, "select(.message == \"outside\") | has(\"correlation\")"), "false");
 }
@@ -228,9 +249,10 @@ TEST(test_log_nested_contexts_share_one_correlation_id)
 TEST(test_log_inner_frame_key_hides_outer_key)
 {
     capture_reset();
-    int t1 = sonde_log_context_push(NULL, (sonde_field[]){SONDE_STR("operation", "bulk_clone"),
-                                                          SONDE_STR("organization", "myorg")},
-                                    2);
+    int t1 = sonde_log_context_push(
+        NULL,
+        (sonde_field[]){SONDE_STR("operation", "bulk_clone"), SONDE_STR("organization", "myorg")},
+        2);
     ASSERT_EQ(t1, 1);
     int t2 = sonde_log_context_push(NULL, (sonde_field[]){SONDE_STR("operation", "clone")}, 1);
     ASSERT_EQ(t2, 2);
@@ -258,7 +280,8 @@ TEST(test_log_request_context_uses_the_given_id)
             SONDE_LOG(ops(), INFO, "in");
         }
     }
-    ASSERT_JQ(capture_last(), ".correlation | [.correlation_id, .client_ip, .operation] | join(\",\")",
+    ASSERT_JQ(capture_last(),
+              ".correlation | [.correlation_id, .client_ip, .operation] | join(\",\")",
               "req-123,10.0.0.1,login");
     {
         /* An ID with characters that could inject into logs is replaced. */
@@ -381,7 +404,9 @@ TEST(test_log_context_follows_a_handoff_to_another_thread)
     ASSERT_CAPTURE_VALID_JSON();
     char expect[256];
     snprintf(expect, sizeof expect, "%s,clone_all,github,***,w1", main_id);
-    ASSERT_STR_EQ(jq_out(p, "select(.message == \"from worker\") | .correlation | [.correlation_id, .operation, .provider, .password, .worker] | join(\",\")"),
+    ASSERT_STR_EQ(jq_out(p,
+                         "select(.message == \"from worker\") | .correlation | [.correlation_id, "
+                         ".operation, .provider, .password, .worker] | join(\",\")"),
                   expect);
     /* Two threads, one correlation ID. */
     ASSERT_STR_EQ(jq_slurp(p, "map(.tid) | unique | length"), "2");
@@ -412,7 +437,8 @@ TEST(test_log_context_values_are_bounded)
     capture_reset();
     static char big[20000];
     memset(big, 'v', sizeof big - 1);
-    int t = sonde_log_context_push(NULL, (sonde_field[]){SONDE_STR("big", big), SONDE_STR("next", "n")}, 2);
+    int t = sonde_log_context_push(
+        NULL, (sonde_field[]){SONDE_STR("big", big), SONDE_STR("next", "n")}, 2);
     ASSERT_GT(t, 0);
     SONDE_LOG(ops(), INFO, "x");
     sonde_log_context_pop(t);
@@ -433,12 +459,16 @@ TEST(test_log_operation_start_and_end_time_the_operation)
     SONDE_LOG_OP_END(&op, 1, SONDE_INT("objects", 12));
     const char *p = cap_.path;
     ASSERT_CAPTURE_VALID_JSON();
-    ASSERT_STR_EQ(jq_out(p, "select(.fields.event == \"operation_start\") | [.message, .level, .correlation.operation, .correlation.repository] | join(\",\")"),
+    ASSERT_STR_EQ(jq_out(p, "select(.fields.event == \"operation_start\") | [.message, .level, "
+                            ".correlation.operation, .correlation.repository] | join(\",\")"),
                   "clone started,INFO,clone,repo1");
     ASSERT_STR_EQ(jq_out(p, "select(.message == \"working\") | .correlation.operation"), "clone");
-    ASSERT_STR_EQ(jq_out(p, "select(.fields.event == \"operation_end\") | [.message, .level, (.fields.success|tostring), (.fields.objects|tostring), .correlation.operation] | join(\",\")"),
+    ASSERT_STR_EQ(jq_out(p, "select(.fields.event == \"operation_end\") | [.message, .level, "
+                            "(.fields.success|tostring), (.fields.objects|tostring), "
+                            ".correlation.operation] | join(\",\")"),
                   "clone completed,INFO,true,12,clone");
-    double d = strtod(jq_out(p, "select(.fields.event == \"operation_end\") | .fields.duration_seconds"), NULL);
+    double d = strtod(
+        jq_out(p, "select(.fields.event == \"operation_end\") | .fields.duration_seconds"), NULL);
     ASSERT(d >= 0.019 && d < 5);
     ASSERT_EQ(sonde_log_correlation_id(NULL, 0), 0);
 
@@ -456,7 +486,8 @@ TEST(test_log_errno_and_backtrace)
     SONDE_LOG(ops(), ERROR, "open failed", SONDE_STR("path", "/nope"), SONDE_ERRNUM(ENOENT),
               SONDE_BACKTRACE());
     const char *l = capture_last();
-    ASSERT_JQ(l, ".fields | [(.errno|tostring), .error] | join(\",\")", "2,No such file or directory");
+    ASSERT_JQ(l, ".fields | [(.errno|tostring), .error] | join(\",\")",
+              "2,No such file or directory");
     ASSERT_JQ(l, ".backtrace | type", "array");
     ASSERT(atoi(jq_line(l, ".backtrace | length")) >= 1);
     ASSERT_CAPTURE_VALID_JSON();
@@ -470,7 +501,8 @@ TEST(test_log_invalid_utf8_and_control_characters_stay_valid_json)
               SONDE_STR("surrogate", "\xed\xa0\x80"), SONDE_STR("cut", "\xe2\x82"));
     const char *l = capture_last();
     ASSERT_EQ(strchr(l, '\n') - l + 1, (long)strlen(l)); /* one line */
-    ASSERT_JQ(l, ".message", "bad \xef\xbf\xbd\xef\xbf\xbd utf8 \x01 ctl \"quote\" back\\slash\nnewline \xc3\xa9");
+    ASSERT_JQ(l, ".message",
+              "bad \xef\xbf\xbd\xef\xbf\xbd utf8 \x01 ctl \"quote\" back\\slash\nnewline \xc3\xa9");
     ASSERT_JQ(l, ".fields | keys[0]", "cut");
     ASSERT_JQ(l, ".fields.overlong", "\xef\xbf\xbd\xef\xbf\xbd");
     ASSERT_CAPTURE_VALID_JSON();
@@ -724,7 +756,10 @@ TEST(test_log_asynchronous_mode_flushes_on_critical_and_on_flush)
     ASSERT_OK(sonde_log_shutdown(2000));
     SONDE_LOG(ops(), INFO, "sync again");
     ASSERT_EQ(cap_.lines, 1003);
-    ASSERT_STR_EQ(jq_slurp(cap_.path, "[.[] | select(.message == \"queued\") | .fields.i] | . == [range(1000)]"), "true");
+    ASSERT_STR_EQ(
+        jq_slurp(cap_.path,
+                 "[.[] | select(.message == \"queued\") | .fields.i] | . == [range(1000)]"),
+        "true");
     ASSERT_CAPTURE_VALID_JSON();
     o.async = 0;
     ASSERT_OK(sonde_log_configure(&o));

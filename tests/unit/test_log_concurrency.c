@@ -10,7 +10,10 @@
 
 enum { THREADS = 8 };
 
-static sonde_logger *lg(void) { return sonde_logger_get("conc.test"); }
+static sonde_logger *lg(void)
+{
+    return sonde_logger_get("conc.test");
+}
 
 typedef struct {
     int t, n;
@@ -68,9 +71,11 @@ static void check_file(const char *path, int total, uint64_t dropped, int expect
     if (expect_no_drops)
         ASSERT_U64_EQ(dropped, 0);
     /* No line twice, each thread's lines in the order it wrote them. */
-    ASSERT_EQ(atoi(jq_slurp(path, "map(select(.message == \"conc\") | \"\\(.fields.t)-\\(.fields.i)\") | unique | length")),
+    ASSERT_EQ(atoi(jq_slurp(path, "map(select(.message == \"conc\") | "
+                                  "\"\\(.fields.t)-\\(.fields.i)\") | unique | length")),
               written);
-    ASSERT_STR_EQ(jq_slurp(path, "map(select(.message == \"conc\")) | group_by(.fields.t) | map(map(.fields.i) | . == sort) | all"),
+    ASSERT_STR_EQ(jq_slurp(path, "map(select(.message == \"conc\")) | group_by(.fields.t) | "
+                                 "map(map(.fields.i) | . == sort) | all"),
                   "true");
 }
 
@@ -179,9 +184,14 @@ TEST(test_log_worker_pool_keeps_each_request_correlation)
     ASSERT_EQ(jq_every_line(path), 0);
     /* Every request: one line from main and one from a worker, both with
      * the request's ID, and the worker line carries the request number. */
-    ASSERT_STR_EQ(jq_slurp(path, "map(select(.message == \"work\") | (.correlation.correlation_id == \"req-\\(.correlation.request)\")) | [length, all] | map(tostring) | join(\",\")"),
-                  "40,true");
-    ASSERT_STR_EQ(jq_slurp(path, "group_by(.correlation.correlation_id) | map(length) | unique | map(tostring) | join(\",\")"),
+    ASSERT_STR_EQ(
+        jq_slurp(
+            path,
+            "map(select(.message == \"work\") | (.correlation.correlation_id == "
+            "\"req-\\(.correlation.request)\")) | [length, all] | map(tostring) | join(\",\")"),
+        "40,true");
+    ASSERT_STR_EQ(jq_slurp(path, "group_by(.correlation.correlation_id) | map(length) | unique | "
+                                 "map(tostring) | join(\",\")"),
                   "2");
 }
 

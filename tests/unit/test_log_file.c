@@ -10,11 +10,17 @@
 #include <sys/un.h>
 #include <time.h>
 
-static sonde_logger *lg(void) { return sonde_logger_get("file.test"); }
+static sonde_logger *lg(void)
+{
+    return sonde_logger_get("file.test");
+}
 
 /* Whatever the test runner left SIGHUP as (nohup ignores it), start from
  * the default so the SIGHUP test sees sonde install its handler. */
-__attribute__((constructor)) static void default_sighup(void) { signal(SIGHUP, SIG_DFL); }
+__attribute__((constructor)) static void default_sighup(void)
+{
+    signal(SIGHUP, SIG_DFL);
+}
 
 static void sleep_ms(int ms)
 {
@@ -94,7 +100,8 @@ TEST(test_log_file_rotates_by_size_and_keeps_n)
     int id;
     ASSERT_OK(sonde_log_sink_add(SONDE_LOG_SINK_FILE, &so, &id));
     for (int i = 0; i < 100; i++)
-        SONDE_LOG(lg(), INFO, "rotation line", SONDE_INT("i", i), SONDE_STR("pad", "xxxxxxxxxxxxxxxxxxxx"));
+        SONDE_LOG(lg(), INFO, "rotation line", SONDE_INT("i", i),
+                  SONDE_STR("pad", "xxxxxxxxxxxxxxxxxxxx"));
     ASSERT_OK(sonde_log_sink_remove(id));
     ASSERT_LE(file_size(path), 2000);
     ASSERT_LE(file_size(p1), 2000);
@@ -189,8 +196,12 @@ TEST(test_log_dev_full_counts_errors_and_the_service_continues)
      * sink, the failing one included. */
     ASSERT_U64_EQ(b.write_errors - a.write_errors, 11);
     /* The other sink got every line, plus one report of the failure. */
-    ASSERT_STR_EQ(jq_slurp(cap_.path, "map(select(.message == \"to a full disk\")) | length"), "10");
-    ASSERT_STR_EQ(jq_slurp(cap_.path, "map(select(.logger == \"sonde.log\" and .level == \"ERROR\")) | length"), "1");
+    ASSERT_STR_EQ(jq_slurp(cap_.path, "map(select(.message == \"to a full disk\")) | length"),
+                  "10");
+    ASSERT_STR_EQ(
+        jq_slurp(cap_.path,
+                 "map(select(.logger == \"sonde.log\" and .level == \"ERROR\")) | length"),
+        "1");
     ASSERT_CONTAINS(jq_slurp(cap_.path, "map(select(.logger == \"sonde.log\")) | .[0].message"),
                     "No space left on device");
     ASSERT_OK(sonde_log_sink_remove(id));

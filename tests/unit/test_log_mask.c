@@ -14,7 +14,7 @@ static const struct {
     {"Authorization: Basic dXNlcjpwYXNzd29yZA==", "Authorization: Basic ***"},
     {"Basic authentication is disabled", "Basic authentication is disabled"}, /* near-miss */
     {"Basic YWJjZGVmZ2g=", "Basic YWJjZGVmZ2g="}, /* base64 without user:pass: near-miss */
-    {"Bearer of bad news", "Bearer of bad news"},                             /* near-miss */
+    {"Bearer of bad news", "Bearer of bad news"}, /* near-miss */
     /* GitHub tokens */
     {"token ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789 leaked", "token ghp_*** leaked"},
     {"gho_16C7e42F292c6912E7710c838347Ae178B4a", "gho_***"},
@@ -32,7 +32,8 @@ static const struct {
      "jwt *** end"},
     {"header eyJhbGciOiJIUzI1NiJ9 only", "header eyJhbGciOiJIUzI1NiJ9 only"}, /* near-miss */
     /* Passwords in URLs */
-    {"clone https://bob:s3cr3t@github.com/org/repo.git", "clone https://bob:***@github.com/org/repo.git"},
+    {"clone https://bob:s3cr3t@github.com/org/repo.git",
+     "clone https://bob:***@github.com/org/repo.git"},
     {"postgres://app:pa:ss@db:5432/x", "postgres://app:***@db:5432/x"},
     {"redis://:onlypass@cache:6379/0", "redis://:***@cache:6379/0"},
     {"https://github.com:443/org", "https://github.com:443/org"}, /* near-miss: port */
@@ -46,8 +47,9 @@ static const struct {
     {"api_key=sk-12345 ok", "api_key=*** ok"},
     {"X-Api-Key=abc", "X-Api-Key=***"},
     {"Cookie: session=abc123; theme=dark", "Cookie: session=***; theme=dark"},
-    {"password=***", "password=***"},                   /* already masked */
-    {"passenger=3 author=bob tokenizer=bpe", "passenger=3 author=bob tokenizer=bpe"}, /* near-miss */
+    {"password=***", "password=***"}, /* already masked */
+    {"passenger=3 author=bob tokenizer=bpe",
+     "passenger=3 author=bob tokenizer=bpe"}, /* near-miss */
     {"password= empty", "password= empty"},
     {"a==b", "a==b"},
     {"", ""},
@@ -73,15 +75,38 @@ TEST(test_log_mask_value_table)
 }
 
 static const char *const secret_keys[] = {
-    "password",   "PASSWORD",    "passwd",      "db_password", "secret",     "client_secret",
-    "token",      "access_token", "githubToken", "api_key",    "apikey",     "API-KEY",
-    "X-Api-Key",  "authorization", "Authorization", "cookie",  "set-cookie", "session",
-    "session_id", "sessionId",   "private_key", "privateKey", "credentials", "passphrase",
-    "aws_secret_access_key", "api_key_id", "pwd", "Proxy-Authorization",
+    "password",
+    "PASSWORD",
+    "passwd",
+    "db_password",
+    "secret",
+    "client_secret",
+    "token",
+    "access_token",
+    "githubToken",
+    "api_key",
+    "apikey",
+    "API-KEY",
+    "X-Api-Key",
+    "authorization",
+    "Authorization",
+    "cookie",
+    "set-cookie",
+    "session",
+    "session_id",
+    "sessionId",
+    "private_key",
+    "privateKey",
+    "credentials",
+    "passphrase",
+    "aws_secret_access_key",
+    "api_key_id",
+    "pwd",
+    "Proxy-Authorization",
 };
 static const char *const plain_keys[] = {
-    "author", "tokenizer", "secretary", "monkey",  "keyboard", "passenger", "sessionize",
-    "username", "user_id", "",          "organization", "operation", "key", "api",
+    "author",   "tokenizer", "secretary", "monkey",       "keyboard",  "passenger", "sessionize",
+    "username", "user_id",   "",          "organization", "operation", "key",       "api",
 };
 
 TEST(test_log_mask_secret_keys_are_case_and_separator_insensitive)
@@ -95,7 +120,10 @@ TEST(test_log_mask_secret_keys_are_case_and_separator_insensitive)
     ASSERT_EQ(sonde_log_mask_key_is_secret(NULL, 0), 0);
 }
 
-static sonde_logger *lg(void) { return sonde_logger_get("mask.test"); }
+static sonde_logger *lg(void)
+{
+    return sonde_logger_get("mask.test");
+}
 
 TEST(test_log_mask_fields_messages_and_nested_values_in_lines)
 {
@@ -103,10 +131,9 @@ TEST(test_log_mask_fields_messages_and_nested_values_in_lines)
     SONDE_LOG(lg(), INFO, "login with password=hunter2 via https://bob:hunter3@example.com/",
               SONDE_STR("user", "bob"), SONDE_STR("Password", "hunter4"),
               SONDE_INT("api_key", 123456), SONDE_OBJECT("db"), SONDE_STR("host", "db1"),
-              SONDE_STR("db_password", "hunter5"),
-              SONDE_STR("dsn", "host=db1 password=hunter6"), SONDE_CLOSE(),
-              SONDE_OBJECT("credentials"), SONDE_STR("user", "u"), SONDE_STR("pass", "hunter7"),
-              SONDE_CLOSE(), SONDE_LIST("urls"),
+              SONDE_STR("db_password", "hunter5"), SONDE_STR("dsn", "host=db1 password=hunter6"),
+              SONDE_CLOSE(), SONDE_OBJECT("credentials"), SONDE_STR("user", "u"),
+              SONDE_STR("pass", "hunter7"), SONDE_CLOSE(), SONDE_LIST("urls"),
               SONDE_STR(NULL, "https://x:hunter8@h/"), SONDE_STR(NULL, "Bearer hunter9hunter9"),
               SONDE_CLOSE(), SONDE_STR("note", "author=bob"));
     const char *l = capture_last();
@@ -116,8 +143,11 @@ TEST(test_log_mask_fields_messages_and_nested_values_in_lines)
         ASSERT_NOT_CONTAINS(l, s);
     }
     ASSERT_JQ(l, ".message", "login with password=*** via https://bob:***@example.com/");
-    ASSERT_JQ(l, ".fields | [.user, .Password, .api_key, .db.host, .db.db_password, .db.dsn, .credentials, .urls[0], .urls[1], .note] | join(\"|\")",
-              "bob|***|***|db1|***|host=db1 password=***|***|https://x:***@h/|Bearer ***|author=bob");
+    ASSERT_JQ(
+        l,
+        ".fields | [.user, .Password, .api_key, .db.host, .db.db_password, .db.dsn, .credentials, "
+        ".urls[0], .urls[1], .note] | join(\"|\")",
+        "bob|***|***|db1|***|host=db1 password=***|***|https://x:***@h/|Bearer ***|author=bob");
     ASSERT_CAPTURE_VALID_JSON();
 }
 
@@ -168,7 +198,8 @@ TEST(test_log_mask_can_be_switched_off)
     o.masking = -1;
     ASSERT_OK(sonde_log_configure(&o));
     SONDE_LOG(lg(), INFO, "password=visible", SONDE_STR("token", "visible2"));
-    ASSERT_JQ(capture_last(), "[.message, .fields.token] | join(\"|\")", "password=visible|visible2");
+    ASSERT_JQ(capture_last(), "[.message, .fields.token] | join(\"|\")",
+              "password=visible|visible2");
     o.masking = 0;
     ASSERT_OK(sonde_log_configure(&o));
     SONDE_LOG(lg(), INFO, "password=hidden");

@@ -29,7 +29,8 @@ typedef struct capture {
 
 static capture cap_ = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
-static __attribute__((unused)) void capture_fn(const sonde_log_record *rec, const char *line, size_t len, void *ud)
+static __attribute__((unused)) void capture_fn(const sonde_log_record *rec, const char *line,
+                                               size_t len, void *ud)
 {
     (void)rec;
     capture *c = ud;
@@ -193,6 +194,9 @@ static __attribute__((unused)) const char *jq_line(const char *line, const char 
                          cap_.data ? cap_.data : "");                                              \
     } while (0)
 
-static __attribute__((unused)) int jq_available(void) { return run_cmd("jq --version >/dev/null 2>&1") == 0; }
+static __attribute__((unused)) int jq_available(void)
+{
+    return run_cmd("jq --version >/dev/null 2>&1") == 0;
+}
 
 #endif

@@ -26,7 +26,7 @@ TEST(test_counter_counts_inc_and_add_exactly)
         sonde_counter_inc(c);
     sonde_counter_add(c, 2.5);
     sonde_counter_add(c, 10);
-    sonde_counter_add(c, -5); /* ignored */
+    sonde_counter_add(c, -5);  /* ignored */
     sonde_counter_add(c, NAN); /* ignored */
     ASSERT_DBL_EQ(sonde_counter_get(c), 1012.5);
     sonde_registry_destroy(r);
@@ -325,7 +325,10 @@ TEST(test_summary_reports_quantiles_sum_and_count)
     sonde_registry_destroy(r);
 }
 
-static double ratio_cb(void *ud) { return *(double *)ud; }
+static double ratio_cb(void *ud)
+{
+    return *(double *)ud;
+}
 
 static void db_collector(sonde_emitter *em, void *ud)
 {
