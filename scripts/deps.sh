@@ -11,7 +11,7 @@ build_pkgs=(
   libyaml-dev libhiredis-dev libpq-dev libcrypt-dev
 )
 test_pkgs=(
-  clang libclang-rt-14-dev jq curl locales valgrind
+  clang libclang-rt-14-dev clang-format jq curl locales valgrind
   prometheus python3 python3-prometheus-client
   prometheus-alertmanager prometheus-pushgateway redis-server postgresql sqlite3 wrk
   openssl util-linux
