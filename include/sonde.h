@@ -15,6 +15,7 @@
 #include "sonde/runtime.h"
 #include "sonde/config.h"
 #include "sonde/log.h"
+#include "sonde/sql.h"
 #include "sonde/trace.h"
 
 #endif

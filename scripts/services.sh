@@ -3,7 +3,8 @@
 # its own directory on a loopback port, as the current user (PostgreSQL
 # refuses root: then it runs as "nobody"). Installed by scripts/deps.sh.
 #
-#   scripts/services.sh postgres start DIR PORT    # trust auth, user "sonde", db "postgres"
+#   scripts/services.sh postgres start DIR PORT    # trust auth, user "sonde", db "postgres";
+#                                                  # an existing DIR is restarted, data kept
 #   scripts/services.sh postgres stop DIR
 #   scripts/services.sh redis start DIR PORT [PASSWORD]
 #   scripts/services.sh redis stop DIR
@@ -50,8 +51,12 @@ pg_start() {
     local d; d=$(dirname "$dir")
     while [ "$d" != "/" ]; do chmod o+x "$d" 2>/dev/null || true; d=$(dirname "$d"); done
   fi
-  as_owner "$PG_BIN/initdb" -D "$dir/data" -U sonde --auth=trust --no-sync -E UTF8 \
-    >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; die "initdb failed"; }
+  # A directory that already holds a cluster is started again as it is
+  # (tests that stop and restart the server keep their data).
+  if [ ! -f "$dir/data/PG_VERSION" ]; then
+    as_owner "$PG_BIN/initdb" -D "$dir/data" -U sonde --auth=trust --no-sync -E UTF8 \
+      >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; die "initdb failed"; }
+  fi
   as_owner "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 30 \
     -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null \
     || { cat "$dir/postgres.log" >&2; die "postgres did not start"; }
@@ -115,5 +120,5 @@ case "${1:-} ${2:-}" in
   "prometheus start") prom_start "$3" "$4" "$5" "${6:-1s}" ;;
   "prometheus stop") stop_pidfile "$3/prometheus.pid" ;;
   "free-port "*) free_port ;;
-  *) sed -n '2,14p' "$0" >&2; exit 64 ;;
+  *) sed -n '2,15p' "$0" >&2; exit 64 ;;
 esac
