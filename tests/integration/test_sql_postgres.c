@@ -434,3 +434,93 @@ TEST(test_sql_postgres_recovers_after_the_server_restarts)
     sonde_free(t);
     destroy_collector();
 }
+
+/* The application's libpq wrapper: a begin/end pair per statement, with
+ * the server's statement timeout reported as a timeout. */
+static int app_pg_exec(sonde_db *d, PGconn *c, const char *q)
+{
+    sonde_db_call call;
+    sonde_db_begin(d, &call, NULL, q);
+    PGresult *r = PQexec(c, q);
+    ExecStatusType st = PQresultStatus(r);
+    int ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+    const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    sonde_db_result res = ok                                   ? SONDE_DB_OK
+                          : code && strcmp(code, "57014") == 0 ? SONDE_DB_TIMEOUT
+                                                               : SONDE_DB_ERROR;
+    sonde_db_end(&call, res, ok ? NULL : PQresultErrorMessage(r));
+    PQclear(r);
+    return ok ? 0 : -1;
+}
+
+TEST(test_db_instrumentation_counts_libpq_calls_and_captures_failures)
+{
+    setup_db();
+    quiet();
+    ASSERT_OK(sonde_registry_create(NULL, &reg));
+    sonde_errors_opts eo;
+    sonde_errors_opts_init(&eo);
+    eo.registry = reg;
+    eo.no_log = 1;
+    eo.no_env_notifiers = 1;
+    sonde_errors *errs = NULL;
+    ASSERT_OK(sonde_errors_create(&eo, &errs));
+    sonde_db_opts o;
+    sonde_db_opts_init(&o);
+    o.registry = reg;
+    o.name = "pipeline";
+    o.errors = errs;
+    sonde_db *d = NULL;
+    ASSERT_OK(sonde_db_create(&o, &d));
+    PGconn *c = PQconnectdb(conninfo);
+    ASSERT_EQ(PQstatus(c), CONNECTION_OK);
+    {
+        SONDE_LOG_REQUEST_CONTEXT("job-7", sonde_field_strn("job", "prices", SONDE_FIELD_NTS));
+        ASSERT_EQ(app_pg_exec(d, c, "BEGIN"), 0);
+        ASSERT_EQ(app_pg_exec(d, c, "INSERT INTO prices VALUES (9001, 1.5)"), 0);
+        ASSERT_EQ(app_pg_exec(d, c, "COMMIT"), 0);
+        ASSERT_EQ(app_pg_exec(d, c, "SELECT count(*) FROM prices"), 0);
+        ASSERT_EQ(app_pg_exec(d, c, "SELECT * FROM missing_table"), -1);
+        ASSERT_EQ(app_pg_exec(d, c, "SET statement_timeout = 200"), 0);
+        ASSERT_EQ(app_pg_exec(d, c, "SELECT pg_sleep(5)"), -1);
+    }
+    PQfinish(c);
+    sonde_db_pool_set(d, 1, 0);
+    char *t = render();
+    ASSERT_CONTAINS(t, "sonde_db_queries_total{db=\"pipeline\",kind=\"begin\",result=\"ok\"} 1\n");
+    ASSERT_CONTAINS(t, "sonde_db_queries_total{db=\"pipeline\",kind=\"insert\",result=\"ok\"} 1\n");
+    ASSERT_CONTAINS(t, "sonde_db_queries_total{db=\"pipeline\",kind=\"commit\",result=\"ok\"} 1\n");
+    ASSERT_CONTAINS(t, "sonde_db_queries_total{db=\"pipeline\",kind=\"select\",result=\"ok\"} 1\n");
+    ASSERT_CONTAINS(t,
+                    "sonde_db_queries_total{db=\"pipeline\",kind=\"select\",result=\"error\"} 1\n");
+    ASSERT_CONTAINS(
+        t, "sonde_db_queries_total{db=\"pipeline\",kind=\"select\",result=\"timeout\"} 1\n");
+    ASSERT_CONTAINS(t, "sonde_db_queries_total{db=\"pipeline\",kind=\"other\",result=\"ok\"} 1\n");
+    ASSERT_CONTAINS(t,
+                    "sonde_db_query_duration_seconds_count{db=\"pipeline\",kind=\"select\"} 3\n");
+    ASSERT_CONTAINS(t, "sonde_db_pool_connections{db=\"pipeline\",state=\"in_use\"} 1\n");
+    sonde_free(t);
+    sonde_errors_process(errs);
+    sonde_error_group *g = NULL;
+    size_t n = 0;
+    ASSERT_OK(sonde_errors_get_groups(errs, NULL, &g, &n));
+    ASSERT_EQ(n, 2);
+    int seen_timeout = 0, seen_error = 0;
+    for (size_t i = 0; i < n; i++) {
+        ASSERT_STR_EQ(g[i].correlation_id, "job-7");
+        ASSERT_STR_EQ(g[i].operation, "db.select");
+        if (strcmp(g[i].type, "DatabaseTimeout") == 0) {
+            seen_timeout = 1;
+            ASSERT_CONTAINS(g[i].message, "statement timeout");
+        } else if (strcmp(g[i].type, "DatabaseError") == 0) {
+            seen_error = 1;
+            ASSERT_CONTAINS(g[i].message, "missing_table");
+        }
+    }
+    ASSERT(seen_timeout && seen_error);
+    sonde_free(g);
+    sonde_db_destroy(d);
+    sonde_errors_destroy(errs);
+    sonde_registry_destroy(reg);
+    reg = NULL;
+}

@@ -604,3 +604,115 @@ TEST(test_sql_mask_dsn_hides_passwords_in_every_form)
     check_mask("host=db dbname=x", "host=db dbname=x", 0);
     check_mask("", "", 0);
 }
+
+/* ---- instrumentation of the application's own calls, with SQLite ---- */
+
+static int step_all(sqlite3 *db, const char *q, const char **err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, q, -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        }
+    sqlite3_finalize(st);
+    *err = sqlite3_errmsg(db);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* The application's wrapper: one begin/end pair per statement. */
+static int app_exec(sonde_db *d, sqlite3 *db, const char *q)
+{
+    sonde_db_call call;
+    sonde_db_begin(d, &call, NULL, q);
+    const char *err = NULL;
+    int rc = step_all(db, q, &err);
+    sonde_db_end(&call, rc == 0 ? SONDE_DB_OK : SONDE_DB_ERROR, rc == 0 ? NULL : err);
+    return rc;
+}
+
+TEST(test_db_instrumentation_counts_sqlite_calls_and_captures_failures)
+{
+    quiet();
+    make_db("CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT);");
+    ASSERT_OK(sonde_registry_create(NULL, &reg));
+    sonde_errors_opts eo;
+    sonde_errors_opts_init(&eo);
+    eo.registry = reg;
+    eo.no_log = 1;
+    eo.no_env_notifiers = 1;
+    sonde_errors *errs = NULL;
+    ASSERT_OK(sonde_errors_create(&eo, &errs));
+    sonde_db_opts o;
+    sonde_db_opts_init(&o);
+    o.registry = reg;
+    o.name = "catalog";
+    o.errors = errs;
+    sonde_db *d = NULL;
+    ASSERT_OK(sonde_db_create(&o, &d));
+
+    sqlite3 *db = NULL;
+    ASSERT_EQ(sqlite3_open(dbpath, &db), SQLITE_OK);
+    {
+        SONDE_LOG_REQUEST_CONTEXT("req-42", sonde_field_strn("route", "/items", SONDE_FIELD_NTS));
+        ASSERT_EQ(app_exec(d, db, "INSERT INTO items(name) VALUES ('a')"), 0);
+        ASSERT_EQ(app_exec(d, db, "INSERT INTO items(name) VALUES ('b')"), 0);
+        ASSERT_EQ(app_exec(d, db, "  -- list\n SELECT * FROM items"), 0);
+        ASSERT_EQ(app_exec(d, db, "UPDATE items SET name = 'c' WHERE id = 1"), 0);
+        ASSERT_EQ(app_exec(d, db, "SELECT * FROM no_such_table"), -1);
+    }
+    sonde_db_pool_set(d, 3, 5);
+    sonde_db_pool_wait(d, 0.25);
+    sonde_db_pool_wait(d, 0.5);
+    sqlite3_close(db);
+
+    char *t = render();
+    ASSERT_CONTAINS(t, "sonde_db_queries_total{db=\"catalog\",kind=\"insert\",result=\"ok\"} 2\n");
+    ASSERT_CONTAINS(t, "sonde_db_queries_total{db=\"catalog\",kind=\"select\",result=\"ok\"} 1\n");
+    ASSERT_CONTAINS(t,
+                    "sonde_db_queries_total{db=\"catalog\",kind=\"select\",result=\"error\"} 1\n");
+    ASSERT_CONTAINS(t, "sonde_db_queries_total{db=\"catalog\",kind=\"update\",result=\"ok\"} 1\n");
+    ASSERT_CONTAINS(t, "sonde_db_query_duration_seconds_count{db=\"catalog\",kind=\"select\"} 2\n");
+    ASSERT_CONTAINS(t, "sonde_db_query_duration_seconds_count{db=\"catalog\",kind=\"insert\"} 2\n");
+    ASSERT_CONTAINS(t, "sonde_db_pool_connections{db=\"catalog\",state=\"in_use\"} 3\n");
+    ASSERT_CONTAINS(t, "sonde_db_pool_connections{db=\"catalog\",state=\"idle\"} 5\n");
+    ASSERT_CONTAINS(t, "sonde_db_pool_waits_total{db=\"catalog\"} 2\n");
+    ASSERT_CONTAINS(t, "sonde_db_pool_wait_seconds_total{db=\"catalog\"} 0.75\n");
+    sonde_free(t);
+
+    sonde_errors_process(errs);
+    sonde_error_group *g = NULL;
+    size_t n = 0;
+    ASSERT_OK(sonde_errors_get_groups(errs, NULL, &g, &n));
+    ASSERT_EQ(n, 1);
+    ASSERT_STR_EQ(g[0].type, "DatabaseError");
+    ASSERT_STR_EQ(g[0].operation, "db.select");
+    ASSERT_STR_EQ(g[0].correlation_id, "req-42");
+    ASSERT_CONTAINS(g[0].message, "no such table");
+    sonde_free(g);
+    /* The frame was popped: the thread has no context left. */
+    char id[64];
+    ASSERT_EQ(sonde_log_correlation_id(id, sizeof id), 0);
+
+    sonde_db_destroy(d);
+    sonde_errors_destroy(errs);
+    sonde_registry_destroy(reg);
+    reg = NULL;
+}
+
+TEST(test_db_kind_classifies_statements)
+{
+    ASSERT_STR_EQ(sonde_db_kind("select 1"), "select");
+    ASSERT_STR_EQ(sonde_db_kind("/* c */ WITH x AS (SELECT 1) SELECT * FROM x"), "select");
+    ASSERT_STR_EQ(sonde_db_kind("(SELECT 1)"), "select");
+    ASSERT_STR_EQ(sonde_db_kind("\n  insert into t values (1)"), "insert");
+    ASSERT_STR_EQ(sonde_db_kind("UPDATE t SET a = 1"), "update");
+    ASSERT_STR_EQ(sonde_db_kind("delete from t"), "delete");
+    ASSERT_STR_EQ(sonde_db_kind("BEGIN"), "begin");
+    ASSERT_STR_EQ(sonde_db_kind("COMMIT"), "commit");
+    ASSERT_STR_EQ(sonde_db_kind("rollback"), "rollback");
+    ASSERT_STR_EQ(sonde_db_kind("CREATE TABLE t(a)"), "ddl");
+    ASSERT_STR_EQ(sonde_db_kind("VACUUM"), "other");
+    ASSERT_STR_EQ(sonde_db_kind("selectx"), "other");
+    ASSERT_STR_EQ(sonde_db_kind(""), "other");
+    ASSERT_STR_EQ(sonde_db_kind(NULL), "other");
+}
