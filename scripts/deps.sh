@@ -13,7 +13,8 @@ build_pkgs=(
 test_pkgs=(
   clang libclang-rt-14-dev clang-format jq curl locales valgrind
   prometheus python3 python3-prometheus-client
-  prometheus-alertmanager prometheus-pushgateway redis-server postgresql sqlite3 wrk
+  prometheus-alertmanager prometheus-pushgateway prometheus-sql-exporter redis-server postgresql
+  sqlite3 wrk
   openssl util-linux
 )
 
