@@ -136,6 +136,24 @@ typedef struct sonde_metric_opts {
     /** State names, for SONDE_STATESET; state_count of them. */
     const char *const *states;
     size_t state_count;
+    /** Native (exponential) histogram, for SONDE_HISTOGRAM: a factor > 1
+     * turns it on and picks the resolution, the coarsest schema (-4..8)
+     * whose bucket growth 2^(2^-schema) is at most the factor (1.1 gives
+     * schema 3, 2 gives 0, 65536 gives -4). 0: classic histogram only.
+     * With a factor, classic buckets are kept alongside only when
+     * `buckets` is given. Native histograms are exposed in the protobuf
+     * format; the text formats show the classic part. Each series keeps
+     * per-thread cells for the buckets of |v| in [2^-40, 2^40) at the
+     * chosen schema (larger values count in the top bucket); NaN counts
+     * in the count and sum only. */
+    double native_bucket_factor;
+    /** Most populated native buckets exposed per series; past it the
+     * exposition lowers the schema (merging neighbour buckets) until they
+     * fit. 0 means 160. */
+    size_t native_max_buckets;
+    /** Zero bucket: observations with |v| at most this go there. 0 means
+     * 2^-40 (also the least value used). */
+    double native_zero_threshold;
 } sonde_metric_opts;
 
 /** Zero the options (all defaults). Any thread. */
@@ -421,8 +439,26 @@ SONDE_API void sonde_buf_reset(sonde_buf *b);
 typedef enum sonde_format {
     SONDE_FORMAT_PROMETHEUS = 0,  /* text/plain; version=0.0.4 */
     SONDE_FORMAT_OPENMETRICS = 1, /* application/openmetrics-text; version=1.0.0 */
-    SONDE_FORMAT_JSON = 2         /* application/json, see docs/json-format.md */
+    SONDE_FORMAT_JSON = 2,        /* application/json, see docs/json-format.md */
+    /* application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily;
+     * encoding=delimited: varint-length-prefixed MetricFamily messages
+     * (the only format that carries native histograms). */
+    SONDE_FORMAT_PROTOBUF = 3,
+    SONDE_FORMAT_PROMETHEUS_1_0_0 = 4, /* text/plain; version=1.0.0 */
+    SONDE_FORMAT_OPENMETRICS_0_0_1 = 5 /* application/openmetrics-text; version=0.0.1 */
 } sonde_format;
+
+/**
+ * Name escaping schemes of the Accept header's escaping= parameter: how
+ * metric and label names outside [a-zA-Z_:][a-zA-Z0-9_:]* are written for a
+ * scraper that does not accept UTF-8 names. Values are ABI.
+ */
+typedef enum sonde_escaping {
+    SONDE_ESCAPING_UNDERSCORES = 0, /* default: each invalid character becomes _ */
+    SONDE_ESCAPING_DOTS = 1,        /* _ -> __, . -> _dot_, other invalid -> __ */
+    SONDE_ESCAPING_VALUES = 2,      /* U__ prefix, _ -> __, invalid -> _<hex code point>_ */
+    SONDE_ESCAPING_ALLOW_UTF8 = 3   /* names as they are (quoted where needed) */
+} sonde_escaping;
 
 /** Options for writing an exposition; zero means default. */
 typedef struct sonde_write_opts {
@@ -430,7 +466,31 @@ typedef struct sonde_write_opts {
      * name with or without _total matches). 0: all families. */
     const char *const *names;
     size_t name_count;
+    /** How names outside the legacy character set are written (see
+     * sonde_escaping). Default (0): underscores. */
+    sonde_escaping escaping;
 } sonde_write_opts;
+
+/**
+ * Choose the exposition for an HTTP Accept header value (n bytes, need not
+ * be NUL-terminated; NULL or empty means absent), the way Prometheus'
+ * official clients do: among the media ranges sonde supports (protobuf
+ * delimited MetricFamily, OpenMetrics 1.0.0 and 0.0.1, text 1.0.0 and
+ * 0.0.4, text/\* and \*\/\* as text 0.0.4), the one with the highest q-value
+ * wins (q=0 means "not acceptable"); ties go to the range listed first.
+ * Nothing acceptable (or a malformed header) gives text 0.0.4, which every
+ * scraper reads. *esc receives the range's escaping= parameter (underscores
+ * when absent or unknown; allow-utf-8 only for the 1.0.0 text formats and
+ * protobuf). Either output may be NULL. Pure function, any thread; never
+ * reads past n bytes.
+ */
+SONDE_API sonde_format sonde_format_negotiate(const char *accept, size_t n, sonde_escaping *esc);
+
+/**
+ * The HTTP Content-Type naming the format, its version and (for the text
+ * 1.0.0 formats and protobuf) the escaping scheme. Static text.
+ */
+SONDE_API const char *sonde_format_content_type_escaped(sonde_format fmt, sonde_escaping esc);
 
 /** The HTTP Content-Type for a format (static text). */
 SONDE_API const char *sonde_format_content_type(sonde_format fmt);

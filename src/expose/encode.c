@@ -5,7 +5,7 @@
  * Collectors emit through the same sonde_emitter, so their output follows
  * the same rules.
  */
-#include "metrics/metrics_int.h"
+#include "expose_int.h"
 
 #include <math.h>
 #include <string.h>
@@ -24,9 +24,15 @@ struct sonde_emitter {
     sonde_metric_type type;
     char name[256];
     char om_name[256];
+    /* Protobuf: the writer (its rc mirrors rc) and the open collector
+     * family's mark. */
+    sonde__pb pb;
+    size_t pb_fam;
 };
 
-#define OM(em) ((em)->fmt == SONDE_FORMAT_OPENMETRICS)
+#define OM(em)                                                                                     \
+    ((em)->fmt == SONDE_FORMAT_OPENMETRICS || (em)->fmt == SONDE_FORMAT_OPENMETRICS_0_0_1)
+#define PB(em) ((em)->fmt == SONDE_FORMAT_PROTOBUF)
 #define JSON(em) ((em)->fmt == SONDE_FORMAT_JSON)
 
 static void put(struct sonde_emitter *em, const char *s, size_t n)
@@ -44,10 +50,11 @@ const char *sonde_format_content_type(sonde_format fmt)
     switch (fmt) {
     case SONDE_FORMAT_OPENMETRICS:
         return "application/openmetrics-text; version=1.0.0; charset=utf-8";
-    case SONDE_FORMAT_JSON:
-        return "application/json";
+    case SONDE_FORMAT_PROTOBUF:
+    case SONDE_FORMAT_PROMETHEUS_1_0_0:
+        return sonde_format_content_type_escaped(fmt, SONDE_ESCAPING_UNDERSCORES);
     default:
-        return "text/plain; version=0.0.4; charset=utf-8";
+        return sonde_format_content_type_escaped(fmt, SONDE_ESCAPING_UNDERSCORES);
     }
 }
 
@@ -456,10 +463,17 @@ static void write_native(struct sonde_emitter *em, struct sonde_family *f)
         }
         case SONDE_HISTOGRAM: {
             uint64_t cum[SONDE_MAX_BUCKETS + 1];
-            sonde__cells_sum_u64_n(s->slot, (uint32_t)f->nb + 1, cum);
-            for (size_t i = 1; i <= f->nb; i++)
-                cum[i] += cum[i - 1];
-            double sum = sonde__cells_sum_f64(s->slot + (uint32_t)f->nb + 1);
+            double sum;
+            if (f->native && f->nb == 0) {
+                /* Native only: the text formats get count and sum. */
+                cum[0] = sonde_histogram_get_count((const sonde_histogram *)(const void *)s);
+                sum = sonde_histogram_get_sum((const sonde_histogram *)(const void *)s);
+            } else {
+                sonde__cells_sum_u64_n(s->slot, (uint32_t)f->nb + 1, cum);
+                for (size_t i = 1; i <= f->nb; i++)
+                    cum[i] += cum[i - 1];
+                sum = sonde__cells_sum_f64(s->slot + (uint32_t)f->nb + 1);
+            }
             uint64_t count = cum[f->nb];
             if (JSON(em)) {
                 json_num(em, "count", (double)count);
@@ -576,6 +590,11 @@ static void close_collector_family(struct sonde_emitter *em)
 {
     if (em->open && !em->skip && JSON(em))
         json_family_close(em);
+    if (em->open && !em->skip && PB(em)) {
+        em->pb.rc = em->rc;
+        sonde__pb_close(&em->pb, em->pb_fam);
+        em->rc = em->pb.rc;
+    }
     em->open = 0;
     em->skip = 0;
 }
@@ -606,11 +625,34 @@ int sonde_emit_family(sonde_emitter *em, sonde_metric_type type, const char *nam
         em->skip = 1;
         return SONDE_OK;
     }
-    if (JSON(em))
+    if (JSON(em)) {
         json_family_open(em, type, name, help, unit);
-    else
+    } else if (PB(em)) {
+        em->pb.rc = em->rc;
+        em->pb_fam = sonde__pb_family_open(&em->pb, name, help, unit, sonde__pb_type(type));
+        em->rc = em->pb.rc;
+    } else {
         text_header(em, type, em->name, em->om_name, help, unit);
+    }
     return em->rc;
+}
+
+/* Protobuf: open a collector Metric with its label pairs (names checked). */
+static int pb_metric_open(struct sonde_emitter *em, const char *const *kv, size_t npairs,
+                          size_t *mark)
+{
+    for (size_t i = 0; i < npairs; i++)
+        if (!sonde__valid_label_name(kv[2 * i]) || (kv[2 * i][0] == '_' && kv[2 * i][1] == '_')) {
+            atomic_fetch_add_explicit(&em->reg->collector_errors, 1, memory_order_relaxed);
+            return SONDE_EBADLABEL;
+        }
+    em->pb.rc = em->rc;
+    *mark = sonde__pb_open(&em->pb, 4);
+    for (size_t i = 0; i < npairs; i++) {
+        const char *v = kv[2 * i + 1] ? kv[2 * i + 1] : "";
+        sonde__pb_label(&em->pb, kv[2 * i], v, strlen(v));
+    }
+    return SONDE_OK;
 }
 
 /* Render kv pairs as text labels into b; validates names. */
@@ -645,6 +687,19 @@ int sonde_emit_sample(sonde_emitter *em, const char *const *kv, size_t npairs, d
         return SONDE_ETYPE;
     if (npairs && !kv)
         return SONDE_EINVAL;
+    if (PB(em)) {
+        size_t m;
+        int rc = pb_metric_open(em, kv, npairs, &m);
+        if (rc)
+            return rc;
+        unsigned field = em->type == SONDE_COUNTER ? 3 : em->type == SONDE_UNTYPED ? 5 : 2;
+        size_t g = sonde__pb_open(&em->pb, field);
+        sonde__pb_double(&em->pb, 1, value);
+        sonde__pb_close(&em->pb, g);
+        sonde__pb_close(&em->pb, m);
+        em->rc = em->pb.rc;
+        return em->rc;
+    }
     if (JSON(em)) {
         for (size_t i = 0; i < npairs; i++)
             if (!sonde__valid_label_name(kv[2 * i])) {
@@ -698,6 +753,25 @@ int sonde_emit_histogram(sonde_emitter *em, const char *const *kv, size_t npairs
         }
     int om = OM(em);
     char le[40], val[40];
+    if (PB(em)) {
+        size_t m;
+        int rc = pb_metric_open(em, kv, npairs, &m);
+        if (rc)
+            return rc;
+        size_t h = sonde__pb_open(&em->pb, 7);
+        sonde__pb_uint(&em->pb, 1, cum[nb]);
+        sonde__pb_double(&em->pb, 2, sum);
+        for (size_t i = 0; i < nb; i++) {
+            size_t b = sonde__pb_open(&em->pb, 3);
+            sonde__pb_uint(&em->pb, 1, cum[i]);
+            sonde__pb_double(&em->pb, 2, bounds[i]);
+            sonde__pb_close(&em->pb, b);
+        }
+        sonde__pb_close(&em->pb, h);
+        sonde__pb_close(&em->pb, m);
+        em->rc = em->pb.rc;
+        return em->rc;
+    }
     if (JSON(em)) {
         json_metric_open(em, NULL, 0, NULL, 0, "", kv, npairs);
         json_num(em, "count", (double)cum[nb]);
@@ -778,8 +852,7 @@ static void emit_self(struct sonde_emitter *em)
 int sonde_registry_write(sonde_registry *reg, sonde_format fmt, const sonde_write_opts *opts,
                          sonde_buf *out)
 {
-    if (!out || (fmt != SONDE_FORMAT_PROMETHEUS && fmt != SONDE_FORMAT_OPENMETRICS &&
-                 fmt != SONDE_FORMAT_JSON))
+    if (!out || (unsigned)fmt > SONDE_FORMAT_OPENMETRICS_0_0_1)
         return SONDE_EINVAL;
     if (!reg)
         reg = sonde_registry_default();
@@ -789,12 +862,20 @@ int sonde_registry_write(sonde_registry *reg, sonde_format fmt, const sonde_writ
     em.out = out;
     em.filter = opts;
     em.reg = reg;
+    em.pb.b = out;
     if (fmt == SONDE_FORMAT_JSON)
         puts_(&em, "{\"families\":[");
     pthread_rwlock_rdlock(&reg->lock);
     for (struct sonde_family *f = reg->head; f && em.rc == SONDE_OK; f = f->next)
-        if (name_wanted(opts, f->name, f->om_name))
-            write_native(&em, f);
+        if (name_wanted(opts, f->name, f->om_name)) {
+            if (PB(&em)) {
+                em.pb.rc = em.rc;
+                sonde__pb_write_family(&em.pb, f);
+                em.rc = em.pb.rc;
+            } else {
+                write_native(&em, f);
+            }
+        }
     for (struct collector *c = reg->collectors; c && em.rc == SONDE_OK; c = c->next) {
         c->fn(&em, c->ud);
         close_collector_family(&em);
@@ -804,7 +885,7 @@ int sonde_registry_write(sonde_registry *reg, sonde_format fmt, const sonde_writ
     pthread_rwlock_unlock(&reg->lock);
     if (fmt == SONDE_FORMAT_JSON)
         puts_(&em, "\n]}\n");
-    if (fmt == SONDE_FORMAT_OPENMETRICS)
+    if (OM(&em))
         puts_(&em, "# EOF\n");
     return em.rc;
 }

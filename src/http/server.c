@@ -223,7 +223,7 @@ struct sonde__server {
     sonde_counter *reject_cache[R_COUNT];
     /* Size of the last exposition per format: the next one reserves that
      * much at once instead of growing through a dozen reallocations. */
-    _Atomic size_t size_hint[3];
+    _Atomic size_t size_hint[6];
 };
 
 /* ---- self-metrics ---- */
@@ -592,7 +592,7 @@ static auth_result authenticate(sonde__server *s, struct MHD_Connection *mc, uns
 /* ---- handlers ---- */
 
 static void handle_metrics(sonde__server *s, const sonde__http_request *rq,
-                           sonde__http_response *rs, sonde_format fmt)
+                           sonde__http_response *rs, sonde_format fmt, sonde_escaping esc)
 {
     const char *names[MAX_NAMES];
     char scratch[QUERY_MAX];
@@ -609,15 +609,16 @@ static void handle_metrics(sonde__server *s, const sonde__http_request *rq,
         }
     }
     sonde_write_opts wo = {0};
+    wo.escaping = esc;
     wo.names = names;
     wo.name_count = (size_t)nn;
     rs->body.max = s->cfg.max_response_bytes;
     size_t hint =
-        (unsigned)fmt < 3 ? atomic_load_explicit(&s->size_hint[fmt], memory_order_relaxed) : 0;
+        (unsigned)fmt < 6 ? atomic_load_explicit(&s->size_hint[fmt], memory_order_relaxed) : 0;
     if (hint && nn == 0)
         sonde__buf_reserve(&rs->body, hint + hint / 8 < rs->body.max ? hint + hint / 8 : hint);
     uint64_t t0 = sonde__now_mono_ns();
-    int rc = sonde_registry_write(s->reg, fmt, nn ? &wo : NULL, &rs->body);
+    int rc = sonde_registry_write(s->reg, fmt, &wo, &rs->body);
     double dt = (double)(sonde__now_mono_ns() - t0) / 1e9;
     if (rc != SONDE_OK) {
         if (rc == SONDE_ETOOBIG)
@@ -630,7 +631,7 @@ static void handle_metrics(sonde__server *s, const sonde__http_request *rq,
                                        : "cannot render the exposition");
         return;
     }
-    if (nn == 0 && (unsigned)fmt < 3)
+    if (nn == 0 && (unsigned)fmt < 6)
         atomic_store_explicit(&s->size_hint[fmt], rs->body.len, memory_order_relaxed);
     if (fmt != SONDE_FORMAT_JSON) {
         if (s->scrape_duration)
@@ -638,7 +639,7 @@ static void handle_metrics(sonde__server *s, const sonde__http_request *rq,
         if (s->scrape_bytes)
             sonde_gauge_set(s->scrape_bytes, (double)rs->body.len);
     }
-    rs->content_type = sonde_format_content_type(fmt);
+    rs->content_type = sonde_format_content_type_escaped(fmt, esc);
     rs->gzip_ok = true;
 }
 
@@ -903,12 +904,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         .client = client,
         .head = head};
     switch (rt->builtin) {
-    case H_METRICS:
-        handle_metrics(s, &rq, &rs,
-                       sonde__http_negotiate(rq.accept, rq.accept ? strlen(rq.accept) : 0));
+    case H_METRICS: {
+        sonde_escaping esc = SONDE_ESCAPING_UNDERSCORES;
+        sonde_format fmt =
+            sonde_format_negotiate(rq.accept, rq.accept ? strlen(rq.accept) : 0, &esc);
+        handle_metrics(s, &rq, &rs, fmt, esc);
         break;
+    }
     case H_METRICS_JSON:
-        handle_metrics(s, &rq, &rs, SONDE_FORMAT_JSON);
+        handle_metrics(s, &rq, &rs, SONDE_FORMAT_JSON, SONDE_ESCAPING_UNDERSCORES);
         break;
     case H_HEALTH:
         handle_health(s, &rs, false);

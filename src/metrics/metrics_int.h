@@ -17,6 +17,8 @@
 #include "core/internal.h"
 #include "core/sketch.h"
 
+#include <string.h>
+
 /* ---- cells (cells.c) ---- */
 
 /* The calling thread's cell block, NULL until its first update.
@@ -151,6 +153,18 @@ struct sonde_family {
     void *cb_ud;
     /* info */
     int is_info;
+    /* native histogram (native_hist.c); nat_schema is meaningful only
+     * when native is set */
+    int native;
+    int nat_schema;
+    uint32_t nat_base;      /* cell of the zero bucket; sum is the cell before */
+    uint32_t nat_width;     /* cells per sign */
+    int32_t nat_lo;         /* bucket index of the first window cell */
+    int32_t nat_hi;         /* bucket index of the last window cell */
+    uint64_t nat_zero_bits; /* |v| bits at or below which v is a zero */
+    double nat_zero_threshold;
+    size_t nat_max_buckets;
+    const struct sonde__nat_table *nat_table; /* schema > 0 */
 
     uint32_t cells_per_series;
     pthread_mutex_t lock; /* creation/removal; scrape walks */
@@ -184,6 +198,75 @@ struct sonde_registry {
     int is_default;
     _Atomic uint64_t collector_errors; /* sonde_metrics_collector_errors_total */
 };
+
+/* ---- native histograms (native_hist.c) ---- */
+
+/* Bucket index lookup for a schema s > 0: the top 10 mantissa bits pick a
+ * slice of [1,2) holding at most one bucket boundary. */
+struct sonde__nat_table {
+    uint16_t cnt[1024]; /* boundaries below the slice */
+    uint64_t bnd[1024]; /* mantissa of the boundary in the slice, or ~0 */
+};
+
+/* Validate o's native options and fill f's native fields and cell count
+ * (after the classic part is set up). Returns SONDE_OK or SONDE_EINVAL
+ * with the error set. */
+int sonde__native_setup(struct sonde_family *f, const sonde_metric_opts *o);
+
+/* A native histogram's exposed state: populated buckets at the exposed
+ * schema, ascending by index, after reduction to the bucket limit. */
+struct sonde__nat_snapshot {
+    int schema;
+    double zero_threshold;
+    uint64_t zero_count, count;
+    double sum;
+    size_t npos, nneg;
+    int32_t *pos_idx, *neg_idx;
+    uint64_t *pos_cnt, *neg_cnt;
+};
+/* Read series s of native family f. Allocates the arrays; free with
+ * sonde__native_snapshot_free. Returns SONDE_OK or SONDE_ENOMEM. */
+int sonde__native_snapshot(const struct sonde_family *f, const sonde_series *s,
+                           struct sonde__nat_snapshot *out);
+void sonde__native_snapshot_free(struct sonde__nat_snapshot *snap);
+
+/* Hot path: count v in the native buckets of the series whose cells start
+ * at c (the sum is added by the caller). */
+static inline void sonde__native_observe(const struct sonde_family *f, uint64_t *c, double v)
+{
+    uint64_t bits;
+    memcpy(&bits, &v, 8);
+    uint64_t a = bits & 0x7fffffffffffffffull;
+    uint64_t *z = c + f->nat_base;
+    if (a <= f->nat_zero_bits) {
+        SONDE__CELL_ADD_U64(z, 1);
+        return;
+    }
+    if (SONDE_UNLIKELY(a >= 0x7ff0000000000000ull)) {
+        if (a > 0x7ff0000000000000ull) { /* NaN: count and sum only */
+            SONDE__CELL_ADD_U64(z + 1, 1);
+            return;
+        }
+    }
+    int32_t e = (int32_t)(a >> 52) - 1023;
+    uint64_t mant = a & 0xfffffffffffffull;
+    int32_t idx;
+    int s = f->nat_schema;
+    if (s > 0) {
+        const struct sonde__nat_table *t = f->nat_table;
+        unsigned sl = (unsigned)(mant >> 42);
+        idx = e * (1 << s) + t->cnt[sl] + (mant > t->bnd[sl]);
+    } else {
+        int32_t i0 = e + (mant != 0);
+        idx = (i0 + ((1 << -s) - 1)) >> -s;
+    }
+    if (idx > f->nat_hi)
+        idx = f->nat_hi;
+    if (idx < f->nat_lo)
+        idx = f->nat_lo;
+    uint64_t *b = z + 2 + (uint32_t)(idx - f->nat_lo) + ((bits >> 63) ? f->nat_width : 0);
+    SONDE__CELL_ADD_U64(b, 1);
+}
 
 /* Value of a series for text encoders. */
 double sonde__counter_value(const sonde_series *s);

@@ -894,6 +894,10 @@ static int same_definition(const struct sonde_family *a, const struct sonde_fami
         return 0;
     if (!same_strv(a->const_kv, a->nconst * 2, b->const_kv, b->nconst * 2))
         return 0;
+    if (a->native != b->native ||
+        (a->native && (a->nat_schema != b->nat_schema || a->nat_max_buckets != b->nat_max_buckets ||
+                       a->nat_zero_threshold != b->nat_zero_threshold)))
+        return 0;
     if (a->nb != b->nb || (a->nb && memcmp(a->bounds, b->bounds, a->nb * sizeof(double)) != 0))
         return 0;
     if (a->nq != b->nq || (a->nq && memcmp(a->quantiles, b->quantiles, a->nq * sizeof(double))))
@@ -1079,7 +1083,17 @@ static int family_build(sonde_registry *reg, sonde_metric_type type, const sonde
     }
     f->max_series = o->max_series ? o->max_series : SONDE_DEFAULT_MAX_SERIES;
     /* Histogram buckets. */
-    if (type == SONDE_HISTOGRAM) {
+    if (type == SONDE_HISTOGRAM &&
+        (o->native_bucket_factor != 0 || o->native_max_buckets || o->native_zero_threshold != 0) &&
+        !(o->native_bucket_factor > 1 && isfinite(o->native_bucket_factor))) {
+        sonde__set_error("histogram \"%s\": native_bucket_factor must be a finite number > 1",
+                         f->name);
+        rc = SONDE_EINVAL;
+        goto fail;
+    }
+    if (type == SONDE_HISTOGRAM && o->native_bucket_factor > 1 && !o->buckets) {
+        /* Native only: no classic buckets. */
+    } else if (type == SONDE_HISTOGRAM) {
         const double *bk = o->buckets ? o->buckets : sonde_default_buckets;
         size_t nb = o->buckets ? o->bucket_count : SONDE_DEFAULT_BUCKET_COUNT;
         if (nb > 0 && isinf(bk[nb - 1]) && bk[nb - 1] > 0)
@@ -1169,6 +1183,21 @@ static int family_build(sonde_registry *reg, sonde_metric_type type, const sonde
             goto fail;
     }
     f->cells_per_series = cells_for(f);
+    if (type == SONDE_HISTOGRAM && o->native_bucket_factor > 1) {
+        if ((rc = sonde__native_setup(f, o)) != SONDE_OK)
+            goto fail;
+        if (!f->le_text) {
+            /* The text formats show the classic part: +Inf only. */
+            f->le_text = sonde__calloc(1, sizeof(char *));
+            f->le_text_om = sonde__calloc(1, sizeof(char *));
+            if (!f->le_text || !f->le_text_om)
+                goto fail;
+            f->le_text[0] = fmt_dup(INFINITY, 0);
+            f->le_text_om[0] = fmt_dup(INFINITY, 1);
+            if (!f->le_text[0] || !f->le_text_om[0])
+                goto fail;
+        }
+    }
     *out = f;
     return SONDE_OK;
 fail:
@@ -1499,6 +1528,16 @@ static inline size_t bucket_index(const double *b, size_t n, double v)
 #endif
 }
 
+/* Native histogram, with its classic part when it has buckets. */
+static inline void native_observe(const struct sonde_family *f, uint64_t *c, double v)
+{
+    size_t n = f->nb;
+    if (n)
+        SONDE__CELL_ADD_U64(&c[bucket_index(f->bounds, n, v)], 1);
+    SONDE__CELL_ADD_F64(&c[f->nat_base - 1], v);
+    sonde__native_observe(f, c, v);
+}
+
 static void __attribute__((noinline)) histogram_observe_slow(sonde_histogram *h, double v)
 {
     /* Attach this thread's cells, then take the fast path, which now finds
@@ -1518,8 +1557,12 @@ void sonde_histogram_observe(sonde_histogram *h, double v)
     const sonde_series *s = SERIES(h);
     const struct sonde_family *f = s->fam;
     size_t n = f->nb;
-    size_t idx = bucket_index(f->bounds, n, v);
     uint64_t *c = cells + SLOT(s);
+    if (SONDE_UNLIKELY(f->native)) {
+        native_observe(f, c, v);
+        return;
+    }
+    size_t idx = bucket_index(f->bounds, n, v);
     SONDE__CELL_ADD_U64(&c[idx], 1);
     SONDE__CELL_ADD_F64(&c[n + 1], v);
 }
@@ -1530,6 +1573,12 @@ uint64_t sonde_histogram_get_count(const sonde_histogram *h)
         return 0;
     const sonde_series *s = SERIES(h);
     uint64_t total = 0;
+    if (s->fam->native) {
+        uint32_t z = SLOT(s) + s->fam->nat_base;
+        for (uint32_t i = 0; i < 2 + 2 * s->fam->nat_width; i++)
+            total += sonde__cells_sum_u64(z + i);
+        return total;
+    }
     for (size_t i = 0; i <= s->fam->nb; i++)
         total += sonde__cells_sum_u64(SLOT(s) + (uint32_t)i);
     return total;
@@ -1540,6 +1589,8 @@ double sonde_histogram_get_sum(const sonde_histogram *h)
     if (!h)
         return 0;
     const sonde_series *s = SERIES(h);
+    if (s->fam->native)
+        return sonde__cells_sum_f64(SLOT(s) + s->fam->nat_base - 1);
     return sonde__cells_sum_f64(SLOT(s) + (uint32_t)s->fam->nb + 1);
 }
 
