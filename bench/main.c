@@ -29,10 +29,8 @@ struct group {
 };
 
 static const struct group groups[] = {
-    {"metrics", sonde_bench_metrics},
-    {"log", sonde_bench_log},
-    {"trace", sonde_bench_trace},
-    {"errors", sonde_bench_errors},
+    {"metrics", sonde_bench_metrics}, {"log", sonde_bench_log}, {"trace", sonde_bench_trace},
+    {"errors", sonde_bench_errors},   {"sql", sonde_bench_sql},
 };
 
 #define NGROUPS (sizeof groups / sizeof groups[0])

@@ -28,6 +28,9 @@ struct sonde_emitter {
      * family's mark. */
     sonde__pb pb;
     size_t pb_fam;
+    /* Label text of the sample being emitted, reused across samples so a
+     * collector's sample costs no allocation. */
+    sonde_buf lb;
 };
 
 #define OM(em)                                                                                     \
@@ -711,14 +714,14 @@ int sonde_emit_sample(sonde_emitter *em, const char *const *kv, size_t npairs, d
         put(em, "}", 1);
         return em->rc;
     }
-    sonde_buf lb;
-    sonde_buf_init(&lb);
-    int rc = kv_text(&lb, kv, npairs);
+    sonde_buf *lbp = &em->lb;
+    sonde_buf_reset(lbp);
+    int rc = kv_text(lbp, kv, npairs);
     if (rc) {
-        sonde_buf_free(&lb);
         atomic_fetch_add_explicit(&em->reg->collector_errors, 1, memory_order_relaxed);
         return rc;
     }
+    sonde_buf lb = *lbp;
     char val[40];
     size_t vl = fmt_value(val, value);
     const char *lt = lb.data ? lb.data : "";
@@ -730,7 +733,6 @@ int sonde_emit_sample(sonde_emitter *em, const char *const *kv, size_t npairs, d
                   val, vl);
     else
         text_line(em, em->name, strlen(em->name), NULL, lt, lb.len, NULL, 0, NULL, NULL, val, vl);
-    sonde_buf_free(&lb);
     return em->rc;
 }
 
@@ -883,6 +885,7 @@ int sonde_registry_write(sonde_registry *reg, sonde_format fmt, const sonde_writ
     if (em.rc == SONDE_OK)
         emit_self(&em);
     pthread_rwlock_unlock(&reg->lock);
+    sonde_buf_free(&em.lb);
     if (fmt == SONDE_FORMAT_JSON)
         puts_(&em, "\n]}\n");
     if (OM(&em))

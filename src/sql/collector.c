@@ -1242,8 +1242,13 @@ static void collect(sonde_emitter *em, void *ud)
                           "Failed runs and skipped rows of the query, by reason", NULL) == SONDE_OK)
         for (size_t i = 0; i < nq; i++)
             for (int r = 0; r < NCOUNTED; r++) {
+                /* A reason shows once it has happened: six mostly-zero
+                 * series per query would cost every scrape. */
+                uint64_t v = atomic_load(&s->queries[i]->errors[r]);
+                if (v == 0 && r != SQLR_TIMEOUT - 1)
+                    continue;
                 const char *kv[4] = {"query", s->queries[i]->name, "reason", reason_names[r]};
-                sonde_emit_sample(em, kv, 2, (double)atomic_load(&s->queries[i]->errors[r]));
+                sonde_emit_sample(em, kv, 2, (double)v);
             }
     if (s->ndbs && sonde_emit_family(em, SONDE_GAUGE, "sonde_sql_database_up",
                                      "Whether the collector's connection to the database is open",
