@@ -15,7 +15,7 @@ test_pkgs=(
   prometheus python3 python3-prometheus-client
   prometheus-alertmanager prometheus-pushgateway prometheus-sql-exporter redis-server postgresql
   sqlite3 wrk
-  openssl util-linux protobuf-compiler python3-protobuf
+  openssl util-linux protobuf-compiler python3-protobuf chromium python3-yaml
 )
 
 pkgs=("${build_pkgs[@]}")

@@ -786,6 +786,40 @@ static int json_time_or_null(sonde_buf *b, double v)
     return v > 0 ? sonde__buf_json_time(b, v) : sonde__buf_puts(b, "null");
 }
 
+/* The rule's definition, so that a reader (sonde generate-config) can
+ * express it elsewhere, e.g. as a Prometheus alerting rule: ,"definition":
+ * {...} with the fields the kind uses. */
+static int json_rule_definition(sonde_buf *b, const rule *r)
+{
+    int rc = sonde__buf_printf(b, ",\"definition\":{\"window_seconds\":%.17g,\"for_seconds\":%.17g",
+                               r->window, r->for_s);
+    if (!rc && r->kind == SONDE_RULE_ERRORS)
+        rc = sonde__buf_printf(b, ",\"threshold\":%llu,\"min_severity\":\"%s\"",
+                               (unsigned long long)r->threshold,
+                               sonde_severity_name(r->min_sev ? r->min_sev : SONDE_SEVERITY_LOW));
+    if (!rc && (r->kind == SONDE_RULE_FAILURE_RATE || r->kind == SONDE_RULE_HEALTH))
+        rc = sonde__buf_printf(b, ",\"percent\":%.17g", r->percent);
+    if (!rc && (r->kind == SONDE_RULE_FAILURE_RATE || r->kind == SONDE_RULE_NO_SUCCESS))
+        rc = sonde__buf_printf(b, ",\"min_count\":%llu", (unsigned long long)r->min_count);
+    if (!rc && r->type) {
+        rc = sonde__buf_puts(b, ",\"type\":");
+        rc = rc ? rc : sonde__buf_json_str(b, r->type);
+    }
+    if (!rc && r->op) {
+        rc = sonde__buf_puts(b, ",\"operation\":");
+        rc = rc ? rc : sonde__buf_json_str(b, r->op);
+    }
+    if (!rc && r->summary_tpl) {
+        rc = sonde__buf_puts(b, ",\"summary\":");
+        rc = rc ? rc : sonde__buf_json_str(b, r->summary_tpl);
+    }
+    if (!rc && r->description_tpl) {
+        rc = sonde__buf_puts(b, ",\"description\":");
+        rc = rc ? rc : sonde__buf_json_str(b, r->description_tpl);
+    }
+    return rc ? rc : sonde__buf_putc(b, '}');
+}
+
 static int json_rule_alert(sonde_buf *b, sonde_errors *t, const rule *r)
 {
     int rc = sonde__buf_puts(b, "{\"rule\":");
@@ -819,9 +853,11 @@ static int json_rule_alert(sonde_buf *b, sonde_errors *t, const rule *r)
     rc = rc ? rc : sonde__buf_puts(b, ",\"resolved_at\":");
     rc = rc ? rc : json_time_or_null(b, r->resolved_at);
     rc = rc ? rc
-            : sonde__buf_printf(b, ",\"silenced\":%s,\"notifications\":%llu}",
+            : sonde__buf_printf(b, ",\"silenced\":%s,\"notifications\":%llu",
                                 r->silenced ? "true" : "false",
                                 (unsigned long long)r->notifications);
+    rc = rc ? rc : json_rule_definition(b, r);
+    rc = rc ? rc : sonde__buf_putc(b, '}');
     return rc;
 }
 

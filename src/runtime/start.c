@@ -7,6 +7,7 @@
 #include <sonde/runtime.h>
 
 #include "errors/errors_int.h"
+#include "http/dashboard.h"
 #include "http/server.h"
 #include "runtime/runtime.h"
 
@@ -22,6 +23,7 @@ static struct {
     sonde__server *server;
     sonde_health *health;
     sonde_errors *errors;
+    sonde__history *history;
 } g;
 
 void sonde__errors_set_served(sonde_errors *t, const char *address, bool tls);
@@ -135,8 +137,16 @@ int sonde_start(const sonde_start_opts *in)
         o.health = h;
         /* Extension routes are snapshotted by the server at creation. */
         sonde__errors_routes_add(et);
+        /* The dashboard's history is best effort: without memory for it the
+         * page still loads and shows the other documents. */
+        if (sonde__history_create(NULL, sonde__dashboard_interval_ms(), &g.history) != SONDE_OK)
+            g.history = NULL;
+        sonde__dashboard_routes_add(g.history);
         rc = sonde__server_create(&o, &srv);
         if (rc) {
+            sonde__dashboard_routes_remove();
+            sonde__history_destroy(g.history);
+            g.history = NULL;
             sonde__errors_routes_remove();
             sonde_errors_stop(et);
             sonde_health_stop(h);
@@ -163,12 +173,15 @@ void sonde_stop(void)
     }
     sonde__server_destroy(g.server);
     if (g.server) {
+        sonde__dashboard_routes_remove();
         sonde__errors_routes_remove();
         sonde__errors_set_served(g.errors, NULL, false);
     }
     /* Before the worker's last reference goes: the tracker's final
      * delivery attempt is bounded by its stop timeout. */
     sonde_errors_stop(g.errors);
+    sonde__history_destroy(g.history);
+    g.history = NULL;
     sonde_health_stop(g.health);
     sonde__runtime_stop();
     g.server = NULL;
