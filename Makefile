@@ -8,7 +8,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 CTEST_ARGS ?=
 
-.PHONY: all deps build demo test test-fast test-asan test-tsan bench fuzz install clean format format-check
+.PHONY: all deps build demo test test-fast test-asan test-tsan test-disabled bench fuzz install clean format format-check
 
 all: build
 
@@ -23,13 +23,15 @@ demo: build
 	@$(BUILD)/bin/sonde-demo $(DEMO_ARGS)
 
 # Every test: the formatting check, the normal build (unit + integration), then the unit tests
-# under ASan+UBSan, then the concurrency tests under TSan.
+# under ASan+UBSan, then the concurrency tests under TSan, then the
+# -DSONDE_DISABLE=ON build.
 test:
 	@scripts/deps.sh
 	@$(MAKE) --no-print-directory format-check
 	@$(MAKE) --no-print-directory test-fast
 	@$(MAKE) --no-print-directory test-asan
 	@$(MAKE) --no-print-directory test-tsan
+	@$(MAKE) --no-print-directory test-disabled
 	@echo "make test: all suites passed"
 
 test-fast: build
@@ -46,6 +48,15 @@ test-tsan:
 	@cmake --build $(TSAN_BUILD) -j $(JOBS)
 	cd $(TSAN_BUILD) && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
 		ctest --output-on-failure -j $(JOBS) -L concurrency $(CTEST_ARGS)
+
+# The -DSONDE_DISABLE=ON build (every call compiled to "off"): the
+# test_*_disabled tests and the demo they run.
+DISABLED_BUILD ?= build-disabled
+test-disabled:
+	@cmake -S . -B $(DISABLED_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSONDE_DISABLE=ON >/dev/null
+	@cmake --build $(DISABLED_BUILD) -j $(JOBS) --target sonde-demo \
+		$$(cd tests/unit && ls test_*disabled.c | sed 's/\.c$$//')
+	cd $(DISABLED_BUILD) && ctest --output-on-failure -j $(JOBS) -L disabled $(CTEST_ARGS)
 
 bench: build
 	@$(BUILD)/bin/sonde-bench $(BENCH_ARGS)
@@ -70,4 +81,4 @@ format-check:
 	@echo "format-check: $$(git ls-files '*.c' '*.h' '*.cpp' | wc -l) files formatted"
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) build-fuzz
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(DISABLED_BUILD) build-fuzz

@@ -22,6 +22,10 @@ foreach(src ${SONDE_UNIT_TESTS})
   if(name MATCHES "_concurrency$")
     list(APPEND labels concurrency)
   endif()
+  # test_*_disabled also run in the -DSONDE_DISABLE=ON build (make test-disabled).
+  if(name MATCHES "_disabled$")
+    list(APPEND labels disabled)
+  endif()
   set_tests_properties(${name} PROPERTIES TIMEOUT ${SONDE_TEST_TIMEOUT} LABELS "${labels}"
     ENVIRONMENT "SONDE_SOURCE_DIR=${PROJECT_SOURCE_DIR};SONDE_BIN_DIR=${CMAKE_BINARY_DIR}/bin;SONDE_TEST_DIR=${CMAKE_BINARY_DIR}/tests")
 endforeach()

@@ -87,8 +87,10 @@ SONDE_API const char *sonde_version(void);
 /**
  * Whether sonde is enabled in this process: false when built with
  * SONDE_DISABLE or when the environment has SONDE_ENABLED=0 (read once, at
- * the first call). When disabled every metric call is a no-op and no thread
- * is started. Any thread, lock-free.
+ * the first call). When disabled every call of every component succeeds and
+ * does nothing (values stay 0, nothing is written, served or stored) and no
+ * thread is started; invalid arguments are still refused. Any thread,
+ * lock-free.
  */
 SONDE_API int sonde_enabled(void);
 

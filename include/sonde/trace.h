@@ -56,7 +56,8 @@
  *
  * Off means off: when sonde is disabled (SONDE_ENABLED=0) every call here
  * is a no-op that returns at once, sonde_op_end returns 0 and
- * sonde_trace_start starts nothing.
+ * sonde_trace_start starts nothing; queries succeed as if nothing had been
+ * recorded (count 0, empty lists, no baseline, never anomalous).
  */
 #ifndef SONDE_TRACE_H
 #define SONDE_TRACE_H
@@ -208,8 +209,9 @@ SONDE_API void sonde_op_opts_init(sonde_op_opts *opts);
  * Create an operation with options, or return the existing one when its
  * definition is the same. Returns SONDE_OK, SONDE_EINVAL (no or too long
  * name), SONDE_ECONFLICT (exists with another histogram), SONDE_EBADNAME,
- * SONDE_EBUCKETS, SONDE_ELIMIT, SONDE_ENOMEM, SONDE_EDISABLED. *out is
- * valid until the process exits. Any thread; allocates.
+ * SONDE_EBUCKETS, SONDE_ELIMIT, SONDE_ENOMEM. *out is valid until the
+ * process exits. When sonde is disabled: SONDE_OK with *out NULL (every
+ * sonde_op_* call accepts NULL). Any thread; allocates.
  */
 SONDE_API int sonde_op_create(const sonde_op_opts *opts, sonde_op **out);
 
@@ -331,7 +333,7 @@ typedef struct sonde_op_stats {
  * Figures of one operation over the last `minutes` minutes (0: 60), from
  * memory and, for what memory no longer holds, from the store. Returns
  * SONDE_OK (count may be 0), SONDE_EINVAL (NULL arguments), SONDE_ENOTFOUND
- * (no such operation in memory or in the store), SONDE_EDISABLED. A store
+ * (no such operation in memory or in the store). A store
  * failure is not an error: the figures then cover what memory holds. Any
  * thread; takes the tracing lock (never taken by sonde_op_*); allocates.
  */
@@ -342,7 +344,7 @@ SONDE_API int sonde_trace_get_stats(const char *operation, unsigned minutes, son
  * name, over the last `minutes` minutes (0: 60). On SONDE_OK *out is an
  * array of *count entries that the caller frees with sonde_free (NULL when
  * *count is 0). Returns SONDE_OK, SONDE_EINVAL, SONDE_ENOMEM,
- * SONDE_EDISABLED. Any thread; allocates.
+ * Any thread; allocates.
  */
 SONDE_API int sonde_trace_list_stats(unsigned minutes, sonde_op_stats **out, size_t *count);
 
@@ -390,7 +392,7 @@ typedef struct sonde_baseline {
  * <ns>_operation_anomaly{operation}, is reported through the diagnostics
  * hook at WARNING, and calls the anomaly hook. Returns SONDE_OK,
  * SONDE_EINVAL (negative or non-finite figure, factor in (0, 1]),
- * SONDE_ELIMIT, SONDE_EDISABLED. Any thread.
+ * SONDE_ELIMIT. Any thread.
  */
 SONDE_API int sonde_trace_set_baseline(const char *operation, const sonde_baseline *b);
 

@@ -40,14 +40,14 @@ const char *sonde_version(void)
 
 /* 0 unknown, 1 enabled, 2 disabled. Racing first calls compute the same
  * answer, so a relaxed store is enough. */
-static atomic_int enabled_state;
+atomic_int sonde__enabled_state;
 
 int sonde_enabled(void)
 {
 #ifdef SONDE_DISABLE
     return 0;
 #else
-    int s = atomic_load_explicit(&enabled_state, memory_order_relaxed);
+    int s = atomic_load_explicit(&sonde__enabled_state, memory_order_relaxed);
     if (SONDE_LIKELY(s != 0))
         return s == 1;
     const char *e = getenv("SONDE_ENABLED");
@@ -55,7 +55,7 @@ int sonde_enabled(void)
     if (e && (strcmp(e, "0") == 0 || strcasecmp(e, "false") == 0 || strcasecmp(e, "no") == 0 ||
               strcasecmp(e, "off") == 0))
         on = 0;
-    atomic_store_explicit(&enabled_state, on ? 1 : 2, memory_order_relaxed);
+    atomic_store_explicit(&sonde__enabled_state, on ? 1 : 2, memory_order_relaxed);
     return on;
 #endif
 }

@@ -32,6 +32,20 @@
 #endif
 #endif
 
+/* ---- off means off ---- */
+/* 0 unknown, 1 enabled, 2 disabled (see sonde_enabled in core.c). */
+extern atomic_int sonde__enabled_state;
+/* sonde_enabled() with the common case inlined: one relaxed load. */
+static inline int sonde__on(void)
+{
+#ifdef SONDE_DISABLE
+    return 0;
+#else
+    int s = atomic_load_explicit(&sonde__enabled_state, memory_order_relaxed);
+    return SONDE_LIKELY(s == 1) ? 1 : sonde_enabled();
+#endif
+}
+
 /* ---- allocation: all of sonde allocates through these ---- */
 void *sonde__malloc(size_t n);
 void *sonde__calloc(size_t count, size_t size);

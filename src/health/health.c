@@ -378,6 +378,8 @@ void sonde_health_destroy(sonde_health *h)
 
 int sonde_health_start(sonde_health *h)
 {
+    if (!sonde_enabled())
+        return SONDE_OK; /* off: checks are kept but never run */
     h = resolve(h);
     pthread_mutex_lock(&h->lock);
     if (h->started++ > 0) {
@@ -619,6 +621,8 @@ int sonde_health_run_now(sonde_health *h, const char *name)
 
 int sonde_health_wait(sonde_health *h, const char *name, int timeout_ms)
 {
+    if (!sonde_enabled())
+        return SONDE_OK;
     h = resolve(h);
     if (sonde__runtime_is_worker())
         return SONDE_ESTATE;

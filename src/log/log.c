@@ -757,7 +757,7 @@ static int configure(const sonde_log_opts *in, int at_init)
     if (sonde__log_parse_levels(spec, NULL, NULL) != SONDE_OK)
         return SONDE_EPARSE;
     if (!sonde_enabled())
-        return at_init ? SONDE_OK : SONDE_EDISABLED;
+        return SONDE_OK; /* off: options checked, nothing applied */
 
     int rc = SONDE_OK;
     pthread_mutex_lock(&sonde__lg.cfg_lock);

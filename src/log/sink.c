@@ -796,8 +796,12 @@ SONDE_API int sonde_log_sink_add(sonde_log_sink_type type, const sonde_log_sink_
     sonde__log_init();
     if (sonde__log_in_sink())
         return SONDE_ESTATE;
-    if (!sonde_enabled())
-        return SONDE_EDISABLED;
+    if (!sonde_enabled()) {
+        /* Off: nothing opened; removing this ID (0) succeeds. */
+        if (id)
+            *id = 0;
+        return SONDE_OK;
+    }
     pthread_mutex_lock(&sonde__lg.cfg_lock);
     int rc = sonde__sink_add(type, opts, 0, id);
     if (!rc)
@@ -808,6 +812,8 @@ SONDE_API int sonde_log_sink_add(sonde_log_sink_type type, const sonde_log_sink_
 
 SONDE_API int sonde_log_sink_remove(int id)
 {
+    if (!sonde_enabled())
+        return SONDE_OK;
     if (id <= 0)
         return SONDE_ENOTFOUND;
     if (sonde__log_in_sink())

@@ -270,6 +270,8 @@ int sonde_registry_add_collector(sonde_registry *reg, const char *name, sonde_co
         reg = sonde_registry_default();
     if (!name || !fn)
         return SONDE_EINVAL;
+    if (!sonde_enabled())
+        return SONDE_OK; /* off: nothing is ever collected */
     struct collector *c = sonde__calloc(1, sizeof *c);
     if (!c)
         return SONDE_ENOMEM;
@@ -305,6 +307,8 @@ int sonde_registry_remove_collector(sonde_registry *reg, const char *name)
         reg = sonde_registry_default();
     if (!name)
         return SONDE_EINVAL;
+    if (!sonde_enabled())
+        return SONDE_OK;
     pthread_rwlock_wrlock(&reg->lock);
     for (struct collector **pp = &reg->collectors; *pp; pp = &(*pp)->next) {
         if (strcmp((*pp)->name, name) == 0) {
@@ -1303,6 +1307,9 @@ int sonde_callback_create(sonde_registry *reg, sonde_metric_type type, const son
         sonde__set_error("callback metric \"%s\" cannot have label names", o->name);
         return SONDE_EBADLABEL;
     }
+    /* Off: a plain family that stays at 0; fn is never called. */
+    if (!sonde_enabled())
+        return family_create(reg, type, o, NULL, NULL, out);
     return family_create(reg, type, o, fn, userdata, out);
 }
 
@@ -1365,7 +1372,7 @@ int sonde_stateset_create(sonde_registry *reg, const sonde_metric_opts *o, sonde
 void sonde_stateset_set(sonde_stateset *ss, size_t index)
 {
     sonde_series *s = (sonde_series *)(void *)ss;
-    if (!s || index >= s->fam->nstates)
+    if (!s || index >= s->fam->nstates || !sonde__on())
         return;
     atomic_store_explicit(&s->u.gauge, (uint64_t)index, memory_order_relaxed);
 }
@@ -1465,11 +1472,15 @@ static inline uint64_t d_to_bits(double d)
 
 void sonde_gauge_set(sonde_gauge *g, double v)
 {
+    if (SONDE_UNLIKELY(!sonde__on()))
+        return;
     atomic_store_explicit(&SERIES(g)->u.gauge, d_to_bits(v), memory_order_relaxed);
 }
 
 void sonde_gauge_add(sonde_gauge *g, double v)
 {
+    if (SONDE_UNLIKELY(!sonde__on()))
+        return;
     _Atomic uint64_t *p = &SERIES(g)->u.gauge;
     uint64_t old = atomic_load_explicit(p, memory_order_relaxed);
     while (!atomic_compare_exchange_weak_explicit(p, &old, d_to_bits(bits_to_d(old) + v),

@@ -76,7 +76,7 @@ int sonde_op_create(const sonde_op_opts *opts, sonde_op **out)
         return SONDE_EINVAL;
     *out = NULL;
     if (!sonde_enabled())
-        return SONDE_EDISABLED;
+        return SONDE_OK; /* off: a NULL operation, which every sonde_op_* call accepts */
     sonde__tracer *tr = sonde__trace_default();
     if (!tr)
         return SONDE_ENOMEM;
@@ -282,10 +282,13 @@ void sonde_trace_stop(void)
 /* ------------------------------------------------------------------------ */
 /* Queries and baselines                                                    */
 
+/* SONDE_OK with *tr NULL when sonde is off: the caller answers as an
+ * enabled tracer that recorded nothing would. */
 static int need_tracer(sonde__tracer **tr)
 {
+    *tr = NULL;
     if (!sonde_enabled())
-        return SONDE_EDISABLED;
+        return SONDE_OK;
     *tr = sonde__trace_default();
     return *tr ? SONDE_OK : SONDE_ENOMEM;
 }
@@ -298,6 +301,14 @@ int sonde_trace_get_stats(const char *operation, unsigned minutes, sonde_op_stat
     int rc = need_tracer(&tr);
     if (rc != SONDE_OK)
         return rc;
+    if (!tr) {
+        memset(out, 0, sizeof *out);
+        snprintf(out->operation, sizeof out->operation, "%s", operation);
+        out->window_minutes = minutes ? minutes : 60;
+        out->success_rate = out->avg_seconds = out->min_seconds = out->max_seconds = NAN;
+        out->p50_seconds = out->p90_seconds = out->p95_seconds = out->p99_seconds = NAN;
+        return SONDE_OK;
+    }
     return sonde__trace_stats(tr, operation, minutes, out);
 }
 
@@ -309,7 +320,7 @@ int sonde_trace_list_stats(unsigned minutes, sonde_op_stats **out, size_t *count
     *count = 0;
     sonde__tracer *tr;
     int rc = need_tracer(&tr);
-    if (rc != SONDE_OK)
+    if (rc != SONDE_OK || !tr)
         return rc;
     return sonde__trace_list(tr, minutes, out, count);
 }
@@ -320,7 +331,7 @@ int sonde_trace_set_baseline(const char *operation, const sonde_baseline *b)
         return SONDE_EINVAL;
     sonde__tracer *tr;
     int rc = need_tracer(&tr);
-    if (rc != SONDE_OK)
+    if (rc != SONDE_OK || !tr)
         return rc;
     return sonde__trace_set_baseline(tr, operation, b);
 }
@@ -333,7 +344,7 @@ int sonde_trace_get_baseline(const char *operation, sonde_baseline *out)
     int rc = need_tracer(&tr);
     if (rc != SONDE_OK)
         return rc;
-    sonde_op *op = sonde__trace_op_find(tr, operation);
+    sonde_op *op = tr ? sonde__trace_op_find(tr, operation) : NULL;
     if (!op)
         return SONDE_ENOTFOUND;
     pthread_mutex_lock(&tr->lock);
@@ -352,6 +363,8 @@ int sonde_trace_get_anomaly(const char *operation)
     int rc = need_tracer(&tr);
     if (rc != SONDE_OK)
         return rc;
+    if (!tr)
+        return 0; /* off: never flagged */
     sonde_op *op = sonde__trace_op_find(tr, operation);
     if (!op)
         return SONDE_ENOTFOUND;
