@@ -17,5 +17,6 @@
 #include "sonde/log.h"
 #include "sonde/sql.h"
 #include "sonde/trace.h"
+#include "sonde/app.h"
 
 #endif

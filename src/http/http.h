@@ -37,6 +37,17 @@ bool sonde__http_accepts_gzip(const char *ae, size_t n);
 int sonde__http_query_names(const char *q, size_t n, char *scratch, size_t cap, const char **names,
                             size_t max);
 
+/*
+ * Split a query string q (n bytes, without the '?') into name/value pairs:
+ * pairs[2i] = name, pairs[2i+1] = value ("" without '='), percent-decoded
+ * ('+' is a space) and NUL-terminated in scratch (cap bytes). Empty
+ * parameters ("a=1&&b") are skipped. Returns the number of pairs (at most
+ * max) or SONDE_ELIMIT, SONDE_ETOOBIG, SONDE_EPARSE as
+ * sonde__http_query_names.
+ */
+int sonde__http_query_pairs(const char *q, size_t n, char *scratch, size_t cap, const char **pairs,
+                            size_t max);
+
 /* Constant-time comparison of a[0..an) and b[0..bn): the time depends only
  * on bn (the secret's length), never on where the inputs differ. */
 bool sonde__ct_equal(const char *a, size_t an, const char *b, size_t bn);

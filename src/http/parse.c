@@ -436,3 +436,46 @@ bool sonde__key_is_secret(const char *key)
             return true;
     return false;
 }
+
+int sonde__http_query_pairs(const char *q, size_t n, char *scratch, size_t cap, const char **pairs,
+                            size_t max)
+{
+    size_t count = 0, used = 0;
+    size_t i = 0;
+    while (i < n) {
+        size_t end = i;
+        while (end < n && q[end] != '&')
+            end++;
+        if (end > i) {
+            const char *eq = memchr(q + i, '=', end - i);
+            size_t klen = eq ? (size_t)(eq - (q + i)) : end - i;
+            const char *v = eq ? eq + 1 : q + end;
+            size_t vlen = eq ? (size_t)(q + end - v) : 0;
+            if (count >= max)
+                return SONDE_ELIMIT;
+            if (used >= cap)
+                return SONDE_ETOOBIG;
+            ssize_t kl = pct_decode(q + i, klen, scratch + used, cap - used);
+            if (kl < 0)
+                return (int)kl;
+            if (used + (size_t)kl >= cap)
+                return SONDE_ETOOBIG;
+            pairs[2 * count] = scratch + used;
+            used += (size_t)kl;
+            scratch[used++] = '\0';
+            if (used >= cap)
+                return SONDE_ETOOBIG;
+            ssize_t vl = pct_decode(v, vlen, scratch + used, cap - used);
+            if (vl < 0)
+                return (int)vl;
+            if (used + (size_t)vl >= cap)
+                return SONDE_ETOOBIG;
+            pairs[2 * count + 1] = scratch + used;
+            used += (size_t)vl;
+            scratch[used++] = '\0';
+            count++;
+        }
+        i = end + 1;
+    }
+    return (int)count;
+}

@@ -22,6 +22,8 @@
  */
 #include "http/server.h"
 
+#include "http/routes.h"
+
 #include "health/health.h"
 #include "host/host.h"
 #include "runtime/runtime.h"
@@ -115,9 +117,23 @@ static unsigned builtin_flags(int h)
 }
 
 /* Extension routes, registered by other components before start. */
-static pthread_mutex_t ext_lock = PTHREAD_MUTEX_INITIALIZER;
 static route ext_routes[32];
 static size_t ext_count;
+static pthread_mutex_t ext_lock = PTHREAD_MUTEX_INITIALIZER;
+
+const char *sonde__http_builtin_owner(const char *path)
+{
+    for (size_t i = 0; i < SONDE_ARRAY_LEN(builtin_routes); i++)
+        if (strcmp(builtin_routes[i].path, path) == 0)
+            return "sonde";
+    const char *owner = NULL;
+    pthread_mutex_lock(&ext_lock);
+    for (size_t i = 0; i < ext_count; i++)
+        if (strcmp(ext_routes[i].path, path) == 0)
+            owner = ext_routes[i].label; /* static text */
+    pthread_mutex_unlock(&ext_lock);
+    return owner ? "sonde" : NULL;
+}
 
 int sonde__http_route_add(const char *path, const char *label, unsigned flags,
                           sonde__http_handler fn, void *ud)
@@ -170,6 +186,12 @@ typedef struct conn {
     size_t qlen;       /* raw query of the current request */
     bool qover;        /* query longer than QUERY_MAX */
     bool headers_seen; /* the handler's first call for this request happened */
+    /* Body of a request to an application route, read up to body_max;
+     * body_over when more arrived (413). app_checked: access and rate
+     * limit passed on the first call, the body is being read. */
+    bool app_checked, body_over;
+    size_t body_max;
+    sonde_buf body;
     char query[QUERY_MAX];
 } conn;
 
@@ -296,6 +318,17 @@ static void count_reject(sonde__server *s, int reason)
         sonde_counter_inc(s->reject_cache[reason]);
 }
 
+/* An application route: by its label, without the per-route caches. */
+static void count_request_label(sonde__server *s, const char *label, int code, double seconds)
+{
+    char code_s[8];
+    snprintf(code_s, sizeof code_s, "%d", code);
+    if (s->req_total)
+        sonde_counter_inc(sonde_family_counter(s->req_total, label, code_s));
+    if (s->req_duration)
+        sonde_histogram_observe(sonde_family_histogram(s->req_duration, label), seconds);
+}
+
 /* Route index ri (position in s->routes, or nroutes for not-found). */
 static void count_request(sonde__server *s, size_t ri, int code, double seconds)
 {
@@ -342,6 +375,9 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
         c->killed = false;
         c->qlen = 0;
         c->qover = false;
+        c->app_checked = c->body_over = false;
+        c->body_max = 0;
+        c->body = (sonde_buf){0};
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
         c->fd = ci ? ci->connect_fd : -1;
@@ -365,6 +401,7 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
         if (c->next)
             c->next->prev = c->prev;
         pthread_mutex_unlock(&s->conn_lock);
+        sonde_buf_free(&c->body);
         sonde__free(c);
         *socket_context = NULL;
     }
@@ -402,6 +439,9 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *mc)
     c->qlen = 0;
     c->qover = false;
     c->headers_seen = false;
+    c->app_checked = c->body_over = false;
+    c->body_max = 0;
+    sonde_buf_free(&c->body);
     if (q) {
         size_t n = strlen(q + 1);
         if (n >= QUERY_MAX) {
@@ -496,10 +536,18 @@ static enum MHD_Result send_response(sonde__server *s, struct MHD_Connection *mc
     if (www_authenticate)
         MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, www_authenticate);
     if (rs->status == 405)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, rs->allow ? rs->allow : "GET, HEAD");
+    if (rs->request_id)
+        MHD_add_response_header(r, "X-Request-ID", rs->request_id);
+    if (rs->location)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION, rs->location);
     enum MHD_Result ret = MHD_queue_response(mc, (unsigned)rs->status, r);
     MHD_destroy_response(r);
-    count_request(s, ri, rs->status, (double)(sonde__now_mono_ns() - t0) / 1e9);
+    double dt = (double)(sonde__now_mono_ns() - t0) / 1e9;
+    if (rs->metric_label)
+        count_request_label(s, rs->metric_label, rs->status, dt);
+    else
+        count_request(s, ri, rs->status, dt);
     return ret;
 }
 
@@ -806,6 +854,211 @@ static bool has_body(struct MHD_Connection *mc)
            NULL;
 }
 
+/* ---- application routes (sonde/app.h) ---- */
+
+typedef struct header_pick {
+    const char *const *names;
+    size_t n;
+    const char **out; /* pairs */
+    size_t count;
+} header_pick;
+
+static enum MHD_Result pick_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    SONDE_UNUSED(kind);
+    header_pick *p = cls;
+    for (size_t i = 0; i < p->n && p->count < SONDE__APP_MAX_HEADERS; i++) {
+        if (strcasecmp(p->names[i], key) == 0) {
+            p->out[2 * p->count] = p->names[i];
+            p->out[2 * p->count + 1] = value ? value : "";
+            p->count++;
+            break;
+        }
+    }
+    return MHD_YES;
+}
+
+/*
+ * A request that no sonde route matched: an application route, or 404.
+ * Called on the first call of a request with a body (checks, then starts
+ * reading it) and on the last call of every request (answers it). The
+ * route is looked up again on the last call: it may have been removed in
+ * between, and the reference is held only while its handler runs.
+ */
+static enum MHD_Result serve_app(sonde__server *s, struct MHD_Connection *mc, conn *c,
+                                 const char *url, const char *method, uint64_t t0,
+                                 const struct sockaddr *client)
+{
+    sonde__http_response rs = {.status = 200, .content_type = "application/json"};
+    const char *sub = "";
+    sonde__app_route *ar = sonde__app_route_find(url, s->prefix, s->prefix_len, &sub);
+    if (!ar) {
+        json_error(&rs, 404, "not found");
+        return send_response(s, mc, s->nroutes, &rs, t0, NULL);
+    }
+    /* Everything below answers through done: the label outlives send. */
+    char label[128];
+    snprintf(label, sizeof label, "%s", ar->label);
+    rs.metric_label = label;
+    char rid[SONDE_CORRELATION_ID_MAX + 1];
+    sonde_log_correlation_from_headers(
+        MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "traceparent"),
+        MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "X-Request-ID"), rid);
+    rs.request_id = rid;
+    char allow[96];
+    char ra[24];
+    const char *challenge = NULL;
+    sonde_http_method mb = sonde_http_method_parse(method);
+    bool checked = c && c->app_checked;
+    bool hb = has_body(mc);
+
+    if (!(ar->methods & mb)) {
+        sonde__app_route_allow(ar, allow, sizeof allow);
+        rs.allow = allow;
+        json_error(&rs, 405, "method not allowed");
+        goto done;
+    }
+    if (c && c->qover) {
+        count_reject(s, R_BADREQ);
+        json_error(&rs, 414, "query string too long");
+        goto done;
+    }
+    bool takes_body =
+        mb & (SONDE_HTTP_POST | SONDE_HTTP_PUT | SONDE_HTTP_PATCH | SONDE_HTTP_DELETE);
+    if (hb && !takes_body) {
+        count_reject(s, R_BODY);
+        json_error(&rs, 413, "this method takes no request body");
+        goto done;
+    }
+    const char *cl =
+        MHD_lookup_connection_value(mc, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if ((cl && strtoull(cl, NULL, 10) > ar->max_body) || (c && c->body_over)) {
+        count_reject(s, R_BODY);
+        char msg[96];
+        snprintf(msg, sizeof msg, "request body larger than %zu bytes", ar->max_body);
+        json_error(&rs, 413, msg);
+        goto done;
+    }
+
+    /* Decoded query and selected headers (also for the access check). */
+    char scratch[QUERY_MAX];
+    const char *qp[2 * 64];
+    int nq = 0;
+    if (c && c->qlen) {
+        nq = sonde__http_query_pairs(c->query, c->qlen, scratch, sizeof scratch, qp, 64);
+        if (nq < 0) {
+            count_reject(s, R_BADREQ);
+            json_error(&rs, 400,
+                       nq == SONDE_ELIMIT ? "too many query parameters (at most 64)"
+                                          : "malformed query string");
+            goto done;
+        }
+    }
+    const char *hv[2 * SONDE__APP_MAX_HEADERS];
+    header_pick hp = {(const char *const *)ar->headers, ar->nheaders, hv, 0};
+    if (ar->nheaders)
+        MHD_get_connection_values(mc, MHD_HEADER_KIND, pick_header, &hp);
+    char caddr[INET6_ADDRSTRLEN] = "";
+    if (client && client->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)client)->sin_addr, caddr, sizeof caddr);
+    else if (client && client->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)client)->sin6_addr, caddr, sizeof caddr);
+    sonde_route_request rq = {.method = method,
+                              .method_bit = mb,
+                              .path = url,
+                              .subpath = sub,
+                              .query = qp,
+                              .query_count = (size_t)nq,
+                              .headers = hv,
+                              .header_count = hp.count,
+                              .client = caddr,
+                              .request_id = rid};
+
+    if (!checked) {
+        if (!ar->no_rate_limit && s->rl) {
+            double wait = 1;
+            if (!sonde__ratelimit_take(s->rl, client, t0, &wait)) {
+                snprintf(ra, sizeof ra, "%d", (int)ceil(wait < 1 ? 1 : wait));
+                count_reject(s, R_RATE);
+                json_error(&rs, 429, "rate limit exceeded");
+                rs.retry_after = ra;
+                goto done;
+            }
+        }
+        int verdict = 0;
+        if (ar->access == SONDE_ACCESS_SENSITIVE) {
+            switch (authenticate(s, mc, SONDE__ROUTE_SENSITIVE, client)) {
+            case AUTH_OK:
+                break;
+            case AUTH_BEARER_CHALLENGE:
+                verdict = 401;
+                challenge = "Bearer realm=\"sonde\"";
+                break;
+            case AUTH_BASIC_CHALLENGE:
+                verdict = 401;
+                challenge = "Basic realm=\"sonde\", charset=\"UTF-8\"";
+                break;
+            case AUTH_FORBIDDEN:
+                verdict = 403;
+                break;
+            }
+        } else {
+            if (s->basic_user && authenticate(s, mc, 0, client) != AUTH_OK) {
+                verdict = 401;
+                challenge = "Basic realm=\"sonde\", charset=\"UTF-8\"";
+            }
+            if (!verdict && ar->access == SONDE_ACCESS_CHECK) {
+                int v = ar->check(ar->check_ud, &rq);
+                verdict = v == 0 ? 0 : v == 401 ? 401 : 403;
+            }
+        }
+        if (verdict) {
+            count_reject(s, verdict == 401 ? R_UNAUTH : R_FORBIDDEN);
+            json_error(&rs, verdict, verdict == 401 ? "unauthorized" : "forbidden");
+            goto done;
+        }
+        if (hb && c) {
+            /* Read the body (on_request's upload branch), answer at the
+             * last call. */
+            c->app_checked = true;
+            c->body_max = ar->max_body;
+            sonde__app_route_release(ar);
+            return MHD_YES;
+        }
+    }
+
+    if (c && c->body.len) {
+        sonde__buf_putc(&c->body, '\0'); /* NUL-terminated for the handler */
+        rq.body = c->body.data;
+        rq.body_len = c->body.len - 1;
+    }
+    {
+        int tok = sonde_log_context_push(rid, NULL, 0);
+        sonde_route_response ars = {.status = 200, .content_type = "application/json"};
+        ar->fn(ar->ud, &rq, &ars);
+        sonde_log_context_pop(tok);
+        rs.status = ars.status >= 100 && ars.status <= 599 ? ars.status : 500;
+        rs.content_type = ars.content_type ? ars.content_type : "application/json";
+        if (mb == SONDE_HTTP_HEAD)
+            sonde_buf_free(&ars.body);
+        rs.body = ars.body;
+        rs.gzip_ok = true;
+        char loc[512];
+        if (ars.location) {
+            snprintf(loc, sizeof loc, "%s", ars.location);
+            rs.location = loc;
+        }
+        sonde__app_route_release(ar);
+        ar = NULL;
+        return send_response(s, mc, s->nroutes, &rs, t0, NULL);
+    }
+
+done:
+    sonde__app_route_release(ar);
+    return send_response(s, mc, s->nroutes, &rs, t0, challenge);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls)
@@ -816,7 +1069,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
     conn *c = *con_cls;
     uint64_t t0 = sonde__now_mono_ns();
     if (*upload_size) {
-        /* A body arrived although we already answered: discard it. */
+        /* The body of an application route's request is kept up to its
+         * limit (more marks it oversized: 413 once it has all arrived);
+         * any other body arrived although we already answered: discard
+         * it. */
+        if (c && c->app_checked && !c->body_over) {
+            if (c->body.len + *upload_size > c->body_max ||
+                sonde__buf_append(&c->body, upload, *upload_size) != SONDE_OK) {
+                c->body_over = true;
+                sonde_buf_free(&c->body);
+            }
+        }
         *upload_size = 0;
         return MHD_YES;
     }
@@ -846,10 +1109,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
     } else {
         ri = find_route(s, path);
     }
-    if (ri == s->nroutes) {
-        json_error(&rs, 404, "not found");
-        return send_response(s, mc, ri, &rs, t0, NULL);
-    }
+    if (ri == s->nroutes)
+        return serve_app(s, mc, c, url, method, t0, client);
     route *rt = &s->routes[ri];
     bool head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
     if (!head && strcmp(method, MHD_HTTP_METHOD_GET) != 0) {

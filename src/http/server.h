@@ -43,6 +43,10 @@ typedef struct sonde__http_response {
     sonde_buf body;           /* owned by the server after the handler */
     bool gzip_ok;             /* compress when the client accepts it */
     const char *retry_after;  /* Retry-After header value or NULL */
+    const char *allow;        /* Allow header of a 405; NULL: "GET, HEAD" */
+    const char *request_id;   /* X-Request-ID header or NULL */
+    const char *location;     /* Location header or NULL */
+    const char *metric_label; /* handler label of an application route */
 } sonde__http_response;
 
 typedef void (*sonde__http_handler)(void *ud, const sonde__http_request *rq,

@@ -1,0 +1,196 @@
+/*
+ * sonde/app.h - instrumenting an application: its own endpoints on sonde's
+ * monitoring server, and request metrics for any HTTP server it runs.
+ *
+ * Application routes. A route is a path on the monitoring server (absolute,
+ * or under the route prefix) with its methods, access class, body limit and
+ * a handler. Routes are added and removed at any time, before or while the
+ * server runs; a request already in its handler finishes with it.
+ *
+ *     static void stats(void *ud, const sonde_route_request *rq,
+ *                       sonde_route_response *rs)
+ *     {
+ *         sonde_buf_printf(&rs->body, "{\"requests\":%llu}\n", n_requests);
+ *     }
+ *     sonde_route_opts o;
+ *     sonde_route_opts_init(&o);
+ *     o.path = "/demo/stats";
+ *     o.access = SONDE_ACCESS_PUBLIC;
+ *     sonde_route_add(&o, stats, NULL);
+ *
+ * sonde answers for the route: 405 with Allow for other methods, 413 past
+ * the body limit, 401/403 by the access class, 429 from the per-client rate
+ * limit, gzip when the client accepts it and the body is large, the usual
+ * headers (Cache-Control: no-store, X-Content-Type-Options), an
+ * X-Request-ID (the client's traceparent trace-id or X-Request-ID, else a
+ * new one; also the handler's logging correlation ID), and the access
+ * metrics sonde_http_requests_total{handler,code} and
+ * sonde_http_request_duration_seconds{handler}.
+ */
+#ifndef SONDE_APP_H
+#define SONDE_APP_H
+
+#include "common.h"
+#include "errors.h"
+#include "metrics.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* HTTP methods                                                             */
+
+/** Methods as bits (a route's set) and as values (sonde_http_begin). */
+typedef enum sonde_http_method {
+    SONDE_HTTP_GET = 1u << 0,
+    SONDE_HTTP_HEAD = 1u << 1,
+    SONDE_HTTP_POST = 1u << 2,
+    SONDE_HTTP_PUT = 1u << 3,
+    SONDE_HTTP_DELETE = 1u << 4,
+    SONDE_HTTP_PATCH = 1u << 5,
+    SONDE_HTTP_OPTIONS = 1u << 6,
+    SONDE_HTTP_OTHER = 1u << 7
+} sonde_http_method;
+
+/** The method of a name ("GET", case-sensitive as HTTP); SONDE_HTTP_OTHER
+ * for anything else (NULL included). Pure. */
+SONDE_API sonde_http_method sonde_http_method_parse(const char *name);
+/** "GET", "HEAD", ..., "OTHER" for one method bit. Static text. */
+SONDE_API const char *sonde_http_method_name(sonde_http_method m);
+
+/** Append n bytes to a buffer (handlers write their bodies with these).
+ * Returns SONDE_OK, SONDE_ENOMEM or SONDE_ETOOBIG (past b->max when set).
+ * Owner thread of the buffer. */
+SONDE_API int sonde_buf_append(sonde_buf *b, const void *data, size_t n);
+/** Append formatted text (see sonde_buf_append). */
+SONDE_API int sonde_buf_printf(sonde_buf *b, const char *fmt, ...) SONDE_PRINTF(2, 3);
+/** Append s as a JSON string literal, quotes included (NULL: null). */
+SONDE_API int sonde_buf_json_string(sonde_buf *b, const char *s);
+
+/* ------------------------------------------------------------------------ */
+/* Application routes on the monitoring server                              */
+
+/** Access classes of a route. Values are ABI. */
+typedef enum sonde_route_access {
+    /** Anyone (still rate limited unless no_rate_limit). */
+    SONDE_ACCESS_PUBLIC = 0,
+    /** As /metrics/json: the API key (Authorization: Bearer) when one is
+     * configured, else loopback clients only (403 for the others). */
+    SONDE_ACCESS_SENSITIVE = 1,
+    /** The route's own check function decides. */
+    SONDE_ACCESS_CHECK = 2
+} sonde_route_access;
+
+/** One request to an application route. Everything is borrowed for the
+ * handler's call only. */
+typedef struct sonde_route_request {
+    /** "GET", "POST", ... and its bit. HEAD requests reach GET handlers
+     * with method_bit SONDE_HTTP_HEAD (the body is not sent). */
+    const char *method;
+    sonde_http_method method_bit;
+    /** The path as requested (without the query), prefix included. */
+    const char *path;
+    /** For prefix routes: the part after the route's path ("" for an exact
+     * match). */
+    const char *subpath;
+    /** Decoded query parameters: query[2i] = name, query[2i+1] = value
+     * ('+' is a space), query_count pairs, in request order. */
+    const char *const *query;
+    size_t query_count;
+    /** The route's selected headers that the request has: headers[2i] =
+     * name as declared, headers[2i+1] = value. */
+    const char *const *headers;
+    size_t header_count;
+    /** Request body (NUL-terminated for convenience; body_len excludes the
+     * NUL), NULL and 0 when there is none. At most the route's limit. */
+    const char *body;
+    size_t body_len;
+    /** Client address ("127.0.0.1", "::1"). */
+    const char *client;
+    /** The request's correlation ID (also the X-Request-ID answered). */
+    const char *request_id;
+} sonde_route_request;
+
+/** A handler's answer. status defaults to 200, content_type to
+ * "application/json"; body starts empty and is freed by sonde. */
+typedef struct sonde_route_response {
+    int status;
+    /** Static or longer-lived than the call. */
+    const char *content_type;
+    sonde_buf body;
+    /** Optional Location header (201 answers). Copied. */
+    const char *location;
+} sonde_route_response;
+
+/** A route handler. Runs on a server thread; must not block for long. */
+typedef void (*sonde_route_fn)(void *userdata, const sonde_route_request *rq,
+                               sonde_route_response *rs);
+
+/** Own access check (SONDE_ACCESS_CHECK): return 0 to serve the request,
+ * 401 or 403 to refuse it. Called before the body is read (rq->body is
+ * NULL). */
+typedef int (*sonde_route_check_fn)(void *userdata, const sonde_route_request *rq);
+
+/** Options of a route; zero means default for every field. Strings are
+ * copied. */
+typedef struct sonde_route_opts {
+    /** Required. Starts with '/'; no '?', '#', spaces. */
+    const char *path;
+    /** Non-zero: path is matched against the full request path (a route
+     * beside the prefix, like /api/v1/artifacts/metrics/discovery). Zero:
+     * path is under the server's route prefix. */
+    int absolute;
+    /** Non-zero: also match every path below path + "/" (rq->subpath has
+     * the rest). An exact route of the same path wins. */
+    int prefix;
+    /** Allowed methods (SONDE_HTTP_* bits). 0: GET. GET implies HEAD. */
+    unsigned methods;
+    /** SONDE_ACCESS_*. */
+    int access;
+    sonde_route_check_fn check;
+    void *check_userdata;
+    /** Longest accepted request body; longer bodies get 413. 0: 65536.
+     * Bounds: 1 to 16777216. Bodies are only read for POST, PUT, PATCH
+     * and DELETE. */
+    size_t max_body_bytes;
+    /** Request headers passed to the handler (names, case-insensitive),
+     * at most 16. */
+    const char *const *headers;
+    size_t header_count;
+    /** Who owns the route, named in conflict errors. NULL: "application". */
+    const char *owner;
+    /** Value of the handler label of sonde's access metrics. NULL: the
+     * path. */
+    const char *metric_label;
+    /** Non-zero: not subject to the per-client rate limit. */
+    int no_rate_limit;
+} sonde_route_opts;
+
+/** Zero the options. Any thread. */
+SONDE_API void sonde_route_opts_init(sonde_route_opts *opts);
+
+/**
+ * Add a route to the monitoring server (every server sonde_start runs in
+ * this process, and the next ones). fn and userdata are borrowed until the
+ * route is removed and its running requests have returned. Returns
+ * SONDE_OK; SONDE_EINVAL (bad path or option); SONDE_ECONFLICT (the path
+ * is taken: sonde_registry_last_error names both owners, as in
+ * "route GET /metrics of demo conflicts with /metrics of sonde");
+ * SONDE_ELIMIT (256 application routes); SONDE_ENOMEM. Any thread.
+ */
+SONDE_API int sonde_route_add(const sonde_route_opts *opts, sonde_route_fn fn, void *userdata);
+
+/**
+ * Remove the route with this path (and absolute flag). Requests arriving
+ * afterwards get 404; requests in its handler finish first: when this
+ * returns, fn is no longer running and will not be called again. Returns
+ * SONDE_OK or SONDE_ENOTFOUND. Any thread except from inside the route's
+ * own handler.
+ */
+SONDE_API int sonde_route_remove(const char *path, int absolute);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
