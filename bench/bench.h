@@ -96,5 +96,6 @@ void sonde_bench_log(void);     /* bench_log.c; weak in main.c until it exists *
 void sonde_bench_trace(void);   /* bench_trace.c */
 void sonde_bench_errors(void);  /* bench_errors.c */
 void sonde_bench_sql(void);     /* bench_sql.c */
+void sonde_bench_app(void);     /* bench_app.c */
 
 #endif

@@ -26,6 +26,23 @@
  * new one; also the handler's logging correlation ID), and the access
  * metrics sonde_http_requests_total{handler,code} and
  * sonde_http_request_duration_seconds{handler}.
+ *
+ * Request instrumentation. A sonde_http_instr records, for the requests of
+ * any server of the application, under its namespace NS:
+ *   NS_http_requests_total{method,route,status}        counter
+ *   NS_http_request_duration_seconds{method,route}     histogram
+ *   NS_http_requests_in_flight                         gauge
+ *   NS_http_request_size_bytes{method,route}           histogram
+ *   NS_http_response_size_bytes{method,route}          histogram
+ *   NS_http_security_events_total{kind}                counter (unauthorized,
+ *       forbidden, rate_limited, oversized, bad_request)
+ * The route is the route template ("/items/{id}"), never the raw path.
+ *
+ *     sonde_http_route *r = sonde_http_instr_route(in, "/items/{id}");
+ *     sonde_http_req q;
+ *     sonde_http_begin(in, &q, r, SONDE_HTTP_GET, NULL);
+ *     ... serve ...
+ *     sonde_http_end(&q, 200, response_bytes);
  */
 #ifndef SONDE_APP_H
 #define SONDE_APP_H
@@ -33,6 +50,7 @@
 #include "common.h"
 #include "errors.h"
 #include "metrics.h"
+#include "trace.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -189,6 +207,119 @@ SONDE_API int sonde_route_add(const sonde_route_opts *opts, sonde_route_fn fn, v
  * own handler.
  */
 SONDE_API int sonde_route_remove(const char *path, int absolute);
+
+/* ------------------------------------------------------------------------ */
+/* Request instrumentation                                                  */
+
+/** Request instrumentation of one application server (or several). */
+typedef struct sonde_http_instr sonde_http_instr;
+/** A route template resolved once into metric handles. */
+typedef struct sonde_http_route sonde_http_route;
+
+/** Options of an instrumentation; zero means default. Strings and arrays
+ * are copied. */
+typedef struct sonde_http_instr_opts {
+    /** Registry of the metrics. NULL: the default registry. Borrowed. */
+    sonde_registry *registry;
+    /** Prefix of the metric names ("demo" gives demo_http_requests_total).
+     * NULL: none (the registry's own namespace still applies). */
+    const char *metric_namespace;
+    /** Buckets of the duration histogram in seconds, increasing. NULL: 5
+     * ms to 10 s (0.005 .. 10, the Prometheus client default). */
+    const double *buckets;
+    size_t bucket_count;
+    /** Error tracker receiving 5xx answers as errors (type "HTTP5xx",
+     * operation = route, with method, route, status and request ID).
+     * NULL: the default tracker. */
+    sonde_errors *errors;
+    /** Non-zero: do not capture 5xx as errors. */
+    int no_errors;
+    /** Non-zero: do not feed tracing (operation = route). */
+    int no_trace;
+    /** Route templates for sonde_http_instr_match ("/items/{id}",
+     * "/static/" followed by a star), at most 256. */
+    const char *const *routes;
+    size_t route_count;
+} sonde_http_instr_opts;
+
+/** Zero the options. Any thread. */
+SONDE_API void sonde_http_instr_opts_init(sonde_http_instr_opts *opts);
+
+/**
+ * Create an instrumentation and register its metrics. *out is freed with
+ * sonde_http_instr_destroy. Returns SONDE_OK, SONDE_EINVAL (bad namespace,
+ * buckets or template), SONDE_ECONFLICT (the names are registered with
+ * another definition) or SONDE_ENOMEM. Any thread.
+ */
+SONDE_API int sonde_http_instr_create(const sonde_http_instr_opts *opts, sonde_http_instr **out);
+
+/** Free an instrumentation (accepts NULL); its metrics stay in the
+ * registry. No request may be between begin and end. */
+SONDE_API void sonde_http_instr_destroy(sonde_http_instr *in);
+
+/**
+ * The handle of a route template, created at first use and kept for the
+ * instrumentation's life (at most 1024 routes; past that the route
+ * "other" is returned). Never NULL while in is valid. Any thread; locks
+ * and may allocate on first use of a template: resolve handles at setup.
+ */
+SONDE_API sonde_http_route *sonde_http_instr_route(sonde_http_instr *in, const char *tmpl);
+
+/**
+ * The route of a request path among the templates of the options
+ * ("{name}" matches one segment, a final star the rest); "other" when none
+ * matches (the raw path is never used). Any thread, lock-free, no
+ * allocation.
+ */
+SONDE_API sonde_http_route *sonde_http_instr_match(sonde_http_instr *in, const char *path);
+
+/** The template of a route handle. */
+SONDE_API const char *sonde_http_route_template(const sonde_http_route *r);
+
+/** Request headers and sizes known at begin; every field optional. */
+typedef struct sonde_http_begin_info {
+    /** traceparent and X-Request-ID header values (NULL: absent). When
+     * either is given, or always when adopt_context is set, a logging
+     * context frame with the request's correlation ID is pushed on the
+     * calling thread until sonde_http_end. */
+    const char *traceparent;
+    const char *x_request_id;
+    int adopt_context;
+    /** Request size in bytes (head and body), 0: unknown (not recorded). */
+    uint64_t request_bytes;
+} sonde_http_begin_info;
+
+/** One request between begin and end; lives on the caller's stack. The
+ * fields are private except request_id. */
+typedef struct sonde_http_req {
+    sonde_http_instr *in;
+    sonde_http_route *route;
+    uint64_t t0_ns;
+    uint64_t request_bytes;
+    int method_index;
+    int ctx_token;
+    sonde_op_token op;
+    /** The request's correlation ID (empty when no context was adopted):
+     * answer it as X-Request-ID. */
+    char request_id[129];
+} sonde_http_req;
+
+/**
+ * Begin a request: counts it in flight and takes the start time; with
+ * info, adopts its correlation ID into the logging context. method is one
+ * SONDE_HTTP_* value; route from sonde_http_instr_route/match (NULL:
+ * "other"). Any thread, lock-free; without headers no allocation.
+ */
+SONDE_API void sonde_http_begin(sonde_http_instr *in, sonde_http_req *rq, sonde_http_route *route,
+                                sonde_http_method method, const sonde_http_begin_info *info);
+
+/**
+ * End a request on the thread that began it: records status, duration,
+ * sizes (response_bytes 0: not recorded) and security events (401, 403,
+ * 429, 413, 400), captures a 5xx as an error, ends the tracing operation
+ * and pops the logging context. Any thread, lock-free.
+ */
+SONDE_API void sonde_http_end(sonde_http_req *rq, int status, uint64_t response_bytes);
 
 #ifdef __cplusplus
 }
