@@ -13,6 +13,13 @@
  * cache misses. Warnings and errors go to stderr; with --log-file every line
  * (DEBUG and up) goes to that file as JSON, for jq.
  *
+ * The simulated requests also go through sonde's request instrumentation
+ * (sonde_http_begin/end), as an application's own HTTP server would:
+ * demo_http_requests_total{method,route,status},
+ * demo_http_request_duration_seconds{method,route} and the rest, by route
+ * template. The demo serves one application route of its own on sonde's
+ * server: /demo/stats (public JSON: requests, errors, cache hit ratio).
+ *
  * Failed backend calls and circuit-breaker trips are captured as errors
  * (grouped on /errors); an alert rule fires within seconds once enough of
  * them pile up (on /alerts, printed here, and sent to the Alertmanager or
@@ -52,6 +59,8 @@ static atomic_ullong cache_hits, cache_lookups;
 static atomic_int stop_flag;
 static atomic_int stop_traffic;
 static atomic_ullong requests_recorded;
+static atomic_ullong requests_failed; /* answered 5xx */
+static sonde_http_instr *http_instr;
 static atomic_int breaker_failures;
 
 static double hit_ratio(void *ud)
@@ -200,6 +209,11 @@ static void *worker(void *arg)
     while (!atomic_load(&stop_flag) && !atomic_load(&stop_traffic)) {
         const char *method = methods[next_rand(&seed) % 5];
         const char *path = paths[next_rand(&seed) % 4];
+        /* As an HTTP server would: the route template of the path, never
+         * the raw path, in the request metrics. */
+        sonde_http_req hreq;
+        sonde_http_begin(http_instr, &hreq, sonde_http_instr_match(http_instr, path),
+                         sonde_http_method_parse(method), NULL);
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         sonde_gauge_inc(m.inflight);
@@ -281,13 +295,17 @@ static void *worker(void *arg)
         snprintf(code, sizeof code, "%d", status);
         sonde_counter_inc(sonde_family_counter(m.requests, method, code));
         atomic_fetch_add(&requests_recorded, 1);
-        sonde_summary_observe(size, 200 + next_rand(&seed) % 5000);
+        if (status >= 500)
+            atomic_fetch_add(&requests_failed, 1);
+        unsigned resp_bytes = 200 + next_rand(&seed) % 5000;
+        sonde_summary_observe(size, resp_bytes);
 
         clock_gettime(CLOCK_MONOTONIC, &t1);
         double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
         sonde_histogram_observe(sonde_family_histogram(m.latency, method), secs);
         sonde_gauge_dec(m.inflight);
         sonde_op_end(req_op, status < 500);
+        sonde_http_end(&hreq, status, resp_bytes);
         SONDE_LOG_AT(req_log, status >= 500 ? SONDE_LOG_ERROR : SONDE_LOG_INFO, "request handled",
                      SONDE_INT("status", status), SONDE_DOUBLE("duration_seconds", secs),
                      SONDE_BOOL("cache_hit", cache_hit));
@@ -295,6 +313,41 @@ static void *worker(void *arg)
     }
     sonde_gauge_dec(m.workers);
     return NULL;
+}
+
+/* GET /demo/stats: an application route on sonde's server (public). */
+static void demo_stats(void *ud, const sonde_route_request *rq, sonde_route_response *rs)
+{
+    (void)ud;
+    (void)rq;
+    sonde_buf_printf(&rs->body, "{\"requests\":%llu,\"errors\":%llu,\"cache_hit_ratio\":%.4f}\n",
+                     (unsigned long long)atomic_load(&requests_recorded),
+                     (unsigned long long)atomic_load(&requests_failed), hit_ratio(NULL));
+}
+
+static void setup_http_instrumentation(void)
+{
+    static const char *routes[] = {"/api/items", "/api/items/{id}", "/api/users/me", "/api/orders"};
+    sonde_http_instr_opts o;
+    sonde_http_instr_opts_init(&o);
+    o.metric_namespace = "demo";
+    o.routes = routes;
+    o.route_count = sizeof routes / sizeof routes[0];
+    /* The demo captures its 503s itself, as BackendUnavailable errors with
+     * the backend's context; the instrumentation would capture each one a
+     * second time (as HTTP5xx). */
+    o.no_errors = 1;
+    int rc = sonde_http_instr_create(&o, &http_instr);
+    if (rc)
+        die("request instrumentation", rc);
+    sonde_route_opts ro;
+    sonde_route_opts_init(&ro);
+    ro.path = "/demo/stats";
+    ro.access = SONDE_ACCESS_PUBLIC;
+    ro.owner = "sonde-demo";
+    rc = sonde_route_add(&ro, demo_stats, NULL);
+    if (rc)
+        die("route /demo/stats", rc);
 }
 
 /* A health check of the simulated backend: degraded while the circuit
@@ -399,11 +452,12 @@ static void print_urls(void)
             "  health (detailed) http://%s/health/detailed\n"
             "  info              http://%s/info\n"
             "  status            http://%s/status\n"
+            "  demo stats        http://%s/demo/stats   (an application route)\n"
             "  performance       http://%s/performance?hours=1\n"
             "  (or: build/bin/sonde performance --url http://%s --hours 1)\n"
             "  errors            http://%s/errors   (build/bin/sonde errors --url http://%s)\n"
             "  alerts            http://%s/alerts   (build/bin/sonde alerts --url http://%s)\n",
-            addr, hp, hp, hp, hp, hp, hp, hp, hp, hp, hp, hp, hp, hp, hp);
+            addr, hp, hp, hp, hp, hp, hp, hp, hp, hp, hp, hp, hp, hp, hp, hp);
     const char *am = getenv("SONDE_ALERTMANAGER_URL");
     if (am && *am)
         fprintf(stderr, "  alerts are also sent to the Alertmanager at %s\n", am);
@@ -531,6 +585,7 @@ int main(int argc, char **argv)
     if (trc)
         fprintf(stderr, "sonde-demo: tracing: %s (%s)\n", sonde_strerror(trc),
                 sonde_registry_last_error());
+    setup_http_instrumentation();
     op_request = sonde_op_get("request");
     op_cache = sonde_op_get("cache_lookup");
     op_backend = sonde_op_get("backend_call");
@@ -617,6 +672,8 @@ int main(int argc, char **argv)
     sonde_buf_free(&out);
     sonde_trace_stop(); /* writes the current minute to the store */
     sonde_stop();
+    sonde_route_remove("/demo/stats", 0);
+    sonde_http_instr_destroy(http_instr);
     sonde_log_shutdown(2000); /* write what is queued (if sonde_stop did not) */
     return 0;
 }
