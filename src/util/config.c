@@ -142,7 +142,10 @@ static const char *scalar(ctx *c, yaml_node_t *n, const char *what)
 }
 
 /* Expand ${VAR} (and $$ for a literal $) into a new string; NULL on error
- * (reported) or no memory. */
+ * (reported) or no memory. As in POSIX shells, ${VAR:-default} gives
+ * default when VAR is unset or empty, and ${VAR:?message} is an error
+ * reporting message (naming VAR) when VAR is unset or empty. The default
+ * and the message are taken literally (no nested references). */
 static char *expand(ctx *c, yaml_node_t *n, const char *s)
 {
     sonde_buf b = {0};
@@ -156,7 +159,9 @@ static char *expand(ctx *c, yaml_node_t *n, const char *s)
             p += 2;
         } else if (p[0] == '$' && p[1] == '{') {
             const char *end = strchr(p + 2, '}');
-            size_t nl = end ? (size_t)(end - p - 2) : 0;
+            size_t inner = end ? (size_t)(end - p - 2) : 0;
+            const char *op = end ? memchr(p + 2, ':', inner) : NULL;
+            size_t nl = op ? (size_t)(op - p - 2) : inner;
             if (!end || nl == 0 || nl > 128) {
                 err_at(c, n, "unterminated or empty ${...} reference (write $$ for a literal $)");
                 sonde_buf_free(&b);
@@ -165,13 +170,34 @@ static char *expand(ctx *c, yaml_node_t *n, const char *s)
             char name[130];
             memcpy(name, p + 2, nl);
             name[nl] = '\0';
-            const char *v = getenv(name);
-            if (!v) {
-                err_at(c, n, "environment variable %s is not set", name);
+            const char *arg = op ? op + 2 : NULL;
+            size_t arg_len = op ? (size_t)(end - op - 2) : 0;
+            if (op && op + 1 < end && op[1] != '-' && op[1] != '?') {
+                err_at(c, n, "${%s:%c...}: only ${VAR:-default} and ${VAR:?message} are supported",
+                       name, op[1]);
                 sonde_buf_free(&b);
                 return NULL;
             }
-            rc = sonde__buf_puts(&b, v);
+            if (op && op + 1 >= end) {
+                err_at(c, n, "${%s:}: expected ${VAR:-default} or ${VAR:?message}", name);
+                sonde_buf_free(&b);
+                return NULL;
+            }
+            const char *v = getenv(name);
+            bool empty = !v || !*v;
+            if (op && op[1] == '-' && empty) {
+                rc = sonde__buf_append(&b, arg, arg_len);
+            } else if (op && op[1] == '?' && empty) {
+                err_at(c, n, "environment variable %s is not set: %.*s", name, (int)arg_len, arg);
+                sonde_buf_free(&b);
+                return NULL;
+            } else if (!v) {
+                err_at(c, n, "environment variable %s is not set", name);
+                sonde_buf_free(&b);
+                return NULL;
+            } else {
+                rc = sonde__buf_puts(&b, v);
+            }
             p = end + 1;
         } else {
             rc = sonde__buf_putc(&b, *p++);

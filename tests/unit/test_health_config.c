@@ -316,3 +316,46 @@ TEST(test_error_list_is_bounded_but_counts_everything)
 }
 
 TEST_MAIN()
+
+TEST(test_substitutions_with_default_and_required_message)
+{
+    unsetenv("SONDE_TEST_SUBST_UNSET");
+    setenv("SONDE_TEST_SUBST_EMPTY", "", 1);
+    setenv("SONDE_TEST_SUBST_SET", "from-env", 1);
+    sonde_config *cfg = NULL;
+    /* Unset and empty take the default; a set variable wins over it. */
+    ASSERT_OK(load("service:\n  name: \"svc-${SONDE_TEST_SUBST_UNSET:-fallback}\"\n"
+                   "server:\n  listen: \"${SONDE_TEST_SUBST_EMPTY:-127.0.0.1:9999}\"\n"
+                   "  api_key: \"${SONDE_TEST_SUBST_SET:-unused}\"\n",
+                   &cfg));
+    sonde_start_opts o;
+    sonde_start_opts_init(&o);
+    sonde_config_start_opts(cfg, &o);
+    ASSERT_STR_EQ(o.service_name, "svc-fallback");
+    ASSERT_STR_EQ(o.listen, "127.0.0.1:9999");
+    ASSERT_STR_EQ(o.api_key, "from-env");
+    sonde_config_destroy(cfg);
+    /* An empty default is allowed. */
+    ASSERT_OK(load("service:\n  name: \"a${SONDE_TEST_SUBST_UNSET:-}b\"\n", &cfg));
+    sonde_start_opts_init(&o);
+    sonde_config_start_opts(cfg, &o);
+    ASSERT_STR_EQ(o.service_name, "ab");
+    sonde_config_destroy(cfg);
+    /* Required: the message is reported with the variable and position. */
+    ASSERT_EQ(
+        load("service:\n  name: \"${SONDE_TEST_SUBST_UNSET:?set it to the service name}\"\n", &cfg),
+        SONDE_EPARSE);
+    ASSERT(has_error(2, 9,
+                     "environment variable SONDE_TEST_SUBST_UNSET is not set: set it to the "
+                     "service name"));
+    ASSERT_EQ(load("service:\n  name: \"${SONDE_TEST_SUBST_EMPTY:?needed}\"\n", &cfg),
+              SONDE_EPARSE);
+    ASSERT(has_error(2, 9, "SONDE_TEST_SUBST_EMPTY is not set: needed"));
+    ASSERT_OK(load("service:\n  name: \"${SONDE_TEST_SUBST_SET:?needed}\"\n", &cfg));
+    sonde_config_destroy(cfg);
+    /* Other operators are refused clearly. */
+    ASSERT_EQ(load("service:\n  name: \"${SONDE_TEST_SUBST_SET:+x}\"\n", &cfg), SONDE_EPARSE);
+    ASSERT(has_error(2, 9, "only ${VAR:-default} and ${VAR:?message} are supported"));
+    unsetenv("SONDE_TEST_SUBST_EMPTY");
+    unsetenv("SONDE_TEST_SUBST_SET");
+}
