@@ -66,6 +66,12 @@ typedef struct sonde_registry_opts {
     /** Register the standard process_* collector. Default (0): no for
      * sonde_registry_create; the default registry always has it. */
     int process_metrics;
+    /** Registry-wide namespace: every family registered in the registry
+     * gets the prefix "<metric_namespace>_" (before its own ns and
+     * subsystem), except families that set no_namespace and sonde's own
+     * sonde_* and process_* families. NULL or "": none. Must be a valid
+     * metric name. Copied. */
+    const char *metric_namespace;
 } sonde_registry_opts;
 
 /** Zero the options (all defaults). Any thread. */
@@ -84,6 +90,15 @@ SONDE_API int sonde_registry_create(const sonde_registry_opts *opts, sonde_regis
  * The default registry is never destroyed (the call is ignored for it).
  */
 SONDE_API void sonde_registry_destroy(sonde_registry *reg);
+
+/**
+ * Set the registry-wide namespace (see sonde_registry_opts.metric_namespace)
+ * of reg (NULL: the default registry) for the families registered from
+ * now on; families already registered keep their names. ns NULL or ""
+ * removes it. Returns SONDE_OK, SONDE_EBADNAME or SONDE_ENOMEM. Any
+ * thread.
+ */
+SONDE_API int sonde_registry_set_namespace(sonde_registry *reg, const char *ns);
 
 /**
  * The process-wide default registry, created at first use with the process
@@ -154,6 +169,8 @@ typedef struct sonde_metric_opts {
     /** Zero bucket: observations with |v| at most this go there. 0 means
      * 2^-40 (also the least value used). */
     double native_zero_threshold;
+    /** Non-zero: do not apply the registry-wide namespace to this family. */
+    int no_namespace;
 } sonde_metric_opts;
 
 /** Zero the options (all defaults). Any thread. */

@@ -197,6 +197,7 @@ struct sonde_registry {
     struct collector *collectors;
     int is_default;
     _Atomic uint64_t collector_errors; /* sonde_metrics_collector_errors_total */
+    char *ns;                          /* registry-wide namespace, NULL for none (under lock) */
 };
 
 /* ---- native histograms (native_hist.c) ---- */

@@ -215,6 +215,13 @@ int sonde_registry_create(const sonde_registry_opts *opts, sonde_registry **out)
     if (!reg)
         return SONDE_ENOMEM;
     registry_init(reg);
+    if (opts && opts->metric_namespace && *opts->metric_namespace) {
+        int rc = sonde_registry_set_namespace(reg, opts->metric_namespace);
+        if (rc) {
+            sonde_registry_destroy(reg);
+            return rc;
+        }
+    }
     if (opts && opts->process_metrics) {
         int rc = sonde_registry_add_collector(reg, "process", sonde__process_collect, NULL);
         if (rc) {
@@ -244,6 +251,7 @@ void sonde_registry_destroy(sonde_registry *reg)
         c = n;
     }
     pthread_rwlock_destroy(&reg->lock);
+    sonde__free(reg->ns);
     sonde__free(reg);
 }
 
@@ -913,10 +921,38 @@ static int same_definition(const struct sonde_family *a, const struct sonde_fami
     return 1;
 }
 
-static char *join_name(const char *ns, const char *sub, const char *name)
+int sonde_registry_set_namespace(sonde_registry *reg, const char *ns)
+{
+    sonde__clear_error();
+    if (!reg)
+        reg = sonde_registry_default();
+    char *copy = NULL;
+    if (ns && *ns) {
+        if (!sonde__valid_metric_name(ns)) {
+            sonde__set_error("invalid metric namespace \"%s\": must match "
+                             "[a-zA-Z_:][a-zA-Z0-9_:]*",
+                             ns);
+            return SONDE_EBADNAME;
+        }
+        if (!(copy = sonde__strdup(ns)))
+            return SONDE_ENOMEM;
+    }
+    pthread_rwlock_wrlock(&reg->lock);
+    char *old = reg->ns;
+    reg->ns = copy;
+    pthread_rwlock_unlock(&reg->lock);
+    sonde__free(old);
+    return SONDE_OK;
+}
+
+static char *join_name(const char *rns, const char *ns, const char *sub, const char *name)
 {
     sonde_buf b;
     sonde_buf_init(&b);
+    if (rns && *rns) {
+        sonde__buf_puts(&b, rns);
+        sonde__buf_putc(&b, '_');
+    }
     if (ns && *ns) {
         sonde__buf_puts(&b, ns);
         sonde__buf_putc(&b, '_');
@@ -973,7 +1009,21 @@ static int family_build(sonde_registry *reg, sonde_metric_type type, const sonde
     f->type = type;
     f->reg = reg;
     int rc = SONDE_ENOMEM;
-    f->name = join_name(o->ns, o->subsystem, o->name);
+    /* The registry-wide namespace, except for families that opt out and
+     * sonde's own (sonde_*, process_*: names dashboards and alerts know). */
+    bool own = (!o->ns || !*o->ns) && (!o->subsystem || !*o->subsystem) &&
+               (strncmp(o->name, "sonde_", 6) == 0 || strncmp(o->name, "process_", 8) == 0);
+    char *rns = NULL;
+    if (!o->no_namespace && !own) {
+        pthread_rwlock_rdlock(&reg->lock);
+        if (reg->ns && !(rns = sonde__strdup(reg->ns))) {
+            pthread_rwlock_unlock(&reg->lock);
+            goto fail;
+        }
+        pthread_rwlock_unlock(&reg->lock);
+    }
+    f->name = join_name(rns, o->ns, o->subsystem, o->name);
+    sonde__free(rns);
     if (!f->name)
         goto fail;
     if (!sonde__valid_metric_name(f->name)) {
