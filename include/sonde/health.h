@@ -264,6 +264,19 @@ SONDE_API int sonde_health_add_tcp(sonde_health *h, const sonde_health_check_opt
 SONDE_API int sonde_health_add_http(sonde_health *h, const sonde_health_check_opts *opts,
                                     const char *url, int expect_status);
 
+/**
+ * As sonde_health_add_http, sending request headers: headers[2i] = name,
+ * headers[2i+1] = value, n pairs (at most 32; copied). Values are treated
+ * as secrets (a token the service validates): never shown in results or
+ * logs, and wiped from memory when the check is removed. Returns SONDE_OK,
+ * SONDE_EINVAL (bad URL, status, or a header name that is empty or holds
+ * ':', spaces or line breaks, or a value with line breaks), SONDE_ENOMEM
+ * or as sonde_health_add_http. Any thread.
+ */
+SONDE_API int sonde_health_add_http_headers(sonde_health *h, const sonde_health_check_opts *opts,
+                                            const char *url, int expect_status,
+                                            const char *const *headers, size_t n);
+
 /** An SQLite database opens (read-only, never created) and query (NULL:
  * "SELECT 1") runs. */
 SONDE_API int sonde_health_add_sqlite(sonde_health *h, const sonde_health_check_opts *opts,

@@ -34,6 +34,7 @@ typedef struct spec {
     double timeout_s;
     char *s1, *s2, *s3; /* path / host / url / conninfo; query; password */
     char **argv;        /* command */
+    char **headers;     /* http: "Name: value" lines, NULL-terminated (secrets) */
     double a, b;        /* thresholds */
     uint64_t u;         /* max rss */
     int port;
@@ -55,6 +56,13 @@ static void spec_free(void *p)
         for (char **a = s->argv; *a; a++)
             sonde__free(*a);
         sonde__free(s->argv);
+    }
+    if (s->headers) {
+        for (char **a = s->headers; *a; a++) {
+            memset(*a, 0, strlen(*a));
+            sonde__free(*a);
+        }
+        sonde__free(s->headers);
     }
     sonde__free(s);
 }
@@ -518,7 +526,21 @@ static sonde_health_status http_check(sonde_health_result *r, void *ud)
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, err);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "sonde-health/" SONDE_VERSION_STRING);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    struct curl_slist *hl = NULL;
+    for (char **h = s->headers; h && *h; h++) {
+        struct curl_slist *n = curl_slist_append(hl, *h);
+        if (!n) {
+            curl_slist_free_all(hl);
+            curl_easy_cleanup(c);
+            sonde_health_result_set_message(r, "out of memory");
+            return SONDE_HEALTH_UNHEALTHY;
+        }
+        hl = n;
+    }
+    if (hl)
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
     CURLcode cc = curl_easy_perform(c);
+    curl_slist_free_all(hl);
     long code = 0;
     double total = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
@@ -554,6 +576,36 @@ int sonde_health_add_http(sonde_health *h, const sonde_health_check_opts *opts, 
     if (!s || !dup_into(&s->s1, url)) {
         spec_free(s);
         return SONDE_ENOMEM;
+    }
+    s->port = expect_status;
+    return add_spec(h, opts, http_check, s, "http");
+}
+
+int sonde_health_add_http_headers(sonde_health *h, const sonde_health_check_opts *opts,
+                                  const char *url, int expect_status, const char *const *headers,
+                                  size_t n)
+{
+    if (!url || !*url || expect_status < 0 || expect_status > 999 || n > 32 || (n && !headers))
+        return SONDE_EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        const char *k = headers[2 * i], *v = headers[2 * i + 1];
+        if (!k || !*k || strpbrk(k, ": \t\r\n") || !v || strpbrk(v, "\r\n"))
+            return SONDE_EINVAL;
+    }
+    spec *s = spec_new(opts);
+    if (!s || !dup_into(&s->s1, url) || !(s->headers = sonde__calloc(n + 1, sizeof *s->headers))) {
+        spec_free(s);
+        return SONDE_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(headers[2 * i]) + strlen(headers[2 * i + 1]) + 3;
+        char *line = sonde__malloc(len);
+        if (!line) {
+            spec_free(s);
+            return SONDE_ENOMEM;
+        }
+        snprintf(line, len, "%s: %s", headers[2 * i], headers[2 * i + 1]);
+        s->headers[i] = line;
     }
     s->port = expect_status;
     return add_spec(h, opts, http_check, s, "http");

@@ -55,7 +55,7 @@ static const char *const ck_keys[CK_COUNT][6] = {
     [CK_WRITABLE] = {"path", NULL},
     [CK_COMMAND] = {"command", NULL},
     [CK_TCP] = {"address", NULL},
-    [CK_HTTP] = {"url", "expect_status", NULL},
+    [CK_HTTP] = {"url", "expect_status", "headers", NULL},
     [CK_SQLITE] = {"path", "query", NULL},
     [CK_POSTGRES] = {"dsn", "dsn_file", "query", NULL},
     [CK_REDIS] = {"address", "password", "password_file", NULL},
@@ -72,7 +72,9 @@ typedef struct cfg_check {
     int expect_status;
     double warn, crit, max_age;
     uint64_t max_rss;
-    char **argv; /* NULL-terminated */
+    char **argv;    /* NULL-terminated */
+    char **headers; /* http: name/value pairs (values are secrets) */
+    size_t nheaders;
 } cfg_check;
 
 struct sonde_config {
@@ -791,6 +793,11 @@ static bool split_address(ctx *c, yaml_node_t *n, const char *s, char **host, in
 
 static void check_free(cfg_check *k)
 {
+    for (size_t i = 0; k->headers && i < 2 * k->nheaders; i++) {
+        memset(k->headers[i], 0, strlen(k->headers[i]));
+        sonde__free(k->headers[i]);
+    }
+    sonde__free(k->headers);
     sonde__free(k->name);
     sonde__free(k->path);
     sonde__free(k->url);
@@ -810,6 +817,9 @@ static void check_free(cfg_check *k)
         sonde__free(k->argv);
     }
 }
+
+static bool get_pairs(ctx *c, yaml_node_t *n, const char *what, bool labels, char ***out,
+                      size_t *count);
 
 static void parse_check(ctx *c, yaml_node_t *n, size_t index)
 {
@@ -934,6 +944,8 @@ static void parse_check(ctx *c, yaml_node_t *n, size_t index)
             k.argv = get_str_list(c, v, "command", &cnt);
             r = k.argv != NULL;
             have_target = r;
+        } else if (strcmp(key, "headers") == 0) {
+            r = get_pairs(c, v, "headers", false, &k.headers, &k.nheaders);
         } else if (strcmp(key, "expect_status") == 0) {
             unsigned st = 0;
             r = get_uint(c, v, "expect_status", 100, 599, &st);
@@ -1699,7 +1711,8 @@ int sonde_config_add_checks(const sonde_config *cfg, sonde_health *h)
             rc = sonde_health_add_tcp(h, &o, k->host, k->port);
             break;
         case CK_HTTP:
-            rc = sonde_health_add_http(h, &o, k->url, k->expect_status);
+            rc = sonde_health_add_http_headers(h, &o, k->url, k->expect_status,
+                                               (const char *const *)k->headers, k->nheaders);
             break;
         case CK_SQLITE:
             rc = sonde_health_add_sqlite(h, &o, k->path, k->query);
