@@ -74,6 +74,19 @@ int cmd_check_config(int argc, char **argv)
         fprintf(stderr, "%s: %zu error%s\n", file, n, n == 1 ? "" : "s");
         return 1;
     }
+    size_t nq = sonde_config_sql_query_count(cfg);
+    if (nq) {
+        sonde_sql *sql = NULL;
+        if (sonde_config_sql(cfg, NULL, &sql) == SONDE_OK && sql) {
+            printf("%s: %zu sql quer%s\n", file, nq, nq == 1 ? "y" : "ies");
+            for (size_t i = 0; i < sonde_sql_database_count(sql); i++) {
+                const char *name = NULL, *dsn = NULL;
+                sonde_sql_database_info(sql, i, &name, &dsn);
+                printf("  sql database %s: %s\n", name, dsn);
+            }
+        }
+        sonde_sql_destroy(sql);
+    }
     size_t nr = sonde_config_rule_count(cfg), nn = sonde_config_notifier_count(cfg);
     if (nr || nn)
         printf("%s: ok (%zu check%s, %zu alert rule%s, %zu notifier%s)\n", file,
@@ -91,16 +104,49 @@ typedef struct agent {
     const char *config_path;
     const char *listen_override;
     sonde_config *cfg;
+    /* The SQL collector of the configuration (NULL without sql queries). */
+    sonde_sql *sql;
+    /* /info: the configuration's pairs plus each SQL database's masked
+     * DSN. */
+    const char **info;
     sonde_counter *reload_ok, *reload_fail;
     sonde_gauge *last_reload_ok;
     sonde_gauge *last_reload_time;
 } agent;
+
+/* /info pairs: the configuration's, then "sql_database_<name>" = masked
+ * DSN for each database of the running collector. */
+static void build_info(agent *a, sonde_start_opts *o)
+{
+    free(a->info);
+    a->info = NULL;
+    size_t nd = sonde_sql_database_count(a->sql);
+    if (nd == 0)
+        return;
+    size_t n = o->info_count + nd;
+    a->info = calloc(2 * n, sizeof *a->info);
+    static char keys[64][96];
+    if (!a->info || nd > 64)
+        return;
+    for (size_t i = 0; i < 2 * o->info_count; i++)
+        a->info[i] = o->info[i];
+    for (size_t i = 0; i < nd; i++) {
+        const char *name = NULL, *dsn = NULL;
+        sonde_sql_database_info(a->sql, i, &name, &dsn);
+        snprintf(keys[i], sizeof keys[i], "sql_database_%s", name);
+        a->info[2 * (o->info_count + i)] = keys[i];
+        a->info[2 * (o->info_count + i) + 1] = dsn;
+    }
+    o->info = a->info;
+    o->info_count = n;
+}
 
 static int start_server(agent *a, const sonde_config *cfg)
 {
     sonde_start_opts o;
     sonde_start_opts_init(&o);
     sonde_config_start_opts(cfg, &o);
+    build_info(a, &o);
     if (a->listen_override)
         o.listen = a->listen_override;
     if (!o.service_name)
@@ -118,6 +164,26 @@ static int start_server(agent *a, const sonde_config *cfg)
     printf("listening on %s\n", addr);
     fflush(stdout);
     return SONDE_OK;
+}
+
+/* Replace the running SQL collector by the configuration's. Returns 0 or
+ * -1 (reported). */
+static int apply_sql(agent *a, const sonde_config *cfg)
+{
+    sonde_sql *fresh = NULL;
+    int rc = sonde_config_sql(cfg, NULL, &fresh);
+    if (rc != SONDE_OK) {
+        fprintf(stderr, "sonde serve: sql: %s (%s)\n", sonde_strerror(rc),
+                sonde_registry_last_error());
+        return -1;
+    }
+    sonde_sql_destroy(a->sql);
+    a->sql = fresh;
+    if (fresh && (rc = sonde_sql_start(fresh)) != SONDE_OK) {
+        fprintf(stderr, "sonde serve: sql: cannot start: %s\n", sonde_strerror(rc));
+        return -1;
+    }
+    return 0;
 }
 
 static void apply_host_metrics(const sonde_config *cfg)
@@ -228,6 +294,7 @@ static void reload(agent *a)
     sonde_health_destroy(fresh);
     sonde_health_run_now(NULL, NULL);
     apply_host_metrics(next);
+    apply_sql(a, next);
     int arc = sonde_config_apply_alerts(next, NULL);
     if (arc)
         fprintf(stderr, "sonde serve: alert rules and notifiers not all applied: %s (%s)\n",
@@ -306,12 +373,22 @@ int cmd_serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (start_server(&a, a.cfg) != SONDE_OK) {
+    /* SQL queries run on sonde's threads: start them once the signals are
+     * blocked. */
+    if (apply_sql(&a, a.cfg) != 0) {
+        sonde_sql_destroy(a.sql);
         sonde_config_destroy(a.cfg);
         return 1;
     }
-    fprintf(stderr, "sonde serve: %zu check%s from %s\n", sonde_config_check_count(a.cfg),
-            sonde_config_check_count(a.cfg) == 1 ? "" : "s", a.config_path);
+    if (start_server(&a, a.cfg) != SONDE_OK) {
+        sonde_sql_destroy(a.sql);
+        sonde_config_destroy(a.cfg);
+        return 1;
+    }
+    fprintf(stderr, "sonde serve: %zu check%s, %zu sql quer%s from %s\n",
+            sonde_config_check_count(a.cfg), sonde_config_check_count(a.cfg) == 1 ? "" : "s",
+            sonde_config_sql_query_count(a.cfg),
+            sonde_config_sql_query_count(a.cfg) == 1 ? "y" : "ies", a.config_path);
     for (;;) {
         int sig = 0;
         if (sigwait(&set, &sig) != 0)
@@ -325,6 +402,8 @@ int cmd_serve(int argc, char **argv)
         break;
     }
     sonde_stop();
+    sonde_sql_destroy(a.sql);
+    free(a.info);
     sonde_host_metrics_remove(NULL);
     sonde_config_destroy(a.cfg);
     return 0;

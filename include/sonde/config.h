@@ -14,6 +14,7 @@
 #include "common.h"
 #include "health.h"
 #include "runtime.h"
+#include "sql.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -89,6 +90,20 @@ SONDE_API size_t sonde_config_notifier_count(const sonde_config *cfg);
  */
 SONDE_API int sonde_config_host_metrics(const sonde_config *cfg, const char *const **paths,
                                         size_t *count);
+
+/**
+ * Build the SQL collector of the configuration's sql section into *out,
+ * not started (sonde_sql_start runs it; the caller frees it with
+ * sonde_sql_destroy), its metrics going to reg (NULL: the default
+ * registry). *out is NULL when the configuration has no sql queries.
+ * DSNs and passwords named by *_file and *_env keys are read now. Returns
+ * SONDE_OK or the first sonde_sql_add_* error (a file or variable that
+ * changed since loading).
+ */
+SONDE_API int sonde_config_sql(const sonde_config *cfg, sonde_registry *reg, sonde_sql **out);
+
+/** Number of SQL queries in the configuration. */
+SONDE_API size_t sonde_config_sql_query_count(const sonde_config *cfg);
 
 /**
  * A canonical text of the server settings: two configurations whose server

@@ -249,6 +249,17 @@ SONDE_API int sonde_sql_get_query_stats(sonde_sql *sql, const char *query,
  */
 SONDE_API int sonde_sql_write_json(sonde_sql *sql, sonde_buf *out);
 
+/** Number of databases added. Any thread. */
+SONDE_API size_t sonde_sql_database_count(const sonde_sql *sql);
+
+/**
+ * Name and masked DSN (passwords shown as "***", see sonde_sql_mask_dsn)
+ * of database i; both borrowed from sql, valid until it is destroyed.
+ * Returns SONDE_OK or SONDE_ENOTFOUND (i out of range). Any thread.
+ */
+SONDE_API int sonde_sql_database_info(const sonde_sql *sql, size_t i, const char **name,
+                                      const char **masked_dsn);
+
 /**
  * Append dsn[0..n) to out with every password masked as "***": libpq
  * keyword/value strings (password=..., quoted values with escapes),

@@ -1267,3 +1267,20 @@ static void collect(sonde_emitter *em, void *ud)
             sonde_emit_sample(em, kv, 2, (double)atomic_load(&s->dbs[i]->connects_fail));
         }
 }
+
+size_t sonde_sql_database_count(const sonde_sql *s)
+{
+    return s ? s->ndbs : 0;
+}
+
+int sonde_sql_database_info(const sonde_sql *s, size_t i, const char **name,
+                            const char **masked_dsn)
+{
+    if (!s || i >= s->ndbs)
+        return SONDE_ENOTFOUND;
+    if (name)
+        *name = s->dbs[i]->name;
+    if (masked_dsn)
+        *masked_dsn = s->dbs[i]->masked;
+    return SONDE_OK;
+}

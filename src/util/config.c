@@ -96,6 +96,11 @@ struct sonde_config {
     size_t nrules;
     sonde_notifier_opts *notifiers;
     size_t nnotifiers;
+    /* sql: options whose strings the configuration owns */
+    sonde_sql_db_opts *sql_dbs;
+    size_t nsql_dbs;
+    sonde_sql_query_opts *sql_queries;
+    size_t nsql_queries;
     char digest[40];
 };
 
@@ -1400,10 +1405,281 @@ static void parse_alerts(ctx *c, yaml_node_t *n)
     sonde__free(p);
 }
 
+/* ---- sql ---- */
+
+#define MAX_SQL 256
+
+static void sql_metric_free(sonde_sql_metric *m)
+{
+    sonde__free((char *)m->name);
+    sonde__free((char *)m->help);
+    sonde__free((char *)m->value_column);
+    for (size_t i = 0; i < m->label_count; i++)
+        sonde__free((char *)m->label_columns[i]);
+    sonde__free((void *)m->label_columns);
+    for (size_t i = 0; i < 2 * m->const_label_count; i++)
+        sonde__free((char *)m->const_labels[i]);
+    sonde__free((void *)m->const_labels);
+}
+
+static void sql_query_free(sonde_sql_query_opts *q)
+{
+    sonde__free((char *)q->name);
+    sonde__free((char *)q->database);
+    sonde__free((char *)q->sql);
+    for (size_t i = 0; i < q->metric_count; i++)
+        sql_metric_free((sonde_sql_metric *)&q->metrics[i]);
+    sonde__free((void *)q->metrics);
+}
+
+static void sql_db_free(sonde_sql_db_opts *d)
+{
+    char *strs[] = {(char *)d->name,        (char *)d->dsn,      (char *)d->dsn_file,
+                    (char *)d->dsn_env,     (char *)d->password, (char *)d->password_file,
+                    (char *)d->password_env};
+    for (size_t i = 0; i < SONDE_ARRAY_LEN(strs); i++) {
+        if (strs[i] && (i == 1 || i == 4))
+            memset(strs[i], 0, strlen(strs[i]));
+        sonde__free(strs[i]);
+    }
+}
+
+/* Set a const char * option from a string value (owned by the config). */
+static bool get_cstr(ctx *c, yaml_node_t *n, const char *what, const char **out)
+{
+    char *v = NULL;
+    if (!get_str(c, n, what, &v))
+        return false;
+    sonde__free((char *)*out);
+    *out = v;
+    return true;
+}
+
+static void parse_sql_db(ctx *c, yaml_node_t *n, sonde_sql_db_opts *d)
+{
+    static const char *const keys[] = {"name",          "driver",       "dsn",
+                                       "dsn_file",      "dsn_env",      "password",
+                                       "password_file", "password_env", "connect_timeout",
+                                       "backoff",       "backoff_max",  NULL};
+    kv *p = NULL;
+    int np = pairs(c, n, "an sql database", &p);
+    for (int i = 0; i < np; i++) {
+        const char *k = p[i].name;
+        yaml_node_t *v = p[i].value;
+        if (strcmp(k, "name") == 0)
+            get_cstr(c, v, "sql database name", &d->name);
+        else if (strcmp(k, "driver") == 0) {
+            const char *s = scalar(c, v, "driver");
+            if (s && strcmp(s, "sqlite") == 0)
+                d->driver = SONDE_SQL_SQLITE;
+            else if (s && (strcmp(s, "postgres") == 0 || strcmp(s, "postgresql") == 0))
+                d->driver = SONDE_SQL_POSTGRES;
+            else if (s)
+                err_at(c, v, "driver must be sqlite or postgres, not \"%.40s\"", s);
+        } else if (strcmp(k, "dsn") == 0)
+            get_cstr(c, v, "dsn", &d->dsn);
+        else if (strcmp(k, "dsn_file") == 0)
+            get_cstr(c, v, "dsn_file", &d->dsn_file);
+        else if (strcmp(k, "dsn_env") == 0)
+            get_cstr(c, v, "dsn_env", &d->dsn_env);
+        else if (strcmp(k, "password") == 0)
+            get_cstr(c, v, "password", &d->password);
+        else if (strcmp(k, "password_file") == 0)
+            get_cstr(c, v, "password_file", &d->password_file);
+        else if (strcmp(k, "password_env") == 0)
+            get_cstr(c, v, "password_env", &d->password_env);
+        else if (strcmp(k, "connect_timeout") == 0)
+            get_duration(c, v, "connect_timeout", 0.001, 300, &d->connect_timeout_seconds);
+        else if (strcmp(k, "backoff") == 0)
+            get_duration(c, v, "backoff", 0.001, 3600, &d->backoff_initial_seconds);
+        else if (strcmp(k, "backoff_max") == 0)
+            get_duration(c, v, "backoff_max", 0.001, 86400, &d->backoff_max_seconds);
+        else
+            unknown_key(c, p[i].key, k, "an sql database", keys, NULL);
+    }
+    sonde__free(p);
+}
+
+static void parse_sql_metric(ctx *c, yaml_node_t *n, sonde_sql_metric *m)
+{
+    static const char *const keys[] = {"name",   "type",         "help", "value",
+                                       "labels", "const_labels", NULL};
+    kv *p = NULL;
+    int np = pairs(c, n, "an sql metric", &p);
+    for (int i = 0; i < np; i++) {
+        const char *k = p[i].name;
+        yaml_node_t *v = p[i].value;
+        if (strcmp(k, "name") == 0)
+            get_cstr(c, v, "metric name", &m->name);
+        else if (strcmp(k, "type") == 0) {
+            const char *s = scalar(c, v, "type");
+            if (s && strcmp(s, "gauge") == 0)
+                m->type = SONDE_GAUGE;
+            else if (s && strcmp(s, "counter") == 0)
+                m->type = SONDE_COUNTER;
+            else if (s)
+                err_at(c, v, "type must be gauge or counter, not \"%.40s\"", s);
+        } else if (strcmp(k, "help") == 0)
+            get_cstr(c, v, "help", &m->help);
+        else if (strcmp(k, "value") == 0)
+            get_cstr(c, v, "value", &m->value_column);
+        else if (strcmp(k, "labels") == 0) {
+            size_t cnt = 0;
+            char **l = get_str_list(c, v, "labels", &cnt);
+            if (l) {
+                m->label_columns = (const char *const *)l;
+                m->label_count = cnt;
+            }
+        } else if (strcmp(k, "const_labels") == 0) {
+            char **arr = NULL;
+            size_t cnt = 0;
+            if (get_pairs(c, v, "const_labels", true, &arr, &cnt)) {
+                m->const_labels = (const char *const *)arr;
+                m->const_label_count = cnt;
+            }
+        } else
+            unknown_key(c, p[i].key, k, "an sql metric", keys, NULL);
+    }
+    sonde__free(p);
+    if (np >= 0 && !m->name)
+        err_at(c, n, "an sql metric needs a name");
+    if (np >= 0 && !m->value_column)
+        err_at(c, n, "sql metric \"%s\" needs value: the column holding its value",
+               m->name ? m->name : "");
+}
+
+static void parse_sql_query(ctx *c, yaml_node_t *n, sonde_sql_query_opts *q)
+{
+    static const char *const keys[] = {"name",    "database",   "sql",     "interval", "timeout",
+                                       "max_age", "max_series", "metrics", NULL};
+    kv *p = NULL;
+    int np = pairs(c, n, "an sql query", &p);
+    for (int i = 0; i < np; i++) {
+        const char *k = p[i].name;
+        yaml_node_t *v = p[i].value;
+        if (strcmp(k, "name") == 0)
+            get_cstr(c, v, "query name", &q->name);
+        else if (strcmp(k, "database") == 0)
+            get_cstr(c, v, "database", &q->database);
+        else if (strcmp(k, "sql") == 0)
+            get_cstr(c, v, "sql", &q->sql);
+        else if (strcmp(k, "interval") == 0)
+            get_duration(c, v, "interval", 0.05, 86400, &q->interval_seconds);
+        else if (strcmp(k, "timeout") == 0)
+            get_duration(c, v, "timeout", 0.01, 3600, &q->timeout_seconds);
+        else if (strcmp(k, "max_age") == 0)
+            get_duration(c, v, "max_age", 0.05, 864000, &q->max_age_seconds);
+        else if (strcmp(k, "max_series") == 0) {
+            unsigned u = 0;
+            if (get_uint(c, v, "max_series", 1, SONDE_DEFAULT_MAX_SERIES, &u))
+                q->max_series = u;
+        } else if (strcmp(k, "metrics") == 0) {
+            if (!v || v->type != YAML_SEQUENCE_NODE) {
+                err_at(c, v, "metrics must be a list of metrics");
+                continue;
+            }
+            size_t len = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+            if (len == 0 || len > 64) {
+                err_at(c, v, "metrics must have 1 to 64 entries");
+                continue;
+            }
+            sonde_sql_metric *ms = sonde__calloc(len, sizeof *ms);
+            if (!ms) {
+                c->oom = true;
+                continue;
+            }
+            for (size_t j = 0; j < len; j++)
+                parse_sql_metric(c, node_at(c, v->data.sequence.items.start[j]), &ms[j]);
+            q->metrics = ms;
+            q->metric_count = len;
+        } else
+            unknown_key(c, p[i].key, k, "an sql query", keys, NULL);
+    }
+    sonde__free(p);
+    if (np >= 0 && !q->metric_count)
+        err_at(c, n, "sql query \"%s\" needs metrics: what its rows yield", q->name ? q->name : "");
+}
+
+/* Parse the list under key into a new array of *count items. */
+static yaml_node_t **sql_items(ctx *c, yaml_node_t *n, const char *what, size_t *count)
+{
+    *count = 0;
+    if (!n || n->type != YAML_SEQUENCE_NODE) {
+        err_at(c, n, "%s must be a list", what);
+        return NULL;
+    }
+    size_t len = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+    if (len > MAX_SQL) {
+        err_at(c, n, "%s has more than %d entries", what, MAX_SQL);
+        return NULL;
+    }
+    yaml_node_t **items = sonde__calloc(len ? len : 1, sizeof *items);
+    if (!items) {
+        c->oom = true;
+        return NULL;
+    }
+    for (size_t i = 0; i < len; i++)
+        items[i] = node_at(c, n->data.sequence.items.start[i]);
+    *count = len;
+    return items;
+}
+
+static void parse_sql(ctx *c, yaml_node_t *n)
+{
+    static const char *const keys[] = {"databases", "queries", NULL};
+    kv *p = NULL;
+    int np = pairs(c, n, "sql", &p);
+    yaml_node_t **dbn = NULL, **qn = NULL;
+    size_t nd = 0, nq = 0;
+    for (int i = 0; i < np; i++) {
+        if (strcmp(p[i].name, "databases") == 0)
+            dbn = sql_items(c, p[i].value, "sql.databases", &nd);
+        else if (strcmp(p[i].name, "queries") == 0)
+            qn = sql_items(c, p[i].value, "sql.queries", &nq);
+        else
+            unknown_key(c, p[i].key, p[i].name, "sql", keys, NULL);
+    }
+    sonde__free(p);
+    sonde_config *cfg = c->cfg;
+    cfg->sql_dbs = sonde__calloc(nd ? nd : 1, sizeof *cfg->sql_dbs);
+    cfg->sql_queries = sonde__calloc(nq ? nq : 1, sizeof *cfg->sql_queries);
+    if (!cfg->sql_dbs || !cfg->sql_queries) {
+        c->oom = true;
+        goto out;
+    }
+    cfg->nsql_dbs = nd;
+    cfg->nsql_queries = nq;
+    size_t errs_before = c->n;
+    for (size_t i = 0; i < nd; i++)
+        parse_sql_db(c, dbn[i], &cfg->sql_dbs[i]);
+    for (size_t i = 0; i < nq; i++)
+        parse_sql_query(c, qn[i], &cfg->sql_queries[i]);
+    if (c->n != errs_before || c->oom)
+        goto out;
+    /* Everything else (names, labels, bounds, duplicates, secrets from
+     * files and the environment) is what sonde_sql checks: build a
+     * collector that is never started and report its reasons here. */
+    sonde_sql *sql = NULL;
+    if (sonde_sql_create(NULL, &sql) != SONDE_OK) {
+        c->oom = true;
+        goto out;
+    }
+    for (size_t i = 0; i < nd; i++)
+        if (sonde_sql_add_database(sql, &cfg->sql_dbs[i]) != SONDE_OK)
+            err_at(c, dbn[i], "%s", sonde_registry_last_error());
+    for (size_t i = 0; i < nq; i++)
+        if (sonde_sql_add_query(sql, &cfg->sql_queries[i]) != SONDE_OK)
+            err_at(c, qn[i], "%s", sonde_registry_last_error());
+    sonde_sql_destroy(sql);
+out:
+    sonde__free(dbn);
+    sonde__free(qn);
+}
+
 static void parse_root(ctx *c, yaml_node_t *root)
 {
     static const char *const keys[] = {"server", "service", "info", "host_metrics",
-                                       "checks", "alerts",  NULL};
+                                       "checks", "alerts",  "sql",  NULL};
     if (!root)
         return; /* empty file: all defaults */
     if (root->type == YAML_SCALAR_NODE && root->data.scalar.length == 0)
@@ -1428,6 +1704,8 @@ static void parse_root(ctx *c, yaml_node_t *root)
             parse_checks(c, v);
         else if (strcmp(k, "alerts") == 0)
             parse_alerts(c, v);
+        else if (strcmp(k, "sql") == 0)
+            parse_sql(c, v);
         else
             unknown_key(c, p[i].key, k, "the configuration", keys, NULL);
     }
@@ -1496,6 +1774,12 @@ void sonde_config_destroy(sonde_config *cfg)
     for (size_t i = 0; i < cfg->nnotifiers; i++)
         notifier_opts_free(&cfg->notifiers[i]);
     sonde__free(cfg->notifiers);
+    for (size_t i = 0; i < cfg->nsql_dbs; i++)
+        sql_db_free(&cfg->sql_dbs[i]);
+    sonde__free(cfg->sql_dbs);
+    for (size_t i = 0; i < cfg->nsql_queries; i++)
+        sql_query_free(&cfg->sql_queries[i]);
+    sonde__free(cfg->sql_queries);
     sonde__free(cfg);
 }
 
@@ -1772,4 +2056,33 @@ size_t sonde_config_rule_count(const sonde_config *cfg)
 size_t sonde_config_notifier_count(const sonde_config *cfg)
 {
     return cfg ? cfg->nnotifiers : 0;
+}
+
+int sonde_config_sql(const sonde_config *cfg, sonde_registry *reg, sonde_sql **out)
+{
+    if (!cfg || !out)
+        return SONDE_EINVAL;
+    *out = NULL;
+    if (cfg->nsql_queries == 0)
+        return SONDE_OK;
+    sonde_sql_opts o;
+    sonde_sql_opts_init(&o);
+    o.registry = reg;
+    sonde_sql *sql = NULL;
+    int rc = sonde_sql_create(&o, &sql);
+    for (size_t i = 0; rc == SONDE_OK && i < cfg->nsql_dbs; i++)
+        rc = sonde_sql_add_database(sql, &cfg->sql_dbs[i]);
+    for (size_t i = 0; rc == SONDE_OK && i < cfg->nsql_queries; i++)
+        rc = sonde_sql_add_query(sql, &cfg->sql_queries[i]);
+    if (rc != SONDE_OK) {
+        sonde_sql_destroy(sql);
+        return rc;
+    }
+    *out = sql;
+    return SONDE_OK;
+}
+
+size_t sonde_config_sql_query_count(const sonde_config *cfg)
+{
+    return cfg ? cfg->nsql_queries : 0;
 }

@@ -275,7 +275,7 @@ TEST(test_sql_sqlite_caps_rows_past_max_series_and_counts_them)
     q.metric_count = 1;
     ASSERT_OK(sonde_sql_add_query(sql, &q));
     ASSERT_OK(sonde_sql_start(sql));
-    ASSERT_OK(sonde_sql_run_now(sql, NULL, 10000));
+    wait_runs("many", 1);
     char *t = render();
     ASSERT_CONTAINS(t, "rows_value{k=\"k10\"} 10\n");
     ASSERT_NOT_CONTAINS(t, "rows_value{k=\"k11\"}");
