@@ -19,7 +19,12 @@ build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
-demo: build
+# The build's output goes to $(BUILD)/make-demo.log (shown only when it
+# fails), so the terminal shows the demo.
+demo:
+	@mkdir -p $(BUILD)
+	@$(MAKE) --no-print-directory build >$(BUILD)/make-demo.log 2>&1 || \
+		{ cat $(BUILD)/make-demo.log; echo "make demo: the build failed (log above)"; exit 1; }
 	@$(BUILD)/bin/sonde-demo $(DEMO_ARGS)
 
 # Every test: the formatting check, the normal build (unit + integration), then the unit tests
