@@ -22,7 +22,8 @@
 static const char serve_usage[] =
     "usage: sonde serve --config FILE [--web.listen-address ADDR]\n"
     "\n"
-    "Run the monitoring agent: /metrics (host and process metrics), /health,\n"
+    "Run the monitoring agent: /metrics (host and process metrics, and the\n"
+    "metrics of the configuration's SQL queries), /health,\n"
     "/health/live, /health/ready, /health/detailed, /info, /status, /errors,\n"
     "/alerts, with the health checks, alert rules and notifiers of the\n"
     "configuration (and notifiers from SONDE_ALERTMANAGER_URL, SONDE_WEBHOOK_URL,\n"
