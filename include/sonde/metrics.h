@@ -145,7 +145,13 @@ typedef struct sonde_metric_opts {
     const double *quantiles;
     size_t quantile_count;
     /** Summary sliding window in seconds (default 600) split into
-     * age_buckets rotating parts (default 5). */
+     * age_buckets rotating parts (default 5); observations older than the
+     * window no longer count in the quantiles (_sum and _count are
+     * cumulative). Quantiles are within 1% relative error of the exact
+     * value of their rank while the positive values seen in one part span
+     * a max/min ratio of at most 25,000 (e.g. 1 ms to 25 s, any magnitude);
+     * past that the lowest quantiles lose accuracy first. Zero and negative
+     * values are reported as 0. Tested in tests/unit/test_summary_window.c. */
     double max_age_seconds;
     unsigned age_buckets;
     /** State names, for SONDE_STATESET; state_count of them. */
