@@ -9,6 +9,7 @@
 #   scripts/services.sh redis start DIR PORT [PASSWORD]
 #   scripts/services.sh redis stop DIR
 #   scripts/services.sh prometheus start DIR PORT TARGET [INTERVAL]  # scrapes http://TARGET/metrics
+#     (extra prometheus flags from $SONDE_PROMETHEUS_FLAGS, e.g. --enable-feature=...)
 #   scripts/services.sh prometheus stop DIR
 #   scripts/services.sh free-port                  # print a free loopback TCP port
 #
@@ -100,7 +101,7 @@ scrape_configs:
       - targets: ["$target"]
 EOF
   prometheus --config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/data" \
-    --web.listen-address="127.0.0.1:$port" --log.level=warn \
+    --web.listen-address="127.0.0.1:$port" --log.level=warn ${SONDE_PROMETHEUS_FLAGS:-} \
     >"$dir/prometheus.log" 2>&1 &
   echo $! >"$dir/prometheus.pid"
   for _ in $(seq 300); do

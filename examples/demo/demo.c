@@ -89,6 +89,8 @@ static void register_metrics(void)
     o.help = "Requests handled, by method and status.";
     o.label_names = req_labels;
     o.label_count = 2;
+    /* Exemplars: each request's correlation ID (from its logging context). */
+    o.exemplars = SONDE_EXEMPLARS_FROM_LOG;
     if ((rc = sonde_family_create(NULL, SONDE_COUNTER, &o, &m.requests)))
         die("requests_total", rc);
 
@@ -100,6 +102,13 @@ static void register_metrics(void)
     o.unit = "seconds";
     o.label_names = lat_labels;
     o.label_count = 1;
+    /* Native histogram (schema 3, buckets 9% wide) next to the classic
+     * buckets: scrapers negotiating protobuf get both; the text formats
+     * the classic ones. Exemplars carry the request's correlation ID. */
+    o.buckets = sonde_default_buckets;
+    o.bucket_count = SONDE_DEFAULT_BUCKET_COUNT;
+    o.native_bucket_factor = 1.1;
+    o.exemplars = SONDE_EXEMPLARS_FROM_LOG;
     if ((rc = sonde_family_create(NULL, SONDE_HISTOGRAM, &o, &m.latency)))
         die("request_duration_seconds", rc);
 

@@ -177,7 +177,23 @@ typedef struct sonde_metric_opts {
     double native_zero_threshold;
     /** Non-zero: do not apply the registry-wide namespace to this family. */
     int no_namespace;
+    /** Exemplars, for counters and histograms: SONDE_EXEMPLARS_ON keeps the
+     * latest exemplar given to sonde_counter_add_exemplar /
+     * sonde_histogram_observe_exemplar, one per counter and one per
+     * histogram bucket (native-only histograms: one per series);
+     * SONDE_EXEMPLARS_FROM_LOG also makes every plain update inside a
+     * logging context attach {trace_id="<correlation ID>"}. Exposed in
+     * OpenMetrics and protobuf. 0: none (the _exemplar calls then only
+     * update). Costs about 600 bytes per counter or bucket. */
+    int exemplars;
 } sonde_metric_opts;
+
+/** Values of sonde_metric_opts.exemplars. */
+#define SONDE_EXEMPLARS_ON 1
+#define SONDE_EXEMPLARS_FROM_LOG 2
+/** Longest exemplar label set: label names and values together, in UTF-8
+ * characters (OpenMetrics). */
+#define SONDE_EXEMPLAR_MAX_RUNES 128
 
 /** Zero the options (all defaults). Any thread. */
 SONDE_API void sonde_metric_opts_init(sonde_metric_opts *opts);
@@ -324,6 +340,22 @@ SONDE_API void sonde_histogram_observe(sonde_histogram *h, double v);
 /** Totals of a histogram series: count and sum. Any thread, lock-free. */
 SONDE_API uint64_t sonde_histogram_get_count(const sonde_histogram *h);
 SONDE_API double sonde_histogram_get_sum(const sonde_histogram *h);
+
+/**
+ * Update with an exemplar: label pairs kv[2i] = name, kv[2i+1] = value
+ * (npairs of them; typically {"trace_id", id}), copied. The exemplar
+ * replaces the counter's (or the bucket's) previous one, stamped with the
+ * current time (coarse clock). An invalid label name, a NULL value or more
+ * than SONDE_EXEMPLAR_MAX_RUNES characters drops the exemplar (the update
+ * still happens), counted in sonde_metrics_exemplars_dropped_total; so is
+ * losing a race with another thread writing the same exemplar at that
+ * instant. Without exemplars enabled on the family, only the update
+ * happens. Any thread, lock-free, no allocation.
+ */
+SONDE_API void sonde_counter_add_exemplar(sonde_counter *c, double v, const char *const *kv,
+                                          size_t npairs);
+SONDE_API void sonde_histogram_observe_exemplar(sonde_histogram *h, double v, const char *const *kv,
+                                                size_t npairs);
 
 /** Observe v. Summaries keep a sliding-window quantile sketch per series:
  * this call takes a per-series spinlock (no allocation). */

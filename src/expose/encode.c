@@ -184,6 +184,42 @@ static void text_line(struct sonde_emitter *em, const char *name, size_t nlen, c
     b->data[b->len] = '\0';
 }
 
+/* OpenMetrics: append " # {labels} value timestamp" to the line just
+ * written, when the slot holds an exemplar. */
+static void om_exemplar(struct sonde_emitter *em, const struct sonde__exemplar *e)
+{
+    char blob[SONDE__EX_WORDS * 8];
+    size_t len;
+    double v;
+    uint64_t ts;
+    if (em->rc || !sonde__exemplar_read(e, blob, sizeof blob, &len, &v, &ts))
+        return;
+    em->out->len--; /* the newline */
+    put(em, " # {", 4);
+    for (size_t i = 0; i < len && !em->rc;) {
+        const char *k = blob + i;
+        size_t kl = strnlen(k, len - i);
+        if (kl + 1 >= len - i)
+            break;
+        const char *val = k + kl + 1;
+        size_t vl = strnlen(val, len - i - kl - 1);
+        if (i)
+            put(em, ",", 1);
+        put(em, k, kl);
+        put(em, "=\"", 2);
+        if (!em->rc)
+            em->rc = sonde__buf_label_escape(em->out, val, vl);
+        put(em, "\"", 1);
+        i += kl + vl + 2;
+    }
+    char tmp[40];
+    put(em, "} ", 2);
+    put(em, tmp, fmt_value(tmp, v));
+    put(em, " ", 1);
+    put(em, tmp, fmt_ms(tmp, ts));
+    put(em, "\n", 1);
+}
+
 static void text_header(struct sonde_emitter *em, sonde_metric_type type, const char *name,
                         const char *om_name, const char *help, const char *unit)
 {
@@ -445,6 +481,8 @@ static void write_native(struct sonde_emitter *em, struct sonde_family *f)
             if (om) {
                 text_line(em, f->om_name, strlen(f->om_name), "_total", ct, ctn, lt, ltn, NULL,
                           NULL, val, vl);
+                if (s->ex)
+                    om_exemplar(em, &s->ex->slot[0]);
                 cl = fmt_ms(created, s->created_ms);
                 text_line(em, f->om_name, strlen(f->om_name), "_created", ct, ctn, lt, ltn, NULL,
                           NULL, created, cl);
@@ -491,6 +529,8 @@ static void write_native(struct sonde_emitter *em, struct sonde_family *f)
             for (size_t i = 0; i <= f->nb; i++) {
                 vl = sonde__fmt_u64(val, cum[i]);
                 text_line(em, sname, snl, "_bucket", ct, ctn, lt, ltn, "le", le[i], val, vl);
+                if (om && s->ex && i < s->ex->n)
+                    om_exemplar(em, &s->ex->slot[i]);
             }
             vl = sonde__fmt_u64(val, count);
             text_line(em, sname, snl, "_count", ct, ctn, lt, ltn, NULL, NULL, val, vl);
@@ -840,6 +880,18 @@ static void emit_self(struct sonde_emitter *em)
             sonde_emit_sample(em, kv, 1,
                               (double)atomic_load_explicit(&f->dropped, memory_order_relaxed));
         }
+    }
+    int ex = 0;
+    for (struct sonde_family *f = reg->head; f; f = f->next)
+        ex |= f->exemplars != 0;
+    if (ex) {
+        sonde_emit_family(em, SONDE_COUNTER, "sonde_metrics_exemplars_dropped_total",
+                          "Exemplars not kept: invalid labels, over 128 characters, or a "
+                          "concurrent writer on the same slot (process-wide).",
+                          NULL);
+        sonde_emit_sample(
+            em, NULL, 0,
+            (double)atomic_load_explicit(&sonde__exemplars_dropped, memory_order_relaxed));
     }
     if (reg->collectors) {
         sonde_emit_family(em, SONDE_COUNTER, "sonde_metrics_collector_errors_total",

@@ -17,6 +17,7 @@
  */
 #include "expose_int.h"
 
+#include <math.h>
 #include <string.h>
 
 void sonde__pb_raw(sonde__pb *p, const void *d, size_t n)
@@ -140,6 +141,36 @@ static void series_labels(sonde__pb *p, const struct sonde_family *f, const sond
     }
 }
 
+/* An Exemplar message in field `field`, when the slot holds one. */
+static void pb_exemplar(sonde__pb *p, unsigned field, const struct sonde__exemplar *e)
+{
+    char blob[SONDE__EX_WORDS * 8];
+    size_t len;
+    double v;
+    uint64_t ts;
+    if (!sonde__exemplar_read(e, blob, sizeof blob, &len, &v, &ts))
+        return;
+    size_t m = sonde__pb_open(p, field);
+    for (size_t i = 0; i < len;) {
+        const char *k = blob + i;
+        size_t kl = strnlen(k, len - i);
+        const char *val = k + kl + 1;
+        if (kl + 1 >= len - i)
+            break;
+        size_t vl = strnlen(val, len - i - kl - 1);
+        sonde__pb_label(p, k, val, vl);
+        i += kl + vl + 2;
+    }
+    sonde__pb_double(p, 2, v);
+    size_t t = sonde__pb_open(p, 3);
+    if (ts / 1000)
+        sonde__pb_uint(p, 1, ts / 1000);
+    if (ts % 1000)
+        sonde__pb_uint(p, 2, (ts % 1000) * 1000000);
+    sonde__pb_close(p, t);
+    sonde__pb_close(p, m);
+}
+
 static void value_metric(sonde__pb *p, const struct sonde_family *f, const sonde_series *s,
                          unsigned field, double v)
 {
@@ -147,6 +178,8 @@ static void value_metric(sonde__pb *p, const struct sonde_family *f, const sonde
     series_labels(p, f, s);
     size_t g = sonde__pb_open(p, field);
     sonde__pb_double(p, 1, v);
+    if (field == 3 && s && s->ex)
+        pb_exemplar(p, 2, &s->ex->slot[0]);
     sonde__pb_close(p, g);
     sonde__pb_close(p, m);
 }
@@ -214,6 +247,16 @@ static void histogram_metric(sonde__pb *p, const struct sonde_family *f, const s
         size_t b = sonde__pb_open(p, 3);
         sonde__pb_uint(p, 1, cum[i]);
         sonde__pb_double(p, 2, f->bounds[i]);
+        if (s->ex)
+            pb_exemplar(p, 3, &s->ex->slot[i]);
+        sonde__pb_close(p, b);
+    }
+    if (f->nb && s->ex && atomic_load_explicit(&s->ex->slot[f->nb].seq, memory_order_relaxed)) {
+        /* The +Inf bucket is implicit, unless it carries an exemplar. */
+        size_t b = sonde__pb_open(p, 3);
+        sonde__pb_uint(p, 1, count);
+        sonde__pb_double(p, 2, INFINITY);
+        pb_exemplar(p, 3, &s->ex->slot[f->nb]);
         sonde__pb_close(p, b);
     }
     if (have_native) {
@@ -228,6 +271,10 @@ static void histogram_metric(sonde__pb *p, const struct sonde_family *f, const s
         }
         native_side(p, 12, 13, ns.pos_idx, ns.pos_cnt, ns.npos);
         sonde__native_snapshot_free(&ns);
+        /* Native exemplars (newer scrapers read these; older ones use
+         * the classic buckets' exemplars). */
+        for (uint32_t i = 0; s->ex && i < s->ex->n; i++)
+            pb_exemplar(p, 16, &s->ex->slot[i]);
     }
     sonde__pb_close(p, h);
     sonde__pb_close(p, m);

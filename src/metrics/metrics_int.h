@@ -111,8 +111,41 @@ struct sonde_series {
         _Atomic uint64_t gauge; /* double bits: gauges, state index */
         summary_state *summary;
     } u;
+    struct sonde__exemplars *ex; /* NULL unless the family keeps exemplars */
     char data[];
 };
+
+/* ---- exemplars (exemplar.c) ---- */
+
+/* One exemplar: "name\0value\0..." in w, written by one thread at a time
+ * (seq odd while it writes; a second writer gives up) and read with a
+ * sequence check. Words are accessed atomically so readers never tear. */
+#define SONDE__EX_WORDS 72
+struct sonde__exemplar {
+    _Atomic uint64_t seq;
+    _Atomic uint64_t value; /* double bits */
+    _Atomic uint64_t ts_ms;
+    _Atomic uint64_t len;
+    _Atomic uint64_t w[SONDE__EX_WORDS];
+};
+struct sonde__exemplars {
+    int from_log;
+    uint32_t n;
+    struct sonde__exemplar slot[];
+};
+/* Allocate the exemplar slots a series of f needs (NULL when none). */
+struct sonde__exemplars *sonde__exemplars_new(const struct sonde_family *f);
+/* Record an exemplar; returns 0 or -1 when dropped (counted). */
+int sonde__exemplar_put(struct sonde__exemplar *e, double v, const char *const *kv, size_t npairs);
+/* Plain update on a series with exemplars: attach the log context's
+ * correlation ID when the family asks for it. */
+void sonde__exemplar_from_log(struct sonde__exemplars *ex, uint32_t slot, double v);
+/* A consistent copy: blob into buf (cap bytes), its length, value and
+ * time. Returns 1, or 0 when the slot is empty or busy. */
+int sonde__exemplar_read(const struct sonde__exemplar *e, char *buf, size_t cap, size_t *len,
+                         double *v, uint64_t *ts_ms);
+/* Exemplars dropped (process-wide). */
+extern _Atomic uint64_t sonde__exemplars_dropped;
 
 struct series_table {
     size_t mask;
@@ -153,6 +186,7 @@ struct sonde_family {
     void *cb_ud;
     /* info */
     int is_info;
+    int exemplars; /* SONDE_EXEMPLARS_*, 0 none */
     /* native histogram (native_hist.c); nat_schema is meaningful only
      * when native is set */
     int native;

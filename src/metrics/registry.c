@@ -404,6 +404,14 @@ static sonde_series *series_new(struct sonde_family *f, const char *const *value
             return NULL;
         }
     }
+    if (f->exemplars) {
+        s->ex = sonde__exemplars_new(f);
+        if (!s->ex) {
+            sonde__slots_free(s->slot, f->cells_per_series);
+            sonde__free(s);
+            return NULL;
+        }
+    }
     return s;
 }
 
@@ -415,6 +423,7 @@ static void series_free(struct sonde_family *f, sonde_series *s)
         sonde__slots_free(s->slot, f->cells_per_series);
     if (f->type == SONDE_SUMMARY && s->u.summary)
         sonde__summary_free(s->u.summary);
+    sonde__free(s->ex);
     sonde__free(s);
 }
 
@@ -896,7 +905,7 @@ static int same_strv(char **a, size_t na, char **b, size_t nb)
 
 static int same_definition(const struct sonde_family *a, const struct sonde_family *b)
 {
-    if (a->type != b->type || a->is_info != b->is_info)
+    if (a->type != b->type || a->is_info != b->is_info || a->exemplars != b->exemplars)
         return 0;
     if (strcmp(a->help ? a->help : "", b->help ? b->help : "") != 0)
         return 0;
@@ -1236,6 +1245,15 @@ static int family_build(sonde_registry *reg, sonde_metric_type type, const sonde
         if (!f->states)
             goto fail;
     }
+    if (o->exemplars < 0 || o->exemplars > SONDE_EXEMPLARS_FROM_LOG ||
+        (o->exemplars && type != SONDE_COUNTER && type != SONDE_HISTOGRAM)) {
+        sonde__set_error("metric \"%s\": exemplars are for counters and histograms "
+                         "(SONDE_EXEMPLARS_ON or SONDE_EXEMPLARS_FROM_LOG)",
+                         f->name);
+        rc = SONDE_EINVAL;
+        goto fail;
+    }
+    f->exemplars = o->exemplars;
     f->cells_per_series = cells_for(f);
     if (type == SONDE_HISTOGRAM && o->native_bucket_factor > 1) {
         if ((rc = sonde__native_setup(f, o)) != SONDE_OK)
@@ -1476,17 +1494,19 @@ void sonde_counter_inc(sonde_counter *c)
         return;
     }
     SONDE__CELL_ADD_U64(&cells[SLOT(SERIES(c))], 1);
+    if (SONDE_UNLIKELY(SERIES(c)->ex != NULL))
+        sonde__exemplar_from_log(SERIES(c)->ex, 0, 1);
 }
 
-void sonde_counter_add(sonde_counter *c, double v)
+static inline int counter_add_cells(sonde_counter *c, double v)
 {
     if (!(v > 0))
-        return; /* negative, zero and NaN: a counter never goes down */
+        return 0; /* negative, zero and NaN: a counter never goes down */
     uint64_t *cells = sonde__tls_cells;
     if (SONDE_UNLIKELY(!cells)) {
         cells = sonde__cells_acquire();
         if (!cells)
-            return;
+            return 0;
     }
     uint32_t slot = SLOT(SERIES(c));
     /* Whole increments stay exact in the integer cell. */
@@ -1494,6 +1514,19 @@ void sonde_counter_add(sonde_counter *c, double v)
         SONDE__CELL_ADD_U64(&cells[slot], (uint64_t)v);
     else
         SONDE__CELL_ADD_F64(&cells[slot + 1], v);
+    return 1;
+}
+
+void sonde_counter_add(sonde_counter *c, double v)
+{
+    if (counter_add_cells(c, v) && SONDE_UNLIKELY(SERIES(c)->ex != NULL))
+        sonde__exemplar_from_log(SERIES(c)->ex, 0, v);
+}
+
+void sonde_counter_add_exemplar(sonde_counter *c, double v, const char *const *kv, size_t npairs)
+{
+    if (counter_add_cells(c, v) && SERIES(c)->ex && (kv || !npairs))
+        sonde__exemplar_put(&SERIES(c)->ex->slot[0], v, kv, npairs);
 }
 
 double sonde__counter_value(const sonde_series *s)
@@ -1621,11 +1654,38 @@ void sonde_histogram_observe(sonde_histogram *h, double v)
     uint64_t *c = cells + SLOT(s);
     if (SONDE_UNLIKELY(f->native)) {
         native_observe(f, c, v);
+        if (SONDE_UNLIKELY(s->ex != NULL))
+            sonde__exemplar_from_log(s->ex, n ? (uint32_t)bucket_index(f->bounds, n, v) : 0, v);
         return;
     }
     size_t idx = bucket_index(f->bounds, n, v);
     SONDE__CELL_ADD_U64(&c[idx], 1);
     SONDE__CELL_ADD_F64(&c[n + 1], v);
+    if (SONDE_UNLIKELY(s->ex != NULL))
+        sonde__exemplar_from_log(s->ex, (uint32_t)idx, v);
+}
+
+void sonde_histogram_observe_exemplar(sonde_histogram *h, double v, const char *const *kv,
+                                      size_t npairs)
+{
+    sonde_series *s = SERIES(h);
+    struct sonde__exemplars *ex = s->ex;
+    const struct sonde_family *f = s->fam;
+    uint64_t *cells = sonde__tls_cells;
+    if (SONDE_UNLIKELY(!cells) && !(cells = sonde__cells_acquire()))
+        return;
+    uint64_t *c = cells + SLOT(s);
+    size_t idx = 0;
+    if (f->native)
+        native_observe(f, c, v);
+    if (f->nb)
+        idx = bucket_index(f->bounds, f->nb, v);
+    if (!f->native) {
+        SONDE__CELL_ADD_U64(&c[idx], 1);
+        SONDE__CELL_ADD_F64(&c[f->nb + 1], v);
+    }
+    if (ex && (kv || !npairs))
+        sonde__exemplar_put(&ex->slot[idx < ex->n ? idx : 0], v, kv, npairs);
 }
 
 uint64_t sonde_histogram_get_count(const sonde_histogram *h)

@@ -91,7 +91,12 @@ def fam(name, typ, help_, unit=""):
 f = fam("pb_requests_total", pb.COUNTER, "Requests.")
 if f:
     got = {labels(m)["method"]: (labels(m), m.counter.value, m.HasField("gauge")) for m in f.metric}
-    expect("requests GET", got.get("GET"), ({"svc": "t", "method": "GET"}, 3.0, False))
+    expect("requests GET", got.get("GET"), ({"svc": "t", "method": "GET"}, 4.0, False))
+    ex = [m.counter.exemplar for m in f.metric if labels(m)["method"] == "GET"][0]
+    expect("GET exemplar", (labels(ex), ex.value, ex.timestamp.seconds > 1.7e9),
+           ({"trace_id": "4bf92f3577b34da6a3ce929d0e0e4736"}, 1.0, True))
+    post = [m.counter for m in f.metric if labels(m)["method"] == "POST"][0]
+    expect("POST has no exemplar", post.HasField("exemplar"), False)
     expect("requests POST", got.get("POST"), ({"svc": "t", "method": "POST"}, 2.5, False))
 
 f = fam("pb_temperature_celsius", pb.GAUGE, "Temperature.", "celsius")
@@ -101,10 +106,13 @@ if f:
 f = fam("pb_latency_seconds", pb.HISTOGRAM, "Classic.")
 if f:
     h = f.metric[0].histogram
-    expect("latency count", h.sample_count, 3)
-    expect("latency sum", round(h.sample_sum, 9), 2.55)
+    expect("latency count", h.sample_count, 5)
+    expect("latency sum", round(h.sample_sum, 9), 8.05)
     expect("latency buckets", [(b.upper_bound, b.cumulative_count) for b in h.bucket],
-           [(0.1, 1), (1.0, 2)])
+           [(0.1, 1), (1.0, 3), (math.inf, 5)])
+    expect("latency exemplars", [(labels(b.exemplar), b.exemplar.value) if b.HasField("exemplar")
+                                 else None for b in h.bucket],
+           [None, ({"trace_id": "t2", "span_id": "s2"}, 0.5), ({"trace_id": "inf"}, 5.0)])
     expect("latency is classic", h.HasField("schema") or len(h.positive_span) > 0, False)
 
 

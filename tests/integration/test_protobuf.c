@@ -54,9 +54,12 @@ int main(void)
     o.label_count = 1;
     o.const_labels = cl;
     o.const_label_count = 1;
+    o.exemplars = SONDE_EXEMPLARS_ON;
     sonde_family *req;
     CHECK(sonde_family_create(r, SONDE_COUNTER, &o, &req) == SONDE_OK);
     sonde_counter_add(sonde_family_counter(req, "GET"), 3);
+    const char *ex1[] = {"trace_id", "4bf92f3577b34da6a3ce929d0e0e4736"};
+    sonde_counter_add_exemplar(sonde_family_counter(req, "GET"), 1, ex1, 1);
     sonde_counter_add(sonde_family_counter(req, "POST"), 2.5);
 
     sonde_metric_opts_init(&o);
@@ -73,12 +76,17 @@ int main(void)
     o.help = "Classic.";
     o.buckets = lb;
     o.bucket_count = 2;
+    o.exemplars = SONDE_EXEMPLARS_ON;
     sonde_family *lat;
     CHECK(sonde_family_create(r, SONDE_HISTOGRAM, &o, &lat) == SONDE_OK);
     sonde_histogram *lh = sonde_family_as_histogram(lat);
     sonde_histogram_observe(lh, 0.05);
     sonde_histogram_observe(lh, 0.5);
     sonde_histogram_observe(lh, 2);
+    const char *ex2[] = {"trace_id", "t2", "span_id", "s2"};
+    sonde_histogram_observe_exemplar(lh, 0.5, ex2, 2);
+    const char *ex3[] = {"trace_id", "inf"};
+    sonde_histogram_observe_exemplar(lh, 5, ex3, 1);
 
     /* Native only, schema 3: values across magnitudes, signs, zero. */
     sonde_metric_opts_init(&o);
