@@ -314,10 +314,12 @@ static void *worker(void *arg)
         sonde_histogram_observe(sonde_family_histogram(m.latency, method), secs);
         sonde_gauge_dec(m.inflight);
         sonde_op_end(req_op, status < 500);
-        sonde_http_end(&hreq, status, resp_bytes);
+        /* Logged before sonde_http_end, which pops the request's logging
+         * context: the line keeps its correlation ID. */
         SONDE_LOG_AT(req_log, status >= 500 ? SONDE_LOG_ERROR : SONDE_LOG_INFO, "request handled",
                      SONDE_INT("status", status), SONDE_DOUBLE("duration_seconds", secs),
                      SONDE_BOOL("cache_hit", cache_hit));
+        sonde_http_end(&hreq, status, resp_bytes);
         sleep_us(1000 + next_rand(&seed) % 4000);
     }
     sonde_gauge_dec(m.workers);

@@ -110,6 +110,9 @@ TEST(test_disabled_metrics_keep_every_value_at_zero)
     sonde_gauge_sub(g, 1);
     sonde_gauge_set_to_current_time(g);
     sonde_histogram_observe(h, 0.2);
+    const char *ekv[] = {"trace_id", "x"};
+    sonde_counter_add_exemplar(c, 1, ekv, 1);
+    sonde_histogram_observe_exemplar(h, 0.3, ekv, 1);
     ASSERT_DBL_EQ(sonde_counter_get(c), 0);
     ASSERT_DBL_EQ(sonde_gauge_get(g), 0);
     ASSERT_U64_EQ(sonde_histogram_get_count(h), 0);
