@@ -18,5 +18,6 @@
 #include "sonde/sql.h"
 #include "sonde/trace.h"
 #include "sonde/app.h"
+#include "sonde/export.h"
 
 #endif

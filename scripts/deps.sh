@@ -9,11 +9,12 @@ build_pkgs=(
   build-essential cmake pkg-config g++
   libmicrohttpd-dev libcurl4-openssl-dev zlib1g-dev libsqlite3-dev
   libyaml-dev libhiredis-dev libpq-dev libcrypt-dev
+  libprotobuf-c-dev protobuf-c-compiler libsnappy-dev
 )
 test_pkgs=(
   clang libclang-rt-14-dev clang-format jq curl locales valgrind
   prometheus python3 python3-prometheus-client
-  prometheus-alertmanager prometheus-pushgateway prometheus-sql-exporter redis-server postgresql
+  prometheus-alertmanager prometheus-pushgateway victoria-metrics prometheus-sql-exporter redis-server postgresql
   sqlite3 wrk
   openssl util-linux protobuf-compiler python3-protobuf chromium python3-yaml
 )

@@ -6,6 +6,7 @@
  * the same rules.
  */
 #include "expose_int.h"
+#include "expose/visit.h"
 
 #include <math.h>
 #include <string.h>
@@ -31,6 +32,9 @@ struct sonde_emitter {
     /* Label text of the sample being emitted, reused across samples so a
      * collector's sample costs no allocation. */
     sonde_buf lb;
+    /* Visitor mode (sonde__registry_visit_collectors): samples go to the
+     * callbacks, nothing is written. */
+    const sonde__visitor *visit;
 };
 
 #define OM(em)                                                                                     \
@@ -668,6 +672,10 @@ int sonde_emit_family(sonde_emitter *em, sonde_metric_type type, const char *nam
         em->skip = 1;
         return SONDE_OK;
     }
+    if (em->visit) {
+        em->skip = !em->visit->family(em->visit->ud, type, em->name);
+        return SONDE_OK;
+    }
     if (JSON(em)) {
         json_family_open(em, type, name, help, unit);
     } else if (PB(em)) {
@@ -718,6 +726,54 @@ static int kv_text(sonde_buf *b, const char *const *kv, size_t npairs)
     return SONDE_OK;
 }
 
+/* Visitor mode: validate the label names like kv_text, then hand the sample
+ * over with an optional extra label (le). */
+static int visit_sample(struct sonde_emitter *em, const char *name, const char *const *kv,
+                        size_t npairs, const char *xname, const char *xvalue, double value)
+{
+    const char *all[2 * (SONDE_MAX_LABELS + 1)];
+    if (npairs > SONDE_MAX_LABELS)
+        goto bad;
+    for (size_t i = 0; i < npairs; i++) {
+        if (!sonde__valid_label_name(kv[2 * i]) || (kv[2 * i][0] == '_' && kv[2 * i][1] == '_'))
+            goto bad;
+        all[2 * i] = kv[2 * i];
+        all[2 * i + 1] = kv[2 * i + 1] ? kv[2 * i + 1] : "";
+    }
+    if (xname) {
+        all[2 * npairs] = xname;
+        all[2 * npairs + 1] = xvalue;
+    }
+    em->visit->sample(em->visit->ud, name, all, npairs + (xname != NULL), value);
+    return SONDE_OK;
+bad:
+    atomic_fetch_add_explicit(&em->reg->collector_errors, 1, memory_order_relaxed);
+    return SONDE_EBADLABEL;
+}
+
+static int visit_histogram(struct sonde_emitter *em, const char *const *kv, size_t npairs,
+                           const double *bounds, const uint64_t *cum, size_t nb, double sum)
+{
+    char name[sizeof em->name + 8], le[40];
+    size_t nl = strlen(em->name);
+    memcpy(name, em->name, nl);
+    int rc = SONDE_OK;
+    for (size_t i = 0; i <= nb && rc == SONDE_OK; i++) {
+        sonde__fmt_double(le, i < nb ? bounds[i] : INFINITY);
+        memcpy(name + nl, "_bucket", 8);
+        rc = visit_sample(em, name, kv, npairs, "le", le, (double)cum[i]);
+    }
+    if (rc == SONDE_OK) {
+        memcpy(name + nl, "_count", 7);
+        rc = visit_sample(em, name, kv, npairs, NULL, NULL, (double)cum[nb]);
+    }
+    if (rc == SONDE_OK) {
+        memcpy(name + nl, "_sum", 5);
+        rc = visit_sample(em, name, kv, npairs, NULL, NULL, sum);
+    }
+    return rc;
+}
+
 int sonde_emit_sample(sonde_emitter *em, const char *const *kv, size_t npairs, double value)
 {
     if (!em)
@@ -730,6 +786,8 @@ int sonde_emit_sample(sonde_emitter *em, const char *const *kv, size_t npairs, d
         return SONDE_ETYPE;
     if (npairs && !kv)
         return SONDE_EINVAL;
+    if (em->visit)
+        return visit_sample(em, em->name, kv, npairs, NULL, NULL, value);
     if (PB(em)) {
         size_t m;
         int rc = pb_metric_open(em, kv, npairs, &m);
@@ -795,6 +853,8 @@ int sonde_emit_histogram(sonde_emitter *em, const char *const *kv, size_t npairs
         }
     int om = OM(em);
     char le[40], val[40];
+    if (em->visit)
+        return visit_histogram(em, kv, npairs, bounds, cum, nb, sum);
     if (PB(em)) {
         size_t m;
         int rc = pb_metric_open(em, kv, npairs, &m);
@@ -943,6 +1003,26 @@ int sonde_registry_write(sonde_registry *reg, sonde_format fmt, const sonde_writ
     if (OM(&em))
         puts_(&em, "# EOF\n");
     return em.rc;
+}
+
+int sonde__registry_visit_collectors(sonde_registry *reg, const sonde__visitor *v)
+{
+    if (!reg)
+        reg = sonde_registry_default();
+    struct sonde_emitter em;
+    memset(&em, 0, sizeof em);
+    em.fmt = SONDE_FORMAT_PROMETHEUS;
+    em.reg = reg;
+    em.visit = v;
+    pthread_rwlock_rdlock(&reg->lock);
+    for (struct collector *c = reg->collectors; c; c = c->next) {
+        c->fn(&em, c->ud);
+        close_collector_family(&em);
+    }
+    emit_self(&em);
+    pthread_rwlock_unlock(&reg->lock);
+    sonde_buf_free(&em.lb);
+    return SONDE_OK;
 }
 
 int sonde_registry_write_prometheus(sonde_registry *reg, sonde_buf *out)

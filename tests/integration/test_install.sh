@@ -26,7 +26,7 @@ cc "$consumer/app.c" $(pkg-config --cflags sonde) $(pkg-config --libs sonde) \
 "$tmp/app_pc"
 cc "$consumer/app.c" -DSONDE_STATIC_DEFINE $(pkg-config --cflags sonde) \
   "$(pkg-config --variable=libdir sonde)/libsonde.a" \
-  $(pkg-config --libs libmicrohttpd libcurl zlib sqlite3 yaml-0.1 hiredis libpq) -lpthread -lm \
+  $(pkg-config --libs libmicrohttpd libcurl zlib sqlite3 yaml-0.1 hiredis libpq libprotobuf-c snappy) -lpthread -lm \
   -o "$tmp/app_pc_static"
 "$tmp/app_pc_static"
 
