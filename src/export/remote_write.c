@@ -141,7 +141,7 @@ static int cut_batches(sonde_remote_write *rw, uint64_t now_ns, bool force)
         off += n;
     }
     sonde__rw_consume(s, off);
-    if (s->npending)
+    if (off && s->npending)
         s->first_pending_ns = now_ns; /* the remainder starts a new deadline */
     return rc;
 }
@@ -639,7 +639,13 @@ int sonde_remote_write_start(sonde_remote_write *rw)
         pthread_mutex_unlock(&rw->lock);
         return SONDE_ESTATE;
     }
-    rw->next_sample_ns = sonde__now_mono_ns();
+    /* The first sampling happens now, so a flush right after start has
+     * something to wait for. */
+    uint64_t now = sonde__now_mono_ns();
+    do_sample(rw, now);
+    cut_batches(rw, now, false);
+    publish(rw);
+    rw->next_sample_ns = now + rw->interval_ns;
     pthread_mutex_unlock(&rw->lock);
     int rc = sonde__runtime_every(RW_TICK_MS, tick, rw, &rw->timer_id);
     if (rc != SONDE_OK)
