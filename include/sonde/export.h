@@ -130,8 +130,9 @@ SONDE_API void sonde_remote_write_opts_init(sonde_remote_write_opts *opts);
  * the self-metrics. *out receives the writer, freed by
  * sonde_remote_write_destroy. Returns SONDE_OK; SONDE_EINVAL (no or bad
  * URL, bad pattern, bad label, out-of-bounds option) with the reason in
- * sonde_last_error_message(); SONDE_EIO (queue_dir unusable); SONDE_ENOMEM;
- * SONDE_EDISABLED when sonde is disabled. Any thread.
+ * sonde_last_error_message(); SONDE_EIO (queue_dir unusable); SONDE_ENOMEM.
+ * With sonde disabled: SONDE_OK and *out NULL (every writer call accepts
+ * NULL then and does nothing). Any thread.
  */
 SONDE_API int sonde_remote_write_create(const sonde_remote_write_opts *opts,
                                         sonde_remote_write **out);
@@ -237,8 +238,8 @@ SONDE_API void sonde_push_opts_init(sonde_push_opts *opts);
  * 2xx; SONDE_EINVAL for missing url or job, a bad label name or a bad URL;
  * SONDE_EUNREACHABLE when the gateway cannot be reached; SONDE_ETIMEOUT;
  * SONDE_EIO for any other answer (the message, with the gateway's reason,
- * in sonde_last_error_message()); SONDE_ENOMEM; SONDE_EDISABLED. Any
- * thread; allocates.
+ * in sonde_last_error_message()); SONDE_ENOMEM. With sonde disabled:
+ * SONDE_OK, nothing sent. Any thread; allocates.
  */
 SONDE_API int sonde_push(const sonde_push_opts *opts, int *status_out);
 

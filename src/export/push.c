@@ -106,7 +106,7 @@ int sonde_push(const sonde_push_opts *o, int *status_out)
     if (status_out)
         *status_out = 0;
     if (!sonde_enabled())
-        return SONDE_EDISABLED;
+        return SONDE_OK; /* off: nothing is sent */
     if (!o || !o->url || !o->job || !*o->job) {
         sonde__set_error("push: url and job are required");
         return SONDE_EINVAL;

@@ -517,7 +517,7 @@ int sonde_remote_write_create(const sonde_remote_write_opts *o, sonde_remote_wri
         return SONDE_EINVAL;
     *out = NULL;
     if (!sonde_enabled())
-        return SONDE_EDISABLED;
+        return SONDE_OK; /* off: *out stays NULL, and every call accepts NULL */
     if (!o || !o->url || (strncmp(o->url, "http://", 7) != 0 && strncmp(o->url, "https://", 8))) {
         sonde__set_error("remote write: url must start with http:// or https:// (got '%s')",
                          o && o->url ? o->url : "(none)");
@@ -633,7 +633,7 @@ int sonde_remote_write_create(const sonde_remote_write_opts *o, sonde_remote_wri
 int sonde_remote_write_start(sonde_remote_write *rw)
 {
     if (!rw)
-        return SONDE_EINVAL;
+        return sonde_enabled() ? SONDE_EINVAL : SONDE_OK;
     pthread_mutex_lock(&rw->lock);
     if (rw->started) {
         pthread_mutex_unlock(&rw->lock);
@@ -664,7 +664,7 @@ int sonde_remote_write_start(sonde_remote_write *rw)
 int sonde_remote_write_sample_now(sonde_remote_write *rw)
 {
     if (!rw)
-        return SONDE_EINVAL;
+        return sonde_enabled() ? SONDE_EINVAL : SONDE_OK;
     pthread_mutex_lock(&rw->lock);
     uint64_t now = sonde__now_mono_ns();
     long n = do_sample(rw, now);
@@ -687,7 +687,7 @@ static bool idle(sonde_remote_write *rw)
 int sonde_remote_write_flush(sonde_remote_write *rw, int timeout_ms)
 {
     if (!rw)
-        return SONDE_EINVAL;
+        return sonde_enabled() ? SONDE_EINVAL : SONDE_OK;
     uint64_t until = sonde__now_mono_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000u;
     pthread_mutex_lock(&rw->lock);
     cut_batches(rw, sonde__now_mono_ns(), true);

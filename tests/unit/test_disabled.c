@@ -355,6 +355,31 @@ TEST(test_disabled_demo_runs_and_writes_no_log)
     ASSERT(!exists(log));
 }
 
+TEST(test_disabled_remote_write_and_push_do_nothing)
+{
+    int before = threads();
+    sonde_remote_write_opts o;
+    sonde_remote_write_opts_init(&o);
+    o.url = "http://127.0.0.1:1/api/v1/write";
+    o.queue_dir = tmp_path("rwq");
+    sonde_remote_write *rw = (sonde_remote_write *)1;
+    ASSERT_OK(sonde_remote_write_create(&o, &rw));
+    ASSERT(rw == NULL);
+    ASSERT_OK(sonde_remote_write_start(rw));
+    ASSERT_OK(sonde_remote_write_sample_now(rw));
+    ASSERT_OK(sonde_remote_write_flush(rw, 10));
+    sonde_remote_write_destroy(rw);
+    ASSERT(!exists(tmp_path("rwq")));
+    sonde_push_opts po;
+    sonde_push_opts_init(&po);
+    po.url = "http://127.0.0.1:1";
+    po.job = "j";
+    int status = -1;
+    ASSERT_OK(sonde_push(&po, &status));
+    ASSERT_EQ(status, 0);
+    ASSERT_EQ(threads(), before);
+}
+
 TEST(test_disabled_left_no_file)
 {
     ASSERT_EQ(rmdir(tmpdir), 0); /* empty: nothing was created in it */
