@@ -182,10 +182,11 @@ typedef struct conn {
     /* Start of the current request (or of the wait for the next one). The
      * MHD thread writes it, the sweeper reads it. */
     _Atomic uint64_t start_ns;
-    bool killed;       /* under conn_lock */
-    size_t qlen;       /* raw query of the current request */
-    bool qover;        /* query longer than QUERY_MAX */
-    bool headers_seen; /* the handler's first call for this request happened */
+    bool killed;          /* under conn_lock */
+    size_t qlen;          /* raw query of the current request */
+    bool qover;           /* query longer than QUERY_MAX */
+    bool headers_seen;    /* the handler's first call for this request happened */
+    bool framing_checked; /* the request's framing was checked (first call) */
     /* Body of a request to an application route, read up to body_max;
      * body_over when more arrived (413). app_checked: access and rate
      * limit passed on the first call, the body is being read. */
@@ -439,6 +440,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *mc)
     c->qlen = 0;
     c->qover = false;
     c->headers_seen = false;
+    c->framing_checked = false;
     c->app_checked = c->body_over = false;
     c->body_max = 0;
     sonde_buf_free(&c->body);
@@ -541,6 +543,8 @@ static enum MHD_Result send_response(sonde__server *s, struct MHD_Connection *mc
         MHD_add_response_header(r, "X-Request-ID", rs->request_id);
     if (rs->location)
         MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION, rs->location);
+    if (rs->close)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ret = MHD_queue_response(mc, (unsigned)rs->status, r);
     MHD_destroy_response(r);
     double dt = (double)(sonde__now_mono_ns() - t0) / 1e9;
@@ -840,6 +844,64 @@ static size_t find_route(sonde__server *s, const char *path)
     return s->nroutes;
 }
 
+/* Request framing (RFC 9112 sections 6.1-6.3, 11.2): anything a proxy in
+ * front could read differently from us is refused, whatever libmicrohttpd
+ * would make of it. */
+typedef struct framing {
+    int cl, te;
+    const char *why;
+} framing;
+
+static bool token_eq(const char *a, const char *b)
+{
+    return strcasecmp(a, b) == 0;
+}
+
+static enum MHD_Result scan_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    SONDE_UNUSED(kind);
+    framing *f = cls;
+    if (!key || !*key || strpbrk(key, " \t\r\n")) {
+        f->why = "malformed header field name";
+        return MHD_NO;
+    }
+    if (value && strpbrk(value, "\r\n")) {
+        f->why = "obsolete line folding in a header field";
+        return MHD_NO;
+    }
+    if (token_eq(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) {
+        f->cl++;
+        const char *v = value ? value : "";
+        size_t n = strspn(v, "0123456789");
+        if (n == 0 || v[n] != '\0')
+            f->why = "Content-Length is not a single decimal number";
+    } else if (token_eq(key, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+        f->te++;
+        if (!value || !token_eq(value, "chunked"))
+            f->why = "unsupported Transfer-Encoding (only \"chunked\")";
+    }
+    return f->why ? MHD_NO : MHD_YES;
+}
+
+/* NULL when the framing is unambiguous, else the reason for a 400. */
+static const char *bad_framing(struct MHD_Connection *mc, const char *version)
+{
+    framing f = {0, 0, NULL};
+    MHD_get_connection_values(mc, MHD_HEADER_KIND, scan_framing, &f);
+    if (f.why)
+        return f.why;
+    if (f.cl > 1)
+        return "repeated Content-Length";
+    if (f.te > 1)
+        return "repeated Transfer-Encoding";
+    if (f.te && f.cl)
+        return "both Transfer-Encoding and Content-Length";
+    if (f.te && version && strcmp(version, MHD_HTTP_VERSION_1_0) == 0)
+        return "Transfer-Encoding in an HTTP/1.0 request";
+    return NULL;
+}
+
 static bool has_body(struct MHD_Connection *mc)
 {
     const char *cl =
@@ -1068,6 +1130,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
     sonde__server *s = cls;
     conn *c = *con_cls;
     uint64_t t0 = sonde__now_mono_ns();
+    if (!c || !c->framing_checked) {
+        if (c)
+            c->framing_checked = true;
+        const char *why = bad_framing(mc, version);
+        if (why) {
+            count_reject(s, R_BADREQ);
+            sonde__http_response rs = {.status = 400, .close = true};
+            json_error(&rs, 400, why);
+            *upload_size = 0;
+            return send_response(s, mc, s->nroutes, &rs, t0, NULL);
+        }
+    }
     if (*upload_size) {
         /* The body of an application route's request is kept up to its
          * limit (more marks it oversized: 413 once it has all arrived);

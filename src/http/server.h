@@ -47,6 +47,7 @@ typedef struct sonde__http_response {
     const char *request_id;   /* X-Request-ID header or NULL */
     const char *location;     /* Location header or NULL */
     const char *metric_label; /* handler label of an application route */
+    bool close;               /* send Connection: close and drop the connection */
 } sonde__http_response;
 
 typedef void (*sonde__http_handler)(void *ud, const sonde__http_request *rq,
