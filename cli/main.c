@@ -32,6 +32,7 @@ static const char usage[] =
     "  performance    operation latency and success rates (a server or a history store)\n"
     "  errors         list a service's error groups\n"
     "  alerts         list a service's alerts: firing, pending and recent\n"
+    "  push           send metrics to a Pushgateway (push, push-add, delete)\n"
     "  version        print versions\n"
     "\n"
     "Run 'sonde <command> --help' for a command's options.\n";
@@ -110,6 +111,8 @@ int main(int argc, char **argv)
         rc = cmd_errors(argc - 1, argv + 1);
     else if (strcmp(cmd, "alerts") == 0)
         rc = cmd_alerts(argc - 1, argv + 1);
+    else if (strcmp(cmd, "push") == 0)
+        rc = cmd_push(argc - 1, argv + 1);
     else if (strcmp(cmd, "version") == 0)
         rc = cmd_version(argc - 1, argv + 1);
     else {
