@@ -1,6 +1,7 @@
 /* Relative-error quantile sketch; see sketch.h for the guarantees. */
 #include "sketch.h"
 #include "internal.h"
+#include "text.h"
 
 #include <math.h>
 #include <string.h>
@@ -201,17 +202,6 @@ double sonde__sketch_quantile(const sonde__sketch *s, double q)
 #define CODEC_INDEX_MIN (-1037)
 #define CODEC_INDEX_MAX 35480
 
-static size_t put_varint(uint8_t *p, uint64_t v)
-{
-    size_t n = 0;
-    while (v >= 0x80) {
-        p[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    p[n++] = (uint8_t)v;
-    return n;
-}
-
 static size_t put_f64(uint8_t *p, double d)
 {
     uint64_t b;
@@ -219,24 +209,6 @@ static size_t put_f64(uint8_t *p, double d)
     for (int i = 0; i < 8; i++)
         p[i] = (uint8_t)(b >> (8 * i));
     return 8;
-}
-
-/* Read a varint of at most 10 bytes whose value fits 64 bits. Returns the
- * bytes read, 0 on truncation or overflow. */
-static size_t get_varint(const uint8_t *p, size_t n, uint64_t *out)
-{
-    uint64_t v = 0;
-    for (size_t i = 0; i < n && i < 10; i++) {
-        uint64_t b = p[i] & 0x7f;
-        if (i == 9 && b > 1)
-            return 0;
-        v |= b << (7 * i);
-        if (!(p[i] & 0x80)) {
-            *out = v;
-            return i + 1;
-        }
-    }
-    return 0;
 }
 
 static double get_f64(const uint8_t *p)
@@ -262,12 +234,12 @@ int sonde__sketch_encode(const sonde__sketch *s, sonde_buf *out)
     uint8_t *p = (uint8_t *)out->data + out->len;
     size_t n = 0;
     p[n++] = SONDE_SKETCH_CODEC_VERSION;
-    n += put_varint(p + n, s->count);
-    n += put_varint(p + n, s->zero);
+    n += sonde__put_varint(p + n, s->count);
+    n += sonde__put_varint(p + n, s->zero);
     n += put_f64(p + n, s->sum);
     n += put_f64(p + n, s->min);
     n += put_f64(p + n, s->max);
-    n += put_varint(p + n, nonempty);
+    n += sonde__put_varint(p + n, nonempty);
     int first = 1;
     int32_t prev = 0;
     if (s->npos) {
@@ -282,8 +254,8 @@ int sonde__sketch_encode(const sonde__sketch *s, sonde_buf *out)
                 step = (uint64_t)(i - prev - 1);
             first = 0;
             prev = i;
-            n += put_varint(p + n, step);
-            n += put_varint(p + n, c);
+            n += sonde__put_varint(p + n, step);
+            n += sonde__put_varint(p + n, c);
         }
     }
     out->len += n;
@@ -301,11 +273,11 @@ static int walk_bins(const uint8_t *p, size_t n, uint64_t k, uint64_t expect,
     uint64_t total = 0;
     for (uint64_t b = 0; b < k; b++) {
         uint64_t step, c;
-        size_t r = get_varint(p + at, n - at, &step);
+        size_t r = sonde__get_varint(p + at, n - at, &step);
         if (!r)
             return -1;
         at += r;
-        r = get_varint(p + at, n - at, &c);
+        r = sonde__get_varint(p + at, n - at, &c);
         if (!r || c == 0)
             return -1;
         at += r;
@@ -346,17 +318,17 @@ int sonde__sketch_decode(sonde__sketch *s, const void *data, size_t n)
     if (n < 1 || p[0] != SONDE_SKETCH_CODEC_VERSION)
         return SONDE_EPARSE;
     at = 1;
-    if (!(r = get_varint(p + at, n - at, &count)))
+    if (!(r = sonde__get_varint(p + at, n - at, &count)))
         return SONDE_EPARSE;
     at += r;
-    if (!(r = get_varint(p + at, n - at, &zero)))
+    if (!(r = sonde__get_varint(p + at, n - at, &zero)))
         return SONDE_EPARSE;
     at += r;
     if (n - at < 24)
         return SONDE_EPARSE;
     double sum = get_f64(p + at), mn = get_f64(p + at + 8), mx = get_f64(p + at + 16);
     at += 24;
-    if (!(r = get_varint(p + at, n - at, &k)))
+    if (!(r = sonde__get_varint(p + at, n - at, &k)))
         return SONDE_EPARSE;
     at += r;
     if (zero > count || k > (n - at) / 2 || k > count - zero)

@@ -10,7 +10,7 @@
  */
 #include "errors/errors_int.h"
 
-#include "runtime/runtime.h"
+#include "core/worker.h"
 
 #include <execinfo.h>
 #include <stdio.h>

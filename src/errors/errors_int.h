@@ -20,6 +20,7 @@
 #include <sonde/errors.h>
 
 #include "core/internal.h"
+#include "core/text.h"
 
 #include <sys/types.h>
 
@@ -29,8 +30,6 @@
  * UUIDs -> <uuid>, 0x... and long hex -> <hex>, numbers -> <n>, other
  * words with digits -> <id>. Returns the output length. Pure, total. */
 size_t sonde__err_normalize(const char *s, size_t n, char *out, size_t cap);
-/* 64-bit hash of p[0..n) continuing from seed. Pure. */
-uint64_t sonde__hash64(const void *p, size_t n, uint64_t seed);
 /* The fingerprint of a type, normalised message and location. */
 uint64_t sonde__err_fingerprint(const char *type, size_t type_len, const char *norm,
                                 size_t norm_len, const char *file, size_t file_len,
@@ -375,12 +374,8 @@ int sonde__payload_log(sonde_buf *b, const alert_snap *a);
 int sonde__payload_template(sonde_buf *b, const char *tpl, const rule *r, double value);
 /* Default summary of a rule. */
 int sonde__payload_default_summary(sonde_buf *b, const rule *r, double value);
-/* RFC 3339 UTC time with milliseconds, unquoted. */
-int sonde__buf_rfc3339(sonde_buf *b, double wall);
 /* Whether s is a valid Prometheus label name. */
 bool sonde__label_name_ok(const char *s);
-/* Whether s[0..n) is valid UTF-8. */
-bool sonde__utf8_ok(const char *s, size_t n);
 /* Append the alert's labels as a JSON object. */
 int sonde__payload_labels(sonde_buf *b, const alert_snap *a);
 
@@ -416,8 +411,6 @@ void sonde__errors_log(sonde_errors *t, const err_rec *r, const err_view *v);
 void sonde__alerts_log(int level, const char *fmt, ...) SONDE_PRINTF(2, 3);
 
 /* ---- HTTP routes (http.c) ---- */
-int sonde__errors_routes_add(sonde_errors *t);
-void sonde__errors_routes_remove(void);
 
 /* ---- JSON helpers (groups.c) ---- */
 /* One /errors element: the head (fingerprint, severity, count, first and

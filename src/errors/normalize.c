@@ -127,48 +127,6 @@ size_t sonde__err_normalize(const char *s, size_t n, char *out, size_t cap)
     return len;
 }
 
-/* ---- hashing ----
- * A 64-bit hash over 8-byte words: each word is mixed with two
- * multiplications, the tail is read byte by byte, and the murmur3
- * finaliser spreads the result. Not cryptographic; fingerprints only need
- * to be stable and well spread. */
-static inline uint64_t rotl(uint64_t x, int r)
-{
-    return (x << r) | (x >> (64 - r));
-}
-
-static inline uint64_t fmix(uint64_t h)
-{
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    h ^= h >> 33;
-    return h;
-}
-
-uint64_t sonde__hash64(const void *p, size_t n, uint64_t seed)
-{
-    const unsigned char *b = p;
-    uint64_t h = seed ^ (0x9e3779b97f4a7c15ULL * (n + 1));
-    while (n >= 8) {
-        uint64_t w;
-        memcpy(&w, b, 8);
-        w *= 0x87c37b91114253d5ULL;
-        w = rotl(w, 31);
-        w *= 0x4cf5ad432745937fULL;
-        h ^= w;
-        h = rotl(h, 27) * 5 + 0x52dce729;
-        b += 8;
-        n -= 8;
-    }
-    uint64_t t = 0;
-    for (size_t k = 0; k < n; k++)
-        t |= (uint64_t)b[k] << (8 * k);
-    h ^= t * 0x87c37b91114253d5ULL;
-    return fmix(h);
-}
-
 const char *sonde__path_base(const char *file)
 {
     if (!file)
@@ -191,5 +149,5 @@ uint64_t sonde__err_fingerprint(const char *type, size_t type_len, const char *n
             skip = k + 1;
     h = sonde__hash64(file + skip, file_len - skip, h);
     h = sonde__hash64(func, func_len, h);
-    return fmix(h ^ (uint64_t)(uint32_t)line);
+    return sonde__hash64_mix(h ^ (uint64_t)(uint32_t)line);
 }

@@ -11,54 +11,6 @@
 #include <string.h>
 #include <time.h>
 
-bool sonde__utf8_ok(const char *s, size_t n)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = p[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t len;
-        unsigned min;
-        if ((c & 0xe0) == 0xc0)
-            len = 2, min = 0x80, c &= 0x1f;
-        else if ((c & 0xf0) == 0xe0)
-            len = 3, min = 0x800, c &= 0x0f;
-        else if ((c & 0xf8) == 0xf0)
-            len = 4, min = 0x10000, c &= 0x07;
-        else
-            return false;
-        if (i + len > n)
-            return false;
-        for (size_t k = 1; k < len; k++) {
-            if ((p[i + k] & 0xc0) != 0x80)
-                return false;
-            c = (c << 6) | (p[i + k] & 0x3f);
-        }
-        if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-            return false;
-        i += len;
-    }
-    return true;
-}
-
-int sonde__buf_rfc3339(sonde_buf *b, double wall)
-{
-    if (!isfinite(wall) || wall < 0)
-        wall = 0;
-    time_t secs = (time_t)wall;
-    int ms = (int)((wall - (double)secs) * 1000.0);
-    ms = ms < 0 ? 0 : ms > 999 ? 999 : ms;
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    char tmp[40];
-    size_t n = strftime(tmp, sizeof tmp, "%Y-%m-%dT%H:%M:%S", &tm);
-    return sonde__buf_printf(b, "%.*s.%03dZ", (int)n, tmp, ms);
-}
-
 static int put_window(sonde_buf *b, double w)
 {
     if (w >= 3600 && fmod(w, 3600) == 0)

@@ -5,7 +5,7 @@
  */
 #include "errors/errors_int.h"
 
-#include "runtime/runtime.h"
+#include "core/worker.h"
 #include "store/store.h"
 
 #include <math.h>

@@ -14,7 +14,7 @@
  */
 #include "health/health.h"
 
-#include "runtime/runtime.h"
+#include "core/worker.h"
 
 #include <errno.h>
 #include <math.h>
@@ -759,23 +759,6 @@ void sonde_health_summarize(sonde_health *h, sonde_health_summary *out)
                   : soft_bad ? SONDE_HEALTH_DEGRADED
                              : SONDE_HEALTH_HEALTHY;
     out->ready = !crit_bad && !pending_crit;
-}
-
-/* ---- JSON ---- */
-
-int sonde__buf_json_time(sonde_buf *b, double wall)
-{
-    time_t secs = (time_t)wall;
-    int ms = (int)((wall - (double)secs) * 1000.0);
-    if (ms < 0)
-        ms = 0;
-    if (ms > 999)
-        ms = 999;
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    char tmp[40];
-    size_t n = strftime(tmp, sizeof tmp, "%Y-%m-%dT%H:%M:%S", &tm);
-    return sonde__buf_printf(b, "\"%.*s.%03dZ\"", (int)n, tmp, ms);
 }
 
 static int write_check(sonde_buf *b, check *c, int detailed)

@@ -6,6 +6,7 @@
 #include <sonde/health.h>
 
 #include "core/internal.h"
+#include "core/text.h"
 
 #define SONDE__HEALTH_MAX_DETAILS 32
 #define SONDE__HEALTH_DETAIL_LEN 256
@@ -30,8 +31,5 @@ int sonde__health_add_ident(sonde_health *h, const sonde_health_check_opts *opts
 /* Append the members of the set's JSON object (no surrounding braces) to
  * out: "status":...,"health_percentage":...,"checks":{...}. */
 int sonde__health_write_members(sonde_health *h, int detailed, sonde_buf *out);
-
-/* Append an ISO 8601 UTC timestamp with milliseconds, quoted. */
-int sonde__buf_json_time(sonde_buf *b, double wall_seconds);
 
 #endif

@@ -7,7 +7,7 @@
 #include "http/history.h"
 
 #include "metrics/metrics_int.h"
-#include "runtime/runtime.h"
+#include "core/worker.h"
 
 #include <math.h>
 #include <pthread.h>

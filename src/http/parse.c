@@ -6,6 +6,8 @@
  */
 #include "http/http.h"
 
+#include "core/text.h"
+
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -216,43 +218,6 @@ bool sonde__http_accepts_gzip(const char *ae, size_t n)
     return st.star_seen && st.star > 0;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = lower(c);
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
-/* Percent-decode s[0..n) into out (cap bytes); returns the length or a
- * negative error. */
-static ssize_t pct_decode(const char *s, size_t n, char *out, size_t cap)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == '+') {
-            c = ' ';
-        } else if (c == '%') {
-            if (i + 2 >= n)
-                return SONDE_EPARSE;
-            int h = hexval(s[i + 1]), l = hexval(s[i + 2]);
-            if (h < 0 || l < 0)
-                return SONDE_EPARSE;
-            c = (char)(h * 16 + l);
-            i += 2;
-        }
-        if (c == '\0')
-            return SONDE_EPARSE;
-        if (o >= cap)
-            return SONDE_ETOOBIG;
-        out[o++] = c;
-    }
-    return (ssize_t)o;
-}
-
 int sonde__http_query_names(const char *q, size_t n, char *scratch, size_t cap, const char **names,
                             size_t max)
 {
@@ -272,7 +237,7 @@ int sonde__http_query_names(const char *q, size_t n, char *scratch, size_t cap, 
             eq++;
         /* Decode the key into a small buffer to compare it. */
         char key[16];
-        ssize_t kl = pct_decode(pair, eq, key, sizeof key);
+        ssize_t kl = sonde__pct_decode(pair, eq, key, sizeof key);
         if (kl < 0)
             continue; /* a long or malformed key is not ours: ignored */
         if (!((kl == 6 && memcmp(key, "name[]", 6) == 0) ||
@@ -286,7 +251,7 @@ int sonde__http_query_names(const char *q, size_t n, char *scratch, size_t cap, 
             return SONDE_ELIMIT;
         if (used >= cap)
             return SONDE_ETOOBIG;
-        ssize_t dl = pct_decode(val, vl, scratch + used, cap - used - 1);
+        ssize_t dl = sonde__pct_decode(val, vl, scratch + used, cap - used - 1);
         if (dl < 0)
             return (int)dl;
         scratch[used + (size_t)dl] = '\0';

@@ -26,7 +26,7 @@
 
 #include "health/health.h"
 #include "host/host.h"
-#include "runtime/runtime.h"
+#include "core/worker.h"
 
 #include <crypt.h>
 #include <errno.h>

@@ -16,6 +16,7 @@
 
 #include "core/internal.h"
 #include "core/sketch.h"
+#include "core/text.h"
 
 #include <string.h>
 
@@ -320,14 +321,5 @@ void sonde__process_collect(sonde_emitter *em, void *ud);
  * command name. Returns 0 or -1. Exposed for tests. */
 int sonde__parse_proc_stat(const char *line, uint64_t *cpu_ticks, uint64_t *threads,
                            uint64_t *vsize, uint64_t *rss_pages, uint64_t *start_ticks);
-
-/* Name checks (registry.c). */
-int sonde__valid_metric_name(const char *s);
-int sonde__valid_label_name(const char *s);
-
-/* Label text escaping for the text formats: backslash, quote, newline. */
-int sonde__buf_label_escape(sonde_buf *b, const char *s, size_t n);
-/* The same, choosing whether '"' is escaped (help text in 0.0.4 keeps it). */
-int sonde__buf_text_escape(sonde_buf *b, const char *s, size_t n, int quote);
 
 #endif

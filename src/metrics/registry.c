@@ -12,37 +12,6 @@
 
 const double sonde_default_buckets[11] = {.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10};
 
-/* ------------------------------------------------------------------------ */
-/* Names                                                                    */
-
-int sonde__valid_metric_name(const char *s)
-{
-    if (!s || !*s)
-        return 0;
-    for (const char *p = s; *p; p++) {
-        char c = *p;
-        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':' ||
-                 (p != s && c >= '0' && c <= '9');
-        if (!ok)
-            return 0;
-    }
-    return 1;
-}
-
-int sonde__valid_label_name(const char *s)
-{
-    if (!s || !*s)
-        return 0;
-    for (const char *p = s; *p; p++) {
-        char c = *p;
-        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
-                 (p != s && c >= '0' && c <= '9');
-        if (!ok)
-            return 0;
-    }
-    return 1;
-}
-
 static int ends_with(const char *s, const char *suffix)
 {
     size_t a = strlen(s), b = strlen(suffix);
@@ -130,63 +99,6 @@ static inline int bytes_equal(const char *a, const char *b, size_t n)
         return load32(a) == load32(b) && load32(a + n - 4) == load32(b + n - 4);
     /* 1 to 3 bytes: first, middle and last cover them all. */
     return n == 0 || (a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1]);
-}
-
-/* ------------------------------------------------------------------------ */
-/* Escaping                                                                 */
-
-/* Text-format escaping. quote: also escape '"' (label values; OpenMetrics
- * help). Invalid UTF-8 becomes U+FFFD, so the output is always valid UTF-8
- * and no value can end a line or a quoted string early. */
-int sonde__buf_text_escape(sonde_buf *b, const char *str, size_t n, int quote)
-{
-    const unsigned char *s = (const unsigned char *)str;
-    if (n > ((size_t)-1) / 4)
-        return SONDE_ETOOBIG;
-    int rc = sonde__buf_reserve(b, n * 3);
-    if (rc)
-        return rc;
-    char *o = b->data + b->len;
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = s[i];
-        if (c == '\\') {
-            *o++ = '\\';
-            *o++ = '\\';
-            i++;
-        } else if (c == '\n') {
-            *o++ = '\\';
-            *o++ = 'n';
-            i++;
-        } else if (c == '"' && quote) {
-            *o++ = '\\';
-            *o++ = '"';
-            i++;
-        } else if (c < 0x80) {
-            *o++ = (char)c;
-            i++;
-        } else {
-            size_t l = sonde__utf8_seq_len(s + i, n - i);
-            if (l == 0) {
-                *o++ = (char)0xEF;
-                *o++ = (char)0xBF;
-                *o++ = (char)0xBD;
-                i++;
-            } else {
-                memcpy(o, s + i, l);
-                o += l;
-                i += l;
-            }
-        }
-    }
-    b->len = (size_t)(o - b->data);
-    b->data[b->len] = '\0';
-    return SONDE_OK;
-}
-
-int sonde__buf_label_escape(sonde_buf *b, const char *s, size_t n)
-{
-    return sonde__buf_text_escape(b, s, n, 1);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -6,35 +6,9 @@
 #include <string.h>
 
 #include "core/sketch.h"
+#include "core/text.h"
 
 #define ROW_VERSION 1
-
-static size_t put_varint(uint8_t *p, uint64_t v)
-{
-    size_t n = 0;
-    while (v >= 0x80) {
-        p[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    p[n++] = (uint8_t)v;
-    return n;
-}
-
-static size_t get_varint(const uint8_t *p, size_t n, uint64_t *out)
-{
-    uint64_t v = 0;
-    for (size_t i = 0; i < n && i < 10; i++) {
-        uint64_t b = p[i] & 0x7f;
-        if (i == 9 && b > 1)
-            return 0;
-        v |= b << (7 * i);
-        if (!(p[i] & 0x80)) {
-            *out = v;
-            return i + 1;
-        }
-    }
-    return 0;
-}
 
 int sonde__row_encode(const sonde__op_row *row, sonde_buf *out)
 {
@@ -46,9 +20,9 @@ int sonde__row_encode(const sonde__op_row *row, sonde_buf *out)
     p[n++] = ROW_VERSION;
     uint64_t zz =
         row->minute < 0 ? ((uint64_t)(-(row->minute + 1)) << 1) | 1 : (uint64_t)row->minute << 1;
-    n += put_varint(p + n, zz);
-    n += put_varint(p + n, row->errors);
-    n += put_varint(p + n, row->id);
+    n += sonde__put_varint(p + n, zz);
+    n += sonde__put_varint(p + n, row->errors);
+    n += sonde__put_varint(p + n, row->id);
     memcpy(p + n, row->sketch, row->sketch_len);
     n += row->sketch_len;
     out->len += n;
@@ -73,10 +47,10 @@ int sonde__row_fill_summary(sonde__op_row *row)
     uint64_t count, zero;
     if (!p || n < 1 || p[0] != SONDE_SKETCH_CODEC_VERSION)
         return SONDE_EPARSE;
-    if (!(r = get_varint(p + at, n - at, &count)))
+    if (!(r = sonde__get_varint(p + at, n - at, &count)))
         return SONDE_EPARSE;
     at += r;
-    if (!(r = get_varint(p + at, n - at, &zero)))
+    if (!(r = sonde__get_varint(p + at, n - at, &zero)))
         return SONDE_EPARSE;
     at += r;
     if (n - at < 24 || zero > count || row->errors > count)
@@ -96,13 +70,13 @@ int sonde__row_decode(const uint8_t *p, size_t n, sonde__op_row *row)
     uint64_t zz, errors, id;
     if (!p || n < 1 || p[0] != ROW_VERSION)
         return SONDE_EPARSE;
-    if (!(r = get_varint(p + at, n - at, &zz)))
+    if (!(r = sonde__get_varint(p + at, n - at, &zz)))
         return SONDE_EPARSE;
     at += r;
-    if (!(r = get_varint(p + at, n - at, &errors)))
+    if (!(r = sonde__get_varint(p + at, n - at, &errors)))
         return SONDE_EPARSE;
     at += r;
-    if (!(r = get_varint(p + at, n - at, &id)))
+    if (!(r = sonde__get_varint(p + at, n - at, &id)))
         return SONDE_EPARSE;
     at += r;
     /* Minutes fit comfortably in 62 bits; refuse what would overflow. */

@@ -11,13 +11,6 @@ static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER; /* creation, start, s
 static sonde__tracer *g_tracer;                            /* atomic */
 static int g_started;
 
-/* /performance is served by any server started after this program's
- * tracing code is loaded. */
-__attribute__((constructor)) static void register_route(void)
-{
-    sonde__trace_http_register();
-}
-
 static pthread_mutex_t hook_lock = PTHREAD_MUTEX_INITIALIZER;
 static sonde_anomaly_fn hook_fn;
 static void *hook_ud;

@@ -1,5 +1,5 @@
 /*
- * Scheduling of the tracing flush on the runtime worker (src/runtime/):
+ * Scheduling of the tracing flush on the runtime worker (src/core/worker.c):
  * sonde_trace_start registers a timer that runs sonde__trace_tick every
  * flush interval and takes a reference on the worker (starting it when
  * sonde_start has not); sonde_trace_stop cancels the timer and drops the
@@ -13,7 +13,7 @@
  */
 #include "trace_int.h"
 
-#include "runtime/runtime.h"
+#include "core/worker.h"
 
 static pthread_mutex_t sched_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t timer_id;

@@ -244,7 +244,7 @@ void sonde__stats_fill(sonde_op_stats *st, const sonde__sketch *sk, uint64_t err
 int sonde__trace_bg_start(sonde__tracer *tr, unsigned interval_ms);
 void sonde__trace_bg_stop(void);
 
-/* /performance (perf_http.c). */
+/* The /performance query (query.c); its handler is http/route_performance.c. */
 typedef struct sonde__perf_query {
     char operation[SONDE_OP_NAME_MAX + 1];
     int has_operation;
@@ -256,7 +256,6 @@ typedef struct sonde__perf_query {
 int sonde__perf_query_parse(const char *q, size_t n, sonde__perf_query *out, char *err,
                             size_t errlen);
 /* Register /performance with the HTTP server (servers started later). */
-void sonde__trace_http_register(void);
 
 /* For tests: the logging context frame token t pushed on this thread (0
  * when none). */

@@ -7,7 +7,7 @@
 #include <dirent.h>
 #include <stdlib.h>
 
-#include "runtime/runtime.h"
+#include "core/worker.h"
 
 TEST_MAIN()
 

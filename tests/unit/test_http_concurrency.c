@@ -10,7 +10,7 @@
 
 #include <sonde.h>
 
-#include "runtime/runtime.h"
+#include "core/worker.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

@@ -6,7 +6,7 @@
 
 #include <unistd.h>
 
-#include "runtime/runtime.h"
+#include "core/worker.h"
 #include "trace/trace_int.h"
 
 TEST_MAIN()

@@ -1,15 +1,18 @@
 /*
- * sonde_start / sonde_stop: resolve options (explicit value, else
- * environment, else default), start the runtime worker, the served health
- * set's scheduler and the HTTP server. One instance per process.
+ * The composition root: sonde_start / sonde_stop. The only place that
+ * knows every component: it resolves options (explicit value, else
+ * environment, else default), starts the runtime worker, the served health
+ * set's scheduler and the error tracker, registers the routes that read
+ * other components, and starts the HTTP server. One instance per process.
  */
 #include <sonde/log.h>
 #include <sonde/runtime.h>
 
 #include "errors/errors_int.h"
 #include "http/dashboard.h"
+#include "http/views.h"
 #include "http/server.h"
-#include "runtime/runtime.h"
+#include "core/worker.h"
 
 #include <errno.h>
 #include <math.h>
@@ -48,6 +51,34 @@ static const char *env_or(const char *explicit_value, const char *env, const cha
 }
 
 extern char *program_invocation_short_name;
+
+/* ---- routes: every route that reads another component is added here ---- */
+
+/* Which routes sonde_start registered (a path someone else took is theirs:
+ * left alone, and not removed at stop). Under start_lock. */
+static bool own_errors, own_alerts, own_performance;
+
+static void routes_add(sonde_errors *et)
+{
+    unsigned fl = SONDE__ROUTE_SENSITIVE | SONDE__ROUTE_RATE_LIMITED;
+    own_errors =
+        sonde__http_route_add("/errors", "errors", fl, sonde__http_errors_handler, et) == SONDE_OK;
+    own_alerts =
+        sonde__http_route_add("/alerts", "alerts", fl, sonde__http_alerts_handler, et) == SONDE_OK;
+    own_performance = sonde__http_route_add("/performance", "performance", fl,
+                                            sonde__http_performance_handler, NULL) == SONDE_OK;
+}
+
+static void routes_remove(void)
+{
+    if (own_errors)
+        sonde__http_route_remove("/errors");
+    if (own_alerts)
+        sonde__http_route_remove("/alerts");
+    if (own_performance)
+        sonde__http_route_remove("/performance");
+    own_errors = own_alerts = own_performance = false;
+}
 
 int sonde_start(const sonde_start_opts *in)
 {
@@ -136,7 +167,7 @@ int sonde_start(const sonde_start_opts *in)
     if (serve) {
         o.health = h;
         /* Extension routes are snapshotted by the server at creation. */
-        sonde__errors_routes_add(et);
+        routes_add(et);
         /* The dashboard's history is best effort: without memory for it the
          * page still loads and shows the other documents. */
         if (sonde__history_create(NULL, sonde__dashboard_interval_ms(), &g.history) != SONDE_OK)
@@ -147,7 +178,7 @@ int sonde_start(const sonde_start_opts *in)
             sonde__dashboard_routes_remove();
             sonde__history_destroy(g.history);
             g.history = NULL;
-            sonde__errors_routes_remove();
+            routes_remove();
             sonde_errors_stop(et);
             sonde_health_stop(h);
             sonde__runtime_stop();
@@ -174,7 +205,7 @@ void sonde_stop(void)
     sonde__server_destroy(g.server);
     if (g.server) {
         sonde__dashboard_routes_remove();
-        sonde__errors_routes_remove();
+        routes_remove();
         sonde__errors_set_served(g.errors, NULL, false);
     }
     /* Before the worker's last reference goes: the tracker's final

@@ -1,5 +1,5 @@
 /* The runtime worker thread and its timer table. */
-#include "runtime/runtime.h"
+#include "core/worker.h"
 
 #include "core/internal.h"
 
