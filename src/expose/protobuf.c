@@ -36,21 +36,10 @@ static size_t varint_len(uint64_t v)
     return n;
 }
 
-static size_t put_varint(uint8_t *o, uint64_t v)
-{
-    size_t n = 0;
-    while (v >= 0x80) {
-        o[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    o[n++] = (uint8_t)v;
-    return n;
-}
-
 void sonde__pb_varint(sonde__pb *p, uint64_t v)
 {
     uint8_t tmp[10];
-    sonde__pb_raw(p, tmp, put_varint(tmp, v));
+    sonde__pb_raw(p, tmp, sonde__put_varint(tmp, v));
 }
 
 static void tag(sonde__pb *p, unsigned field, unsigned wire)
@@ -114,7 +103,7 @@ void sonde__pb_close(sonde__pb *p, size_t mark)
         p->b->len += vl - 1;
         p->b->data[p->b->len] = '\0';
     }
-    put_varint((uint8_t *)p->b->data + mark, len);
+    sonde__put_varint((uint8_t *)p->b->data + mark, len);
 }
 
 void sonde__pb_label(sonde__pb *p, const char *name, const char *value, size_t vn)

@@ -16,7 +16,7 @@
 #include "sql/sql_int.h"
 
 #include "metrics/metrics_int.h"
-#include "runtime/runtime.h"
+#include "core/worker.h"
 
 #include <errno.h>
 #include <math.h>
