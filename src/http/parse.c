@@ -420,7 +420,7 @@ int sonde__http_query_pairs(const char *q, size_t n, char *scratch, size_t cap, 
                 return SONDE_ELIMIT;
             if (used >= cap)
                 return SONDE_ETOOBIG;
-            ssize_t kl = pct_decode(q + i, klen, scratch + used, cap - used);
+            ssize_t kl = sonde__pct_decode(q + i, klen, scratch + used, cap - used);
             if (kl < 0)
                 return (int)kl;
             if (used + (size_t)kl >= cap)
@@ -430,7 +430,7 @@ int sonde__http_query_pairs(const char *q, size_t n, char *scratch, size_t cap, 
             scratch[used++] = '\0';
             if (used >= cap)
                 return SONDE_ETOOBIG;
-            ssize_t vl = pct_decode(v, vlen, scratch + used, cap - used);
+            ssize_t vl = sonde__pct_decode(v, vlen, scratch + used, cap - used);
             if (vl < 0)
                 return (int)vl;
             if (used + (size_t)vl >= cap)
