@@ -11,7 +11,7 @@
  * sonde_remote_write_get_stats and the self-metrics collector are atomics.
  */
 #include "export/export_int.h"
-#include "runtime/runtime.h"
+#include "core/worker.h"
 
 #include <sonde/log.h>
 
