@@ -20,6 +20,7 @@ int cmd_performance(int argc, char **argv);
 int cmd_errors(int argc, char **argv);
 int cmd_alerts(int argc, char **argv);
 int cmd_push(int argc, char **argv);
+int cmd_generate_config(int argc, char **argv);
 
 /* Shared by the client commands (client.c). */
 const char *cli_default_url(void);

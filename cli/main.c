@@ -9,6 +9,7 @@
  *   sonde performance [--operation NAME] [--hours N] [--json] [--url URL | --store ADDR]
  *   sonde errors [--url URL | --store ADDR] [--since D] [--severity S] [--json]
  *   sonde alerts [--url URL | --store ADDR] [--json]
+ *   sonde generate-config (--url URL | --config FILE) --output DIR [...]
  *   sonde version
  */
 #include "cli.h"
@@ -33,6 +34,7 @@ static const char usage[] =
     "  errors         list a service's error groups\n"
     "  alerts         list a service's alerts: firing, pending and recent\n"
     "  push           send metrics to a Pushgateway (push, push-add, delete)\n"
+    "  generate-config  Grafana, Prometheus, Alertmanager, compose and Kubernetes files\n"
     "  version        print versions\n"
     "\n"
     "Run 'sonde <command> --help' for a command's options.\n";
@@ -113,6 +115,8 @@ int main(int argc, char **argv)
         rc = cmd_alerts(argc - 1, argv + 1);
     else if (strcmp(cmd, "push") == 0)
         rc = cmd_push(argc - 1, argv + 1);
+    else if (strcmp(cmd, "generate-config") == 0)
+        rc = cmd_generate_config(argc - 1, argv + 1);
     else if (strcmp(cmd, "version") == 0)
         rc = cmd_version(argc - 1, argv + 1);
     else {

@@ -19,5 +19,6 @@
 #include "sonde/trace.h"
 #include "sonde/app.h"
 #include "sonde/export.h"
+#include "sonde/gen.h"
 
 #endif

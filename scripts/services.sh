@@ -10,6 +10,7 @@
 #   scripts/services.sh redis stop DIR
 #   scripts/services.sh prometheus start DIR PORT TARGET [INTERVAL]  # scrapes http://TARGET/metrics
 #     (extra prometheus flags from $SONDE_PROMETHEUS_FLAGS, e.g. --enable-feature=...)
+#   scripts/services.sh prometheus start DIR PORT --config FILE        # runs FILE as it is
 #   scripts/services.sh prometheus stop DIR
 #   scripts/services.sh free-port                  # print a free loopback TCP port
 #
@@ -91,6 +92,10 @@ stop_pidfile() { # pidfile
 prom_start() {
   local dir=$1 port=$2 target=$3 interval=${4:-1s}
   mkdir -p "$dir/data"
+  local config="$dir/prometheus.yml"
+  if [ "$target" = "--config" ]; then
+    config=$interval
+  else
   cat >"$dir/prometheus.yml" <<EOF
 global:
   scrape_interval: $interval
@@ -100,7 +105,8 @@ scrape_configs:
     static_configs:
       - targets: ["$target"]
 EOF
-  prometheus --config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/data" \
+  fi
+  prometheus --config.file="$config" --storage.tsdb.path="$dir/data" \
     --web.listen-address="127.0.0.1:$port" --log.level=warn ${SONDE_PROMETHEUS_FLAGS:-} \
     >"$dir/prometheus.log" 2>&1 &
   echo $! >"$dir/prometheus.pid"
@@ -121,5 +127,5 @@ case "${1:-} ${2:-}" in
   "prometheus start") prom_start "$3" "$4" "$5" "${6:-1s}" ;;
   "prometheus stop") stop_pidfile "$3/prometheus.pid" ;;
   "free-port "*) free_port ;;
-  *) sed -n '2,15p' "$0" >&2; exit 64 ;;
+  *) sed -n '2,18p' "$0" >&2; exit 64 ;;
 esac
