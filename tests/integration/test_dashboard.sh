@@ -14,6 +14,7 @@ cleanup() {
 }
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
+trap 'echo "FAIL: line $LINENO: $BASH_COMMAND" >&2' ERR
 
 start_demo() { # extra env assignments...
   env "$@" SONDE_DASHBOARD_INTERVAL=0.5 "$SONDE_BIN_DIR/sonde-demo" \
