@@ -2,7 +2,7 @@
  * sonde health and sonde metrics: clients of a running sonde server.
  */
 #include "cli.h"
-#include "json.h"
+#include "core/json.h"
 
 #include <sonde.h>
 
@@ -165,36 +165,36 @@ static void fmt_duration(char *out, size_t n, double s)
         snprintf(out, n, "%.2fs", s);
 }
 
-static void print_table(const json_value *root, bool detailed)
+static void print_table(const sonde__json *root, bool detailed)
 {
-    const char *status = json_get_str(root, "status", "?");
-    double pct = json_get_num(root, "health_percentage", NAN);
-    const json_value *ready = json_get(root, "ready");
-    const char *service = json_get_str(root, "service", "");
+    const char *status = sonde__json_get_str(root, "status", "?");
+    double pct = sonde__json_get_num(root, "health_percentage", NAN);
+    const sonde__json *ready = sonde__json_get(root, "ready");
+    const char *service = sonde__json_get_str(root, "service", "");
     printf("%-10s %s", "STATUS", status);
     if (!isnan(pct))
         printf(" (%.0f%%)", pct);
-    if (ready && ready->type == JSON_BOOL)
+    if (ready && ready->type == SONDE__JSON_BOOL)
         printf(", %s", ready->boolean ? "ready" : "not ready");
     printf("\n");
     if (*service)
         printf("%-10s %s\n", "SERVICE", service);
-    const json_value *sys = json_get(root, "system");
+    const sonde__json *sys = sonde__json_get(root, "system");
     if (detailed && sys) {
-        const json_value *cpu = json_get(sys, "cpu"), *mem = json_get(sys, "memory"),
-                         *disk = json_get(sys, "disk");
-        printf("%-10s %.0f CPUs, load %.2f %.2f %.2f", "HOST", json_get_num(cpu, "count", 0),
-               json_get_num(cpu, "load1", 0), json_get_num(cpu, "load5", 0),
-               json_get_num(cpu, "load15", 0));
+        const sonde__json *cpu = sonde__json_get(sys, "cpu"), *mem = sonde__json_get(sys, "memory"),
+                          *disk = sonde__json_get(sys, "disk");
+        printf("%-10s %.0f CPUs, load %.2f %.2f %.2f", "HOST", sonde__json_get_num(cpu, "count", 0),
+               sonde__json_get_num(cpu, "load1", 0), sonde__json_get_num(cpu, "load5", 0),
+               sonde__json_get_num(cpu, "load15", 0));
         if (mem)
-            printf(", memory %.1f%% used", json_get_num(mem, "used_percent", 0));
+            printf(", memory %.1f%% used", sonde__json_get_num(mem, "used_percent", 0));
         if (disk)
-            printf(", disk %s %.1f%% used", json_get_str(disk, "path", "/"),
-                   json_get_num(disk, "used_percent", 0));
+            printf(", disk %s %.1f%% used", sonde__json_get_str(disk, "path", "/"),
+                   sonde__json_get_num(disk, "used_percent", 0));
         printf("\n");
     }
-    const json_value *checks = json_get(root, "checks");
-    if (!checks || checks->type != JSON_OBJECT || checks->count == 0) {
+    const sonde__json *checks = sonde__json_get(root, "checks");
+    if (!checks || checks->type != SONDE__JSON_OBJECT || checks->count == 0) {
         printf("\n(no checks)\n");
         return;
     }
@@ -207,16 +207,16 @@ static void print_table(const json_value *root, bool detailed)
         printf("  %-9s  %s", "DURATION", "MESSAGE");
     printf("\n");
     for (size_t i = 0; i < checks->count; i++) {
-        const json_value *c = &checks->items[i];
-        const json_value *crit = json_get(c, "critical");
+        const sonde__json *c = &checks->items[i];
+        const sonde__json *crit = sonde__json_get(c, "critical");
         char name[64];
         cell(name, sizeof name, checks->keys[i], 40);
-        printf("%-*s  %-9s  %-8s", (int)w, name, json_get_str(c, "status", "?"),
-               crit && crit->type == JSON_BOOL ? (crit->boolean ? "yes" : "no") : "?");
+        printf("%-*s  %-9s  %-8s", (int)w, name, sonde__json_get_str(c, "status", "?"),
+               crit && crit->type == SONDE__JSON_BOOL ? (crit->boolean ? "yes" : "no") : "?");
         if (detailed) {
             char d[32], msg[160];
-            fmt_duration(d, sizeof d, json_get_num(c, "duration_seconds", -1));
-            cell(msg, sizeof msg, json_get_str(c, "message", ""), 120);
+            fmt_duration(d, sizeof d, sonde__json_get_num(c, "duration_seconds", -1));
+            cell(msg, sizeof msg, sonde__json_get_str(c, "message", ""), 120);
             printf("  %-9s  %s", d, msg);
         }
         printf("\n");
@@ -281,12 +281,12 @@ int cmd_health(int argc, char **argv)
         goto out;
     }
     char err[128];
-    json_value *root = json_parse(f.body ? f.body : "", f.len, err, sizeof err);
-    const char *status = root ? json_get_str(root, "status", NULL) : NULL;
+    sonde__json *root = sonde__json_parse(f.body ? f.body : "", f.len, err, sizeof err);
+    const char *status = root ? sonde__json_get_str(root, "status", NULL) : NULL;
     if (!status) {
         fprintf(stderr, "sonde health: %s did not answer a health report (%s)\n", full,
                 root ? "no status" : err);
-        json_free(root);
+        sonde__json_free(root);
         goto out;
     }
     if (strcmp(status, "healthy") == 0)
@@ -299,7 +299,7 @@ int cmd_health(int argc, char **argv)
         fwrite(f.body, 1, f.len, stdout);
     else
         print_table(root, detailed);
-    json_free(root);
+    sonde__json_free(root);
 out:
     free(f.body);
     return rc;

@@ -4,7 +4,7 @@
  */
 #define _GNU_SOURCE /* strptime, timegm */
 #include "cli.h"
-#include "json.h"
+#include "core/json.h"
 
 #include <sonde.h>
 
@@ -114,9 +114,9 @@ static bool parse_since(const char *s, double *out)
 }
 
 /* "2024-05-01T11:59:59.870Z" -> "2024-05-01 11:59:59"; "-" for null. */
-static void short_time(char *out, size_t n, const json_value *v)
+static void short_time(char *out, size_t n, const sonde__json *v)
 {
-    if (!v || v->type != JSON_STRING || strlen(v->string) < 19) {
+    if (!v || v->type != SONDE__JSON_STRING || strlen(v->string) < 19) {
         snprintf(out, n, "-");
         return;
     }
@@ -160,35 +160,35 @@ static int common_opt(const char *cmd, int argc, char **argv, int *i, opts *o)
     return 1;
 }
 
-static void print_groups(const json_value *root)
+static void print_groups(const sonde__json *root)
 {
-    const json_value *groups = json_get(root, "groups");
-    size_t n = groups && groups->type == JSON_ARRAY ? groups->count : 0;
+    const sonde__json *groups = sonde__json_get(root, "groups");
+    size_t n = groups && groups->type == SONDE__JSON_ARRAY ? groups->count : 0;
     if (n == 0) {
         printf("no error groups\n");
     } else {
         printf("%-8s  %8s  %-19s  %-24s  %s\n", "SEVERITY", "COUNT", "LAST SEEN", "LOCATION",
                "ERROR");
         for (size_t i = 0; i < n; i++) {
-            const json_value *g = &groups->items[i];
-            const json_value *loc = json_get(g, "location");
+            const sonde__json *g = &groups->items[i];
+            const sonde__json *loc = sonde__json_get(g, "location");
             char last[32], where[160], title[200], file[120];
-            short_time(last, sizeof last, json_get(g, "last_seen"));
-            const char *f = json_get_str(loc, "file", "");
+            short_time(last, sizeof last, sonde__json_get(g, "last_seen"));
+            const char *f = sonde__json_get_str(loc, "file", "");
             const char *slash = strrchr(f, '/');
             cli_cell(file, sizeof file, slash ? slash + 1 : f, 100);
-            int line = (int)json_get_num(loc, "line", 0);
+            int line = (int)sonde__json_get_num(loc, "line", 0);
             if (file[0] && line > 0)
                 snprintf(where, sizeof where, "%s:%d", file, line);
             else
                 snprintf(where, sizeof where, "%s", file[0] ? file : "-");
-            cli_cell(title, sizeof title, json_get_str(g, "title", ""), 150);
-            printf("%-8s  %8.0f  %-19s  %-24.24s  %s\n", json_get_str(g, "severity", "?"),
-                   json_get_num(g, "count", 0), last, where, title);
+            cli_cell(title, sizeof title, sonde__json_get_str(g, "title", ""), 150);
+            printf("%-8s  %8.0f  %-19s  %-24.24s  %s\n", sonde__json_get_str(g, "severity", "?"),
+                   sonde__json_get_num(g, "count", 0), last, where, title);
         }
     }
-    double total = json_get_num(root, "total_groups", NAN),
-           dropped = json_get_num(root, "dropped", 0);
+    double total = sonde__json_get_num(root, "total_groups", NAN),
+           dropped = sonde__json_get_num(root, "dropped", 0);
     if (!isnan(total))
         printf("\n%zu of %.0f group%s shown", n, total, total == 1 ? "" : "s");
     if (dropped > 0)
@@ -288,8 +288,8 @@ int cmd_errors(int argc, char **argv)
     if (rc)
         return rc;
     char err[128];
-    json_value *root = json_parse(body, len, err, sizeof err);
-    if (!root || !json_get(root, "groups")) {
+    sonde__json *root = sonde__json_parse(body, len, err, sizeof err);
+    if (!root || !sonde__json_get(root, "groups")) {
         fprintf(stderr, "sonde errors: the answer is not an error list (%s)\n",
                 root ? "no groups" : err);
         rc = 1;
@@ -299,12 +299,12 @@ int cmd_errors(int argc, char **argv)
     } else {
         print_groups(root);
     }
-    json_free(root);
+    sonde__json_free(root);
     free(body);
     return rc;
 }
 
-static void print_alert_rows(const json_value *list, bool history)
+static void print_alert_rows(const sonde__json *list, bool history)
 {
     if (history)
         printf("%-24s  %-8s  %-8s  %-19s  %-19s  %s\n", "RULE", "STATE", "SEVERITY", "FIRED",
@@ -312,40 +312,42 @@ static void print_alert_rows(const json_value *list, bool history)
     else
         printf("%-24s  %-8s  %-19s  %10s  %s\n", "RULE", "SEVERITY", "SINCE", "VALUE", "SUMMARY");
     for (size_t i = 0; i < list->count; i++) {
-        const json_value *a = &list->items[i];
+        const sonde__json *a = &list->items[i];
         char rule[80], sum[200], t1[32], t2[32];
-        cli_cell(rule, sizeof rule, json_get_str(a, "rule", ""), 60);
-        cli_cell(sum, sizeof sum, json_get_str(a, "summary", ""), 150);
+        cli_cell(rule, sizeof rule, sonde__json_get_str(a, "rule", ""), 60);
+        cli_cell(sum, sizeof sum, sonde__json_get_str(a, "summary", ""), 150);
         if (history) {
-            short_time(t1, sizeof t1, json_get(a, "fired_at"));
-            short_time(t2, sizeof t2, json_get(a, "resolved_at"));
-            printf("%-24s  %-8s  %-8s  %-19s  %-19s  %s\n", rule, json_get_str(a, "state", "?"),
-                   json_get_str(a, "severity", "?"), t1, t2, sum);
+            short_time(t1, sizeof t1, sonde__json_get(a, "fired_at"));
+            short_time(t2, sizeof t2, sonde__json_get(a, "resolved_at"));
+            printf("%-24s  %-8s  %-8s  %-19s  %-19s  %s\n", rule,
+                   sonde__json_get_str(a, "state", "?"), sonde__json_get_str(a, "severity", "?"),
+                   t1, t2, sum);
         } else {
-            const json_value *since = json_get(a, "fired_at");
-            if (!since || since->type != JSON_STRING)
-                since = json_get(a, "active_since");
+            const sonde__json *since = sonde__json_get(a, "fired_at");
+            if (!since || since->type != SONDE__JSON_STRING)
+                since = sonde__json_get(a, "active_since");
             short_time(t1, sizeof t1, since);
-            double v = json_get_num(a, "value", NAN);
+            double v = sonde__json_get_num(a, "value", NAN);
             char val[32];
             if (isnan(v))
                 snprintf(val, sizeof val, "-");
             else
                 snprintf(val, sizeof val, "%.4g", v);
-            const json_value *sil = json_get(a, "silenced");
-            printf("%-24s  %-8s  %-19s  %10s  %s%s\n", rule, json_get_str(a, "severity", "?"), t1,
-                   val, sum, sil && sil->type == JSON_BOOL && sil->boolean ? " (silenced)" : "");
+            const sonde__json *sil = sonde__json_get(a, "silenced");
+            printf("%-24s  %-8s  %-19s  %10s  %s%s\n", rule,
+                   sonde__json_get_str(a, "severity", "?"), t1, val, sum,
+                   sil && sil->type == SONDE__JSON_BOOL && sil->boolean ? " (silenced)" : "");
         }
     }
 }
 
-static void print_alerts(const json_value *root)
+static void print_alerts(const sonde__json *root)
 {
     static const char *const sections[3] = {"firing", "pending", "recent"};
     static const char *const titles[3] = {"FIRING", "PENDING", "RECENT"};
     for (int s = 0; s < 3; s++) {
-        const json_value *list = json_get(root, sections[s]);
-        size_t n = list && list->type == JSON_ARRAY ? list->count : 0;
+        const sonde__json *list = sonde__json_get(root, sections[s]);
+        size_t n = list && list->type == SONDE__JSON_ARRAY ? list->count : 0;
         if (s)
             printf("\n");
         if (n == 0) {
@@ -355,18 +357,18 @@ static void print_alerts(const json_value *root)
         printf("%s: %zu\n", titles[s], n);
         print_alert_rows(list, s == 2);
     }
-    const json_value *rules = json_get(root, "rules");
-    const json_value *notifiers = json_get(root, "notifiers");
-    size_t nr = rules && rules->type == JSON_ARRAY ? rules->count : 0;
-    size_t nn = notifiers && notifiers->type == JSON_ARRAY ? notifiers->count : 0;
+    const sonde__json *rules = sonde__json_get(root, "rules");
+    const sonde__json *notifiers = sonde__json_get(root, "notifiers");
+    size_t nr = rules && rules->type == SONDE__JSON_ARRAY ? rules->count : 0;
+    size_t nn = notifiers && notifiers->type == SONDE__JSON_ARRAY ? notifiers->count : 0;
     printf("\n%zu rule%s, %zu notifier%s", nr, nr == 1 ? "" : "s", nn, nn == 1 ? "" : "s");
     for (size_t i = 0; i < nn; i++) {
-        const json_value *x = &notifiers->items[i];
+        const sonde__json *x = &notifiers->items[i];
         char name[80];
-        cli_cell(name, sizeof name, json_get_str(x, "name", ""), 64);
+        cli_cell(name, sizeof name, sonde__json_get_str(x, "name", ""), 64);
         printf("%s %s (%s: %.0f sent, %.0f failed)", i ? "," : ":", name,
-               json_get_str(x, "kind", "?"), json_get_num(x, "sent", 0),
-               json_get_num(x, "failed", 0));
+               sonde__json_get_str(x, "kind", "?"), sonde__json_get_num(x, "sent", 0),
+               sonde__json_get_num(x, "failed", 0));
     }
     printf("\n");
 }
@@ -394,8 +396,8 @@ int cmd_alerts(int argc, char **argv)
     if (rc)
         return rc;
     char err[128];
-    json_value *root = json_parse(body, len, err, sizeof err);
-    if (!root || !json_get(root, "firing")) {
+    sonde__json *root = sonde__json_parse(body, len, err, sizeof err);
+    if (!root || !sonde__json_get(root, "firing")) {
         fprintf(stderr, "sonde alerts: the answer is not an alert list (%s)\n",
                 root ? "no firing list" : err);
         rc = 1;
@@ -405,7 +407,7 @@ int cmd_alerts(int argc, char **argv)
     } else {
         print_alerts(root);
     }
-    json_free(root);
+    sonde__json_free(root);
     free(body);
     return rc;
 }

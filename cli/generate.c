@@ -6,7 +6,7 @@
  * key, with the metric families sonde itself registers).
  */
 #include "cli.h"
-#include "json.h"
+#include "core/json.h"
 
 #include <sonde.h>
 
@@ -42,7 +42,7 @@ static const char gen_usage[] =
     "  --force                overwrite existing files\n";
 
 typedef struct model {
-    json_value *metrics, *health, *alerts;
+    sonde__json *metrics, *health, *alerts;
     sonde_gen_family *fams;
     const char **labels; /* all label name pointers, fams point into it */
     sonde_gen_rule *rules;
@@ -53,9 +53,9 @@ typedef struct model {
 
 static void model_free(model *m)
 {
-    json_free(m->metrics);
-    json_free(m->health);
-    json_free(m->alerts);
+    sonde__json_free(m->metrics);
+    sonde__json_free(m->health);
+    sonde__json_free(m->alerts);
     free(m->fams);
     free(m->labels);
     free(m->rules);
@@ -66,17 +66,17 @@ static void model_free(model *m)
 /* Fill m from the three documents (m owns them). Returns 0 or prints why. */
 static int model_build(model *m)
 {
-    const json_value *fams = json_get(m->metrics, "families");
-    if (!fams || fams->type != JSON_ARRAY) {
+    const sonde__json *fams = sonde__json_get(m->metrics, "families");
+    if (!fams || fams->type != SONDE__JSON_ARRAY) {
         fprintf(stderr, "sonde generate-config: /metrics/json has no \"families\" array\n");
         return 1;
     }
     size_t nl = 0;
     for (size_t i = 0; i < fams->count; i++) {
-        const json_value *ms = json_get(&fams->items[i], "metrics");
-        if (ms && ms->type == JSON_ARRAY && ms->count) {
-            const json_value *l = json_get(&ms->items[0], "labels");
-            nl += l && l->type == JSON_OBJECT ? l->count : 0;
+        const sonde__json *ms = sonde__json_get(&fams->items[i], "metrics");
+        if (ms && ms->type == SONDE__JSON_ARRAY && ms->count) {
+            const sonde__json *l = sonde__json_get(&ms->items[0], "labels");
+            nl += l && l->type == SONDE__JSON_OBJECT ? l->count : 0;
         }
     }
     m->fams = calloc(fams->count + 1, sizeof *m->fams);
@@ -85,19 +85,19 @@ static int model_build(model *m)
         return 1;
     size_t li = 0;
     for (size_t i = 0; i < fams->count; i++) {
-        const json_value *f = &fams->items[i];
+        const sonde__json *f = &fams->items[i];
         sonde_gen_family *g = &m->fams[m->nfams];
-        g->name = json_get_str(f, "name", NULL);
-        g->type = json_get_str(f, "type", NULL);
+        g->name = sonde__json_get_str(f, "name", NULL);
+        g->type = sonde__json_get_str(f, "type", NULL);
         if (!g->name || !g->type)
             continue;
-        g->help = json_get_str(f, "help", NULL);
-        g->unit = json_get_str(f, "unit", NULL);
+        g->help = sonde__json_get_str(f, "help", NULL);
+        g->unit = sonde__json_get_str(f, "unit", NULL);
         g->labels = m->labels + li;
-        const json_value *ms = json_get(f, "metrics");
-        if (ms && ms->type == JSON_ARRAY && ms->count) {
-            const json_value *l = json_get(&ms->items[0], "labels");
-            for (size_t k = 0; l && l->type == JSON_OBJECT && k < l->count; k++) {
+        const sonde__json *ms = sonde__json_get(f, "metrics");
+        if (ms && ms->type == SONDE__JSON_ARRAY && ms->count) {
+            const sonde__json *l = sonde__json_get(&ms->items[0], "labels");
+            for (size_t k = 0; l && l->type == SONDE__JSON_OBJECT && k < l->count; k++) {
                 /* Histograms' and summaries' le/quantile are not series labels. */
                 if (strcmp(l->keys[k], "le") == 0 || strcmp(l->keys[k], "quantile") == 0)
                     continue;
@@ -107,20 +107,20 @@ static int model_build(model *m)
         }
         m->nfams++;
     }
-    const json_value *checks = m->health ? json_get(m->health, "checks") : NULL;
-    if (checks && checks->type == JSON_OBJECT && checks->count) {
+    const sonde__json *checks = m->health ? sonde__json_get(m->health, "checks") : NULL;
+    if (checks && checks->type == SONDE__JSON_OBJECT && checks->count) {
         m->checks = calloc(checks->count, sizeof *m->checks);
         if (!m->checks)
             return 1;
         for (size_t i = 0; i < checks->count; i++)
             m->checks[m->nchecks++] = checks->keys[i];
     }
-    const json_value *rules = m->alerts ? json_get(m->alerts, "rules") : NULL;
-    if (rules && rules->type == JSON_ARRAY && rules->count) {
+    const sonde__json *rules = m->alerts ? sonde__json_get(m->alerts, "rules") : NULL;
+    if (rules && rules->type == SONDE__JSON_ARRAY && rules->count) {
         size_t nrl = 0;
         for (size_t i = 0; i < rules->count; i++) {
-            const json_value *l = json_get(&rules->items[i], "labels");
-            nrl += l && l->type == JSON_OBJECT ? 2 * l->count : 0;
+            const sonde__json *l = sonde__json_get(&rules->items[i], "labels");
+            nrl += l && l->type == SONDE__JSON_OBJECT ? 2 * l->count : 0;
         }
         m->rules = calloc(rules->count, sizeof *m->rules);
         m->rule_labels = calloc(nrl + 1, sizeof *m->rule_labels);
@@ -128,30 +128,30 @@ static int model_build(model *m)
             return 1;
         size_t rl = 0;
         for (size_t i = 0; i < rules->count; i++) {
-            const json_value *r = &rules->items[i];
-            const json_value *d = json_get(r, "definition");
+            const sonde__json *r = &rules->items[i];
+            const sonde__json *d = sonde__json_get(r, "definition");
             sonde_gen_rule *g = &m->rules[m->nrules];
-            g->name = json_get_str(r, "rule", NULL);
-            g->kind = json_get_str(r, "kind", NULL);
+            g->name = sonde__json_get_str(r, "rule", NULL);
+            g->kind = sonde__json_get_str(r, "kind", NULL);
             if (!g->name || !g->kind)
                 continue;
-            g->severity = json_get_str(r, "severity", NULL);
+            g->severity = sonde__json_get_str(r, "severity", NULL);
             if (d) {
-                g->min_severity = json_get_str(d, "min_severity", NULL);
-                g->type = json_get_str(d, "type", NULL);
-                g->operation = json_get_str(d, "operation", NULL);
-                g->threshold = json_get_num(d, "threshold", 0);
-                g->window_seconds = json_get_num(d, "window_seconds", 0);
-                g->for_seconds = json_get_num(d, "for_seconds", 0);
-                g->percent = json_get_num(d, "percent", 0);
-                g->min_count = json_get_num(d, "min_count", 0);
-                g->summary = json_get_str(d, "summary", NULL);
-                g->description = json_get_str(d, "description", NULL);
+                g->min_severity = sonde__json_get_str(d, "min_severity", NULL);
+                g->type = sonde__json_get_str(d, "type", NULL);
+                g->operation = sonde__json_get_str(d, "operation", NULL);
+                g->threshold = sonde__json_get_num(d, "threshold", 0);
+                g->window_seconds = sonde__json_get_num(d, "window_seconds", 0);
+                g->for_seconds = sonde__json_get_num(d, "for_seconds", 0);
+                g->percent = sonde__json_get_num(d, "percent", 0);
+                g->min_count = sonde__json_get_num(d, "min_count", 0);
+                g->summary = sonde__json_get_str(d, "summary", NULL);
+                g->description = sonde__json_get_str(d, "description", NULL);
             }
-            const json_value *l = json_get(r, "labels");
+            const sonde__json *l = sonde__json_get(r, "labels");
             g->labels = m->rule_labels + rl;
-            for (size_t k = 0; l && l->type == JSON_OBJECT && k < l->count; k++) {
-                if (l->items[k].type != JSON_STRING)
+            for (size_t k = 0; l && l->type == SONDE__JSON_OBJECT && k < l->count; k++) {
+                if (l->items[k].type != SONDE__JSON_STRING)
                     continue;
                 m->rule_labels[rl++] = l->keys[k];
                 m->rule_labels[rl++] = l->items[k].string;
@@ -163,10 +163,10 @@ static int model_build(model *m)
     return 0;
 }
 
-static json_value *parse_doc(const char *what, const char *body, size_t len)
+static sonde__json *parse_doc(const char *what, const char *body, size_t len)
 {
     char err[160];
-    json_value *v = json_parse(body, len, err, sizeof err);
+    sonde__json *v = sonde__json_parse(body, len, err, sizeof err);
     if (!v)
         fprintf(stderr, "sonde generate-config: %s is not JSON: %s\n", what, err);
     return v;
@@ -176,7 +176,7 @@ static int fetch(model *m, const char *url, const char *key, char *service, size
                  size_t pn)
 {
     static const char *const paths[4] = {"/metrics/json", "/health/detailed", "/alerts", "/info"};
-    json_value *docs[4] = {0};
+    sonde__json *docs[4] = {0};
     for (int i = 0; i < 4; i++) {
         char *body = NULL;
         size_t len = 0;
@@ -194,10 +194,10 @@ static int fetch(model *m, const char *url, const char *key, char *service, size
     m->health = docs[1];
     m->alerts = docs[2];
     if (docs[3]) {
-        snprintf(service, sn, "%s", json_get_str(docs[3], "name", ""));
-        const json_value *c = json_get(docs[3], "configuration");
-        snprintf(prefix, pn, "%s", c ? json_get_str(c, "route_prefix", "") : "");
-        json_free(docs[3]);
+        snprintf(service, sn, "%s", sonde__json_get_str(docs[3], "name", ""));
+        const sonde__json *c = sonde__json_get(docs[3], "configuration");
+        snprintf(prefix, pn, "%s", c ? sonde__json_get_str(c, "route_prefix", "") : "");
+        sonde__json_free(docs[3]);
     }
     return 0;
 }

@@ -4,7 +4,7 @@
  * store a service wrote (SQLite file or Redis).
  */
 #include "cli.h"
-#include "json.h"
+#include "core/json.h"
 
 #include <sonde.h>
 
@@ -173,32 +173,32 @@ static void print_table(const sonde_op_stats *v, size_t n, unsigned minutes)
         printf("(no operations)\n");
 }
 
-static double num_or_nan(const json_value *obj, const char *key)
+static double num_or_nan(const sonde__json *obj, const char *key)
 {
-    const json_value *v = json_get(obj, key);
-    return v && v->type == JSON_NUMBER ? v->number : NAN;
+    const sonde__json *v = sonde__json_get(obj, key);
+    return v && v->type == SONDE__JSON_NUMBER ? v->number : NAN;
 }
 
 /* The /performance document as stats. Returns the count or -1. */
-static long from_json(const json_value *root, sonde_op_stats **out)
+static long from_json(const sonde__json *root, sonde_op_stats **out)
 {
-    const json_value *ops = json_get(root, "operations");
-    if (!ops || ops->type != JSON_ARRAY)
+    const sonde__json *ops = sonde__json_get(root, "operations");
+    if (!ops || ops->type != SONDE__JSON_ARRAY)
         return -1;
     sonde_op_stats *v = calloc(ops->count ? ops->count : 1, sizeof *v);
     if (!v)
         return -1;
     for (size_t i = 0; i < ops->count; i++) {
-        const json_value *o = &ops->items[i];
+        const sonde__json *o = &ops->items[i];
         sonde_op_stats *s = &v[i];
-        snprintf(s->operation, sizeof s->operation, "%s", json_get_str(o, "operation", "?"));
-        s->window_minutes = (unsigned)json_get_num(o, "window_minutes", 0);
-        s->from_unix = (int64_t)json_get_num(o, "from_unix", 0);
-        s->to_unix = (int64_t)json_get_num(o, "to_unix", 0);
-        s->count = (uint64_t)json_get_num(o, "count", 0);
-        s->errors = (uint64_t)json_get_num(o, "errors", 0);
+        snprintf(s->operation, sizeof s->operation, "%s", sonde__json_get_str(o, "operation", "?"));
+        s->window_minutes = (unsigned)sonde__json_get_num(o, "window_minutes", 0);
+        s->from_unix = (int64_t)sonde__json_get_num(o, "from_unix", 0);
+        s->to_unix = (int64_t)sonde__json_get_num(o, "to_unix", 0);
+        s->count = (uint64_t)sonde__json_get_num(o, "count", 0);
+        s->errors = (uint64_t)sonde__json_get_num(o, "errors", 0);
         s->success_rate = num_or_nan(o, "success_rate");
-        const json_value *d = json_get(o, "duration_seconds");
+        const sonde__json *d = sonde__json_get(o, "duration_seconds");
         s->avg_seconds = num_or_nan(d, "avg");
         s->min_seconds = num_or_nan(d, "min");
         s->max_seconds = num_or_nan(d, "max");
@@ -206,10 +206,10 @@ static long from_json(const json_value *root, sonde_op_stats **out)
         s->p90_seconds = num_or_nan(d, "p90");
         s->p95_seconds = num_or_nan(d, "p95");
         s->p99_seconds = num_or_nan(d, "p99");
-        const json_value *b = json_get(o, "baseline");
-        s->has_baseline = b && b->type == JSON_OBJECT;
-        const json_value *an = json_get(o, "anomaly");
-        s->anomaly = an && an->type == JSON_BOOL && an->boolean;
+        const sonde__json *b = sonde__json_get(o, "baseline");
+        s->has_baseline = b && b->type == SONDE__JSON_OBJECT;
+        const sonde__json *an = sonde__json_get(o, "anomaly");
+        s->anomaly = an && an->type == SONDE__JSON_BOOL && an->boolean;
     }
     *out = v;
     return (long)ops->count;
@@ -269,10 +269,10 @@ static int from_url(const char *url, const char *key, double timeout, const char
         rc = 0;
         goto out;
     }
-    json_value *root = json_parse(b.data ? b.data : "", b.len, err, sizeof err);
+    sonde__json *root = sonde__json_parse(b.data ? b.data : "", b.len, err, sizeof err);
     sonde_op_stats *v = NULL;
     long n = root ? from_json(root, &v) : -1;
-    json_free(root);
+    sonde__json_free(root);
     if (n < 0) {
         fprintf(stderr, "sonde performance: %s did not answer a performance report\n", full);
         goto out;
