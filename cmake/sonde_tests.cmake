@@ -135,3 +135,11 @@ foreach(src ${SONDE_TEST_HELPERS})
   target_compile_options(${name} PRIVATE ${SONDE_WARNINGS})
   set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
 endforeach()
+
+# Components only call down: includes and the symbols each object file uses
+# from other components, against the table in scripts/check_layers.py
+# (docs/architecture.md).
+add_test(NAME test_layers
+  COMMAND python3 ${PROJECT_SOURCE_DIR}/scripts/check_layers.py ${PROJECT_SOURCE_DIR}
+          ${CMAKE_BINARY_DIR}/CMakeFiles/sonde_static.dir/src)
+set_tests_properties(test_layers PROPERTIES LABELS unit TIMEOUT 120)

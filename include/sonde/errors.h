@@ -436,8 +436,20 @@ typedef struct sonde_rule_opts {
     size_t label_count;
 } sonde_rule_opts;
 
+/** At most this many rules and notifiers per tracker (SONDE_ELIMIT beyond). */
+#define SONDE_ALERTS_MAX_RULES 256
+#define SONDE_ALERTS_MAX_NOTIFIERS 32
+
 /** Zero the options. Any thread. */
 SONDE_API void sonde_rule_opts_init(sonde_rule_opts *opts);
+
+/**
+ * Validate a rule's options as sonde_alerts_add_rule would, without adding
+ * it (for configuration checkers). Returns SONDE_OK or the error
+ * sonde_alerts_add_rule would return, the reason in sonde_registry_last_error.
+ * Works the same when sonde is disabled. Any thread.
+ */
+SONDE_API int sonde_rule_opts_check(const sonde_rule_opts *opts);
 
 /**
  * Add a rule to t (NULL: default tracker). Returns SONDE_OK, SONDE_EINVAL
@@ -528,6 +540,14 @@ typedef struct sonde_notifier_opts {
 
 /** Zero the options. Any thread. */
 SONDE_API void sonde_notifier_opts_init(sonde_notifier_opts *opts);
+
+/**
+ * Validate a notifier's options as sonde_alerts_add_notifier would, without
+ * adding it. Returns SONDE_OK or the error sonde_alerts_add_notifier would
+ * return, the reason in sonde_registry_last_error. Works the same when sonde is
+ * disabled. Any thread.
+ */
+SONDE_API int sonde_notifier_opts_check(const sonde_notifier_opts *opts);
 
 /**
  * Add a notifier to t (NULL: default tracker). Every alert transition from

@@ -11,7 +11,7 @@
 #include <sonde/config.h>
 
 #include "core/internal.h"
-#include "errors/errors_int.h"
+#include "core/text.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1089,7 +1089,7 @@ static bool get_pairs(ctx *c, yaml_node_t *n, const char *what, bool labels, cha
     size_t k = 0;
     for (int i = 0; ok && i < np; i++) {
         const char *name = p[i].name;
-        if (labels && (!sonde__label_name_ok(name) || strncmp(name, "__", 2) == 0 ||
+        if (labels && (!sonde__valid_label_name(name) || strncmp(name, "__", 2) == 0 ||
                        strcmp(name, "alertname") == 0)) {
             err_at(c, p[i].key, "\"%.60s\" is not a valid label name here", name);
             ok = false;
@@ -1224,13 +1224,13 @@ static void parse_rule(ctx *c, yaml_node_t *n, size_t index)
             }
     }
     /* Everything else as the library checks it. */
-    if (ok && sonde__rule_check(&r) != SONDE_OK) {
+    if (ok && sonde_rule_opts_check(&r) != SONDE_OK) {
         err_at(c, n, "%s", sonde_registry_last_error());
         ok = false;
     }
-    if (!ok || c->cfg->nrules >= MAX_RULES) {
+    if (!ok || c->cfg->nrules >= SONDE_ALERTS_MAX_RULES) {
         if (ok)
-            err_at(c, n, "more than %d rules", MAX_RULES);
+            err_at(c, n, "more than %d rules", SONDE_ALERTS_MAX_RULES);
         rule_opts_free(&r);
         return;
     }
@@ -1346,13 +1346,13 @@ static void parse_notifier(ctx *c, yaml_node_t *n, size_t index)
             }
         }
     }
-    if (ok && sonde__notifier_check(&o) != SONDE_OK) {
+    if (ok && sonde_notifier_opts_check(&o) != SONDE_OK) {
         err_at(c, n, "%s", sonde_registry_last_error());
         ok = false;
     }
-    if (!ok || c->cfg->nnotifiers >= MAX_NOTIFIERS) {
+    if (!ok || c->cfg->nnotifiers >= SONDE_ALERTS_MAX_NOTIFIERS) {
         if (ok)
-            err_at(c, n, "more than %d notifiers", MAX_NOTIFIERS);
+            err_at(c, n, "more than %d notifiers", SONDE_ALERTS_MAX_NOTIFIERS);
         notifier_opts_free(&o);
         return;
     }
@@ -1376,7 +1376,7 @@ static void parse_alerts(ctx *c, yaml_node_t *n)
             continue;
         }
         size_t len = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
-        size_t max = rules ? MAX_RULES : MAX_NOTIFIERS;
+        size_t max = rules ? SONDE_ALERTS_MAX_RULES : SONDE_ALERTS_MAX_NOTIFIERS;
         size_t cap = len < max ? len : max;
         if ((rules && c->cfg->rules) || (!rules && c->cfg->notifiers))
             continue; /* duplicate keys are reported by pairs() */

@@ -122,9 +122,9 @@ void sonde__groups_prune(group_table *gt, int64_t cutoff_ns);
 
 /* ---- rules and alerts (rules.c) ---- */
 
-#define MAX_RULES 256
+#define MAX_RULES SONDE_ALERTS_MAX_RULES
 #define MAX_SILENCES 256
-#define MAX_NOTIFIERS 32
+#define MAX_NOTIFIERS SONDE_ALERTS_MAX_NOTIFIERS
 #define MAX_THRESHOLD 100000
 #define RULE_BUCKETS 256
 
@@ -339,10 +339,6 @@ void sonde__errors_drain(sonde_errors *t);
 void sonde__rules_eval(sonde_errors *t, double now);
 void sonde__rules_feed(sonde_errors *t, const err_rec *r, const err_view *v);
 void sonde__rule_free(rule *r);
-/* Validate options as sonde_alerts_add_rule / _add_notifier would
- * (reason in sonde_registry_last_error). For the configuration loader. */
-int sonde__rule_check(const sonde_rule_opts *o);
-int sonde__notifier_check(const sonde_notifier_opts *o);
 void sonde__history_prune(sonde_errors *t, double now);
 
 /* notify.c */
@@ -374,8 +370,6 @@ int sonde__payload_log(sonde_buf *b, const alert_snap *a);
 int sonde__payload_template(sonde_buf *b, const char *tpl, const rule *r, double value);
 /* Default summary of a rule. */
 int sonde__payload_default_summary(sonde_buf *b, const rule *r, double value);
-/* Whether s is a valid Prometheus label name. */
-bool sonde__label_name_ok(const char *s);
 /* Append the alert's labels as a JSON object. */
 int sonde__payload_labels(sonde_buf *b, const alert_snap *a);
 

@@ -337,7 +337,7 @@ static int notifier_insert(sonde_errors *t, notifier *n)
     return SONDE_OK;
 }
 
-int sonde__notifier_check(const sonde_notifier_opts *o)
+int sonde_notifier_opts_check(const sonde_notifier_opts *o)
 {
     sonde__clear_error();
     notifier *n = NULL;

@@ -281,7 +281,7 @@ int sonde__payload_am(sonde_buf *b, const alert_snap *a, char *why, size_t whyle
     if (n == 0)
         bad = "no labels";
     for (size_t i = 0; i < n && !bad; i++) {
-        if (!sonde__label_name_ok(ls[i].name))
+        if (!sonde__valid_label_name(ls[i].name))
             bad = "invalid label name";
         else if (!sonde__utf8_ok(ls[i].value, strlen(ls[i].value)))
             bad = "label value is not UTF-8";

@@ -56,17 +56,6 @@ void sonde_rule_opts_init(sonde_rule_opts *o)
         memset(o, 0, sizeof *o);
 }
 
-bool sonde__label_name_ok(const char *s)
-{
-    if (!s || !((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_'))
-        return false;
-    for (const char *p = s + 1; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '_'))
-            return false;
-    return true;
-}
-
 void sonde__rule_free(rule *r)
 {
     if (!r)
@@ -128,7 +117,7 @@ static char *rule_ident(const sonde_rule_opts *o)
 static int rule_build(const sonde_rule_opts *o, rule **out)
 {
     *out = NULL;
-    if (!o->name || strlen(o->name) > 64 || !sonde__label_name_ok(o->name))
+    if (!o->name || strlen(o->name) > 64 || !sonde__valid_label_name(o->name))
         return bad("alert rule: invalid name \"%s\" (want [a-zA-Z_][a-zA-Z0-9_]{0,63})", o->name);
     if (o->kind < SONDE_RULE_ERRORS || o->kind > SONDE_RULE_HEALTH)
         return bad("alert rule %s: unknown kind", o->name);
@@ -153,7 +142,8 @@ static int rule_build(const sonde_rule_opts *o, rule **out)
         return bad("alert rule %s: labels missing or more than 32", o->name);
     for (size_t i = 0; i < o->label_count; i++) {
         const char *ln = o->labels[2 * i], *lv = o->labels[2 * i + 1];
-        if (!sonde__label_name_ok(ln) || strncmp(ln, "__", 2) == 0 || strcmp(ln, "alertname") == 0)
+        if (!sonde__valid_label_name(ln) || strncmp(ln, "__", 2) == 0 ||
+            strcmp(ln, "alertname") == 0)
             return bad("alert rule: invalid or reserved label name \"%s\"", ln);
         if (!lv || !sonde__utf8_ok(lv, strlen(lv)))
             return bad("alert rule: label %s has no valid UTF-8 value", ln);
@@ -201,7 +191,7 @@ static int rule_build(const sonde_rule_opts *o, rule **out)
     return SONDE_OK;
 }
 
-int sonde__rule_check(const sonde_rule_opts *o)
+int sonde_rule_opts_check(const sonde_rule_opts *o)
 {
     sonde__clear_error();
     rule *r = NULL;

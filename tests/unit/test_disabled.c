@@ -298,13 +298,20 @@ TEST(test_disabled_error_tracking_and_alerting_do_nothing)
     r.kind = SONDE_RULE_ERRORS;
     r.threshold = 1; /* the first error would fire it */
     r.window_seconds = 60;
+    ASSERT_OK(sonde_rule_opts_check(&r)); /* validation works the same disabled */
     ASSERT_OK(sonde_alerts_add_rule(t, &r));
+    r.window_seconds = -1;
+    ASSERT_EQ(sonde_rule_opts_check(&r), SONDE_EINVAL);
+    r.window_seconds = 60;
     sonde_notifier_opts no;
     sonde_notifier_opts_init(&no);
     no.name = "hook";
     no.kind = SONDE_NOTIFY_WEBHOOK;
     no.url = "http://127.0.0.1:9/";
+    ASSERT_OK(sonde_notifier_opts_check(&no));
     ASSERT_OK(sonde_alerts_add_notifier(t, &no));
+    no.url = NULL;
+    ASSERT_EQ(sonde_notifier_opts_check(&no), SONDE_EINVAL);
     sonde_error_capturef(t, SONDE_SEVERITY_CRITICAL, "E", NULL, 0, NULL, "boom %d", 1);
     sonde_errors_process(t);
     sonde_error_group *g;
