@@ -9,6 +9,8 @@
 # Figures:
 #   metrics_<N>_scrapes_per_s   GET /metrics with N series, wrk -t2 -c8
 #   metrics_<N>_bytes           size of one such exposition
+#   metrics_<N>_gzip_scrapes_per_s  the same with Accept-Encoding: gzip
+#   metrics_<N>_gzip_bytes      size of one such compressed exposition
 #   live_requests_per_s         GET /health/live, wrk -t2 -c64
 #   hot_loop_idle_incs_per_s     one thread incrementing a counter (median of
 #                                1 s samples), nothing scraping
@@ -65,6 +67,10 @@ bytes=$(curl -s "http://$addr/metrics" | wc -c)
 echo "metrics_${series}_bytes $bytes B"
 timeout $((dur + 10)) wrk -t2 -c8 -d"${dur}s" "http://$addr/metrics" >"$tmp/wrk.metrics"
 echo "metrics_${series}_scrapes_per_s $(rps <"$tmp/wrk.metrics") req/s"
+gzbytes=$(curl -s -H 'Accept-Encoding: gzip' "http://$addr/metrics" | wc -c)
+echo "metrics_${series}_gzip_bytes $gzbytes B"
+timeout $((dur + 10)) wrk -t2 -c8 -d"${dur}s" -H 'Accept-Encoding: gzip' "http://$addr/metrics" >"$tmp/wrk.gzip"
+echo "metrics_${series}_gzip_scrapes_per_s $(rps <"$tmp/wrk.gzip") req/s"
 timeout $((dur + 10)) wrk -t2 -c64 -d"${dur}s" "http://$addr/health/live" >"$tmp/wrk.live"
 echo "live_requests_per_s $(rps <"$tmp/wrk.live") req/s"
 stop_server

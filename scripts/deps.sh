@@ -7,7 +7,7 @@ set -euo pipefail
 
 build_pkgs=(
   build-essential cmake pkg-config g++
-  libmicrohttpd-dev libcurl4-openssl-dev zlib1g-dev libsqlite3-dev
+  libmicrohttpd-dev libcurl4-openssl-dev zlib1g-dev libdeflate-dev libsqlite3-dev
   libyaml-dev libhiredis-dev libpq-dev libcrypt-dev
   libprotobuf-c-dev protobuf-c-compiler libsnappy-dev
 )

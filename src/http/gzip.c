@@ -1,30 +1,75 @@
-/* gzip encoding of response bodies (zlib, one shot). */
+/* gzip encoding of response bodies: libdeflate, one shot, with one
+ * compressor per thread and level kept for the thread's life (allocating a
+ * compressor costs more than compressing a small body). */
 #include "http/http.h"
 
-#include <string.h>
-#include <zlib.h>
+#include <libdeflate.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+typedef struct gzip_tls {
+    struct libdeflate_compressor *c;
+    int level;
+} gzip_tls;
+
+static pthread_key_t gzip_key;
+static pthread_once_t gzip_once = PTHREAD_ONCE_INIT;
+static int gzip_key_ok;
+
+static void gzip_tls_free(void *p)
+{
+    gzip_tls *t = p;
+    libdeflate_free_compressor(t->c);
+    free(t);
+}
+
+static void gzip_key_init(void)
+{
+    gzip_key_ok = pthread_key_create(&gzip_key, gzip_tls_free) == 0;
+}
+
+/* The calling thread's compressor at level, or NULL when out of memory. */
+static struct libdeflate_compressor *compressor(int level)
+{
+    pthread_once(&gzip_once, gzip_key_init);
+    if (!gzip_key_ok)
+        return NULL;
+    gzip_tls *t = pthread_getspecific(gzip_key);
+    if (t && t->level == level)
+        return t->c;
+    struct libdeflate_compressor *c = libdeflate_alloc_compressor(level);
+    if (!c)
+        return NULL;
+    if (!t) {
+        t = calloc(1, sizeof *t);
+        if (!t || pthread_setspecific(gzip_key, t) != 0) {
+            free(t);
+            libdeflate_free_compressor(c);
+            return NULL;
+        }
+    } else {
+        libdeflate_free_compressor(t->c);
+    }
+    t->c = c;
+    t->level = level;
+    return c;
+}
 
 int sonde__gzip(const void *in, size_t n, int level, sonde_buf *out)
 {
-    z_stream z;
-    memset(&z, 0, sizeof z);
-    /* windowBits 15 + 16: gzip wrapper; memLevel 8 is zlib's default. */
-    if (deflateInit2(&z, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+    if (level < 1)
+        level = 1;
+    else if (level > 12)
+        level = 12;
+    struct libdeflate_compressor *c = compressor(level);
+    if (!c)
         return SONDE_ENOMEM;
-    uLong bound = deflateBound(&z, (uLong)n);
-    int rc = sonde__buf_reserve(out, (size_t)bound);
-    if (rc) {
-        deflateEnd(&z);
+    size_t bound = libdeflate_gzip_compress_bound(c, n);
+    int rc = sonde__buf_reserve(out, bound);
+    if (rc)
         return rc;
-    }
-    z.next_in = (Bytef *)(uintptr_t)in;
-    z.avail_in = (uInt)n;
-    z.next_out = (Bytef *)(out->data + out->len);
-    z.avail_out = (uInt)bound;
-    int zr = deflate(&z, Z_FINISH);
-    size_t produced = (size_t)bound - z.avail_out;
-    deflateEnd(&z);
-    if (zr != Z_STREAM_END)
+    size_t produced = libdeflate_gzip_compress(c, in, n, out->data + out->len, bound);
+    if (produced == 0)
         return SONDE_EIO;
     out->len += produced;
     out->data[out->len] = '\0';

@@ -80,7 +80,8 @@ bool sonde__ratelimit_take(sonde__ratelimit *rl, const struct sockaddr *sa, uint
 
 /* ---- gzip ---- */
 
-/* Compress in[0..n) as a gzip member into out (appended). Returns SONDE_OK,
+/* Compress in[0..n) as a gzip member into out (appended), at level 1..12
+ * (libdeflate's scale; clamped). Returns SONDE_OK,
  * SONDE_ENOMEM or SONDE_EIO. */
 int sonde__gzip(const void *in, size_t n, int level, sonde_buf *out);
 
