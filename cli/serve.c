@@ -27,7 +27,9 @@ static const char serve_usage[] =
     "/health/live, /health/ready, /health/detailed, /info, /status, /errors,\n"
     "/alerts, with the health checks, alert rules and notifiers of the\n"
     "configuration (and notifiers from SONDE_ALERTMANAGER_URL, SONDE_WEBHOOK_URL,\n"
-    "SONDE_SLACK_WEBHOOK_URL).\n"
+    "SONDE_SLACK_WEBHOOK_URL). With a remote_write section (or\n"
+    "SONDE_REMOTE_WRITE_URL) it also ships these metrics to Prometheus remote\n"
+    "write receivers (VictoriaMetrics, Mimir, Thanos, Prometheus).\n"
     "\n"
     "options:\n"
     "  --config FILE              YAML configuration (see docs/configuration.md)\n"
@@ -43,6 +45,18 @@ static const char check_usage[] =
     "\n"
     "Validate an agent configuration; print every error as FILE:LINE:COLUMN.\n"
     "Exit status 0 when valid, 1 otherwise.\n";
+
+/* A URL as shown: without user information and query (secrets). */
+static void url_shown(const char *url, char *out, size_t n)
+{
+    const char *host = strstr(url, "://");
+    host = host ? host + 3 : url;
+    size_t scheme = (size_t)(host - url);
+    const char *slash = strchr(host, '/'), *at = strchr(host, '@');
+    if (at && (!slash || at < slash))
+        host = at + 1;
+    snprintf(out, n, "%.*s%.*s", (int)scheme, url, (int)strcspn(host, "?#"), host);
+}
 
 int cmd_check_config(int argc, char **argv)
 {
@@ -88,6 +102,15 @@ int cmd_check_config(int argc, char **argv)
         }
         sonde_sql_destroy(sql);
     }
+    size_t nrw = sonde_config_remote_write_count(cfg);
+    for (size_t i = 0; i < nrw; i++) {
+        sonde_remote_write_opts o;
+        sonde_config_remote_write_opts(cfg, i, &o);
+        char shown[512];
+        url_shown(o.url, shown, sizeof shown);
+        printf("%s: remote write to %s%s%s%s\n", file, shown, o.name ? " (" : "",
+               o.name ? o.name : "", o.name ? ")" : "");
+    }
     size_t nr = sonde_config_rule_count(cfg), nn = sonde_config_notifier_count(cfg);
     if (nr || nn)
         printf("%s: ok (%zu check%s, %zu alert rule%s, %zu notifier%s)\n", file,
@@ -107,6 +130,9 @@ typedef struct agent {
     sonde_config *cfg;
     /* The SQL collector of the configuration (NULL without sql queries). */
     sonde_sql *sql;
+    /* The remote writers of the configuration's remote_write section. */
+    sonde_remote_write *rw[16];
+    size_t nrw;
     /* /info: the configuration's pairs plus each SQL database's masked
      * DSN. */
     const char **info;
@@ -122,11 +148,12 @@ static void build_info(agent *a, sonde_start_opts *o)
     free(a->info);
     a->info = NULL;
     size_t nd = sonde_sql_database_count(a->sql);
-    if (nd == 0)
+    if (nd == 0 && a->nrw == 0)
         return;
-    size_t n = o->info_count + nd;
+    size_t n = o->info_count + nd + a->nrw;
     a->info = calloc(2 * n, sizeof *a->info);
     static char keys[64][96];
+    static char rw_keys[16][32];
     if (!a->info || nd > 64)
         return;
     for (size_t i = 0; i < 2 * o->info_count; i++)
@@ -137,6 +164,12 @@ static void build_info(agent *a, sonde_start_opts *o)
         snprintf(keys[i], sizeof keys[i], "sql_database_%s", name);
         a->info[2 * (o->info_count + i)] = keys[i];
         a->info[2 * (o->info_count + i) + 1] = dsn;
+    }
+    /* Remote writers by their names (URLs without credentials). */
+    for (size_t i = 0; i < a->nrw; i++) {
+        snprintf(rw_keys[i], sizeof rw_keys[i], "remote_write_%zu", i + 1);
+        a->info[2 * (o->info_count + nd + i)] = rw_keys[i];
+        a->info[2 * (o->info_count + nd + i) + 1] = sonde_remote_write_name(a->rw[i]);
     }
     o->info = a->info;
     o->info_count = n;
@@ -185,6 +218,49 @@ static int apply_sql(agent *a, const sonde_config *cfg)
         return -1;
     }
     return 0;
+}
+
+/* Replace the running remote writers by the configuration's. The old ones
+ * get their flush timeout to send what they hold (a disk queue keeps the
+ * rest for the new writer of the same URL). Returns 0 or -1 (reported). */
+static int apply_remote_write(agent *a, const sonde_config *cfg)
+{
+    for (size_t i = 0; i < a->nrw; i++)
+        sonde_remote_write_destroy(a->rw[i]);
+    a->nrw = 0;
+    size_t n = sonde_config_remote_write_count(cfg);
+    int ret = 0;
+    for (size_t i = 0; i < n && a->nrw < 16; i++) {
+        sonde_remote_write_opts o;
+        sonde_config_remote_write_opts(cfg, i, &o);
+        sonde_remote_write *rw = NULL;
+        int rc = sonde_remote_write_create(&o, &rw);
+        if (rc == SONDE_OK && rw && (rc = sonde_remote_write_start(rw)) != SONDE_OK) {
+            sonde_remote_write_destroy(rw);
+            rw = NULL;
+        }
+        if (rc != SONDE_OK) {
+            fprintf(stderr, "sonde serve: remote_write entry %zu: %s (%s)\n", i + 1,
+                    sonde_strerror(rc), sonde_last_error_message());
+            ret = -1;
+            continue;
+        }
+        if (!rw)
+            continue; /* sonde disabled */
+        fprintf(stderr, "sonde serve: remote write to %s every %gs\n", sonde_remote_write_name(rw),
+                o.interval_seconds > 0 ? o.interval_seconds : 15.0);
+        a->rw[a->nrw++] = rw;
+    }
+    return ret;
+}
+
+static void stop_remote_write(agent *a)
+{
+    for (size_t i = 0; i < a->nrw; i++) {
+        sonde_remote_write_sample_now(a->rw[i]);
+        sonde_remote_write_destroy(a->rw[i]);
+    }
+    a->nrw = 0;
 }
 
 static void apply_host_metrics(const sonde_config *cfg)
@@ -296,6 +372,7 @@ static void reload(agent *a)
     sonde_health_run_now(NULL, NULL);
     apply_host_metrics(next);
     apply_sql(a, next);
+    apply_remote_write(a, next);
     int arc = sonde_config_apply_alerts(next, NULL);
     if (arc)
         fprintf(stderr, "sonde serve: alert rules and notifiers not all applied: %s (%s)\n",
@@ -381,7 +458,16 @@ int cmd_serve(int argc, char **argv)
         sonde_config_destroy(a.cfg);
         return 1;
     }
+    /* Remote writers run on sonde's worker too; before the server, so
+     * /info lists them. */
+    if (apply_remote_write(&a, a.cfg) != 0) {
+        stop_remote_write(&a);
+        sonde_sql_destroy(a.sql);
+        sonde_config_destroy(a.cfg);
+        return 1;
+    }
     if (start_server(&a, a.cfg) != SONDE_OK) {
+        stop_remote_write(&a);
         sonde_sql_destroy(a.sql);
         sonde_config_destroy(a.cfg);
         return 1;
@@ -402,6 +488,8 @@ int cmd_serve(int argc, char **argv)
                 sig == SIGTERM ? "SIGTERM" : "SIGINT");
         break;
     }
+    /* Last values sent before the host metrics go away. */
+    stop_remote_write(&a);
     sonde_stop();
     sonde_sql_destroy(a.sql);
     free(a.info);

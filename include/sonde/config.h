@@ -12,6 +12,7 @@
 #define SONDE_CONFIG_H
 
 #include "common.h"
+#include "export.h"
 #include "health.h"
 #include "runtime.h"
 #include "sql.h"
@@ -104,6 +105,21 @@ SONDE_API int sonde_config_sql(const sonde_config *cfg, sonde_registry *reg, son
 
 /** Number of SQL queries in the configuration. */
 SONDE_API size_t sonde_config_sql_query_count(const sonde_config *cfg);
+
+/** Number of receivers in the remote_write section. */
+SONDE_API size_t sonde_config_remote_write_count(const sonde_config *cfg);
+
+/**
+ * Copy the options of remote_write entry i into *opts, ready for
+ * sonde_remote_write_create (registry and self_registry NULL: the default
+ * registry). Strings and arrays point into cfg: keep cfg alive until
+ * sonde_remote_write_create returns (it copies them). A basic_auth
+ * password_file was read at loading; a bearer_token_file is read by the
+ * writer at each request. Returns SONDE_OK or SONDE_EINVAL (i out of
+ * range).
+ */
+SONDE_API int sonde_config_remote_write_opts(const sonde_config *cfg, size_t i,
+                                             sonde_remote_write_opts *opts);
 
 /**
  * A canonical text of the server settings: two configurations whose server

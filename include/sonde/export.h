@@ -138,6 +138,22 @@ SONDE_API int sonde_remote_write_create(const sonde_remote_write_opts *opts,
                                         sonde_remote_write **out);
 
 /**
+ * Validate options as sonde_remote_write_create does (URL, bounds, auth
+ * kinds, patterns, external labels) without creating anything: no file,
+ * no collector, no network. Returns SONDE_OK or SONDE_EINVAL with the
+ * reason in sonde_last_error_message(). With sonde disabled: SONDE_OK.
+ * Any thread.
+ */
+SONDE_API int sonde_remote_write_opts_check(const sonde_remote_write_opts *opts);
+
+/**
+ * The writer's name: the remote label of its self-metrics (the URL without
+ * credentials and query unless opts.name was set), safe to print or log.
+ * "" for NULL. Borrowed; valid until destroy. Any thread.
+ */
+SONDE_API const char *sonde_remote_write_name(const sonde_remote_write *rw);
+
+/**
  * Start sampling and sending on the runtime worker (starting the worker if
  * needed). Returns SONDE_OK, SONDE_ESTATE if already started, SONDE_ENOMEM.
  * Any thread.

@@ -25,6 +25,7 @@
 
 #include "common.h"
 #include "errors.h"
+#include "export.h"
 #include "health.h"
 #include "metrics.h"
 
@@ -113,6 +114,20 @@ typedef struct sonde_start_opts {
      * /alerts. NULL: the default tracker. Borrowed; must outlive
      * sonde_stop. */
     sonde_errors *errors;
+    /** Remote write (sonde/export.h): a writer created and started by
+     * sonde_start and destroyed by sonde_stop (which tries to send what is
+     * queued for its flush_timeout_seconds). Its registry, when NULL, is
+     * the served one. Borrowed for the call. NULL: from the environment,
+     * when $SONDE_REMOTE_WRITE_URL is set and not empty:
+     *   SONDE_REMOTE_WRITE_URL              receiver, e.g.
+     *                                       http://vm:8428/api/v1/write
+     *   SONDE_REMOTE_WRITE_INTERVAL         sampling interval, a duration
+     *                                       ("15s", "1m"; default 15s)
+     *   SONDE_REMOTE_WRITE_BEARER_TOKEN_FILE  file holding a bearer token
+     *   SONDE_REMOTE_WRITE_QUEUE_DIR        directory of the disk queue
+     *   SONDE_REMOTE_WRITE_EXTERNAL_LABELS  "name=value,name=value"
+     * A bad value makes sonde_start fail with SONDE_EINVAL. */
+    const sonde_remote_write_opts *remote_write;
 } sonde_start_opts;
 
 /** Zero the options (all defaults). Any thread. */
@@ -122,7 +137,8 @@ SONDE_API void sonde_start_opts_init(sonde_start_opts *opts);
  * Start the HTTP server and the runtime worker (opts NULL: defaults and the
  * environment). Returns SONDE_OK; SONDE_EBIND when the address cannot be
  * bound (in use, not local, permission); SONDE_EINVAL for a bad option
- * (unparsable address, only one TLS file, bad route prefix) with the reason
+ * (unparsable address, only one TLS file, bad route prefix, bad remote
+ * write option or SONDE_REMOTE_WRITE_* variable) with the reason
  * in sonde_last_error_message(); SONDE_EIO when a TLS file cannot be read
  * or TLS is unsupported; SONDE_ESTATE when already started; SONDE_ENOMEM.
  * On error nothing is left running. Never aborts the process. Any thread;

@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <regex.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,6 +102,9 @@ struct sonde_config {
     size_t nsql_dbs;
     sonde_sql_query_opts *sql_queries;
     size_t nsql_queries;
+    /* remote_write: options whose strings and arrays the configuration owns */
+    sonde_remote_write_opts *rws;
+    size_t nrws;
     char digest[40];
 };
 
@@ -1676,10 +1680,325 @@ out:
     sonde__free(qn);
 }
 
+/* ---- remote_write ---- */
+
+#define MAX_REMOTE_WRITE 16
+
+static void rw_opts_free(sonde_remote_write_opts *o)
+{
+    char *secrets[] = {(char *)o->bearer_token, (char *)o->basic_auth_password};
+    for (size_t i = 0; i < SONDE_ARRAY_LEN(secrets); i++)
+        if (secrets[i])
+            memset(secrets[i], 0, strlen(secrets[i]));
+    char *strs[] = {(char *)o->url,
+                    (char *)o->name,
+                    (char *)o->bearer_token,
+                    (char *)o->bearer_token_file,
+                    (char *)o->basic_auth_user,
+                    (char *)o->basic_auth_password,
+                    (char *)o->tls_ca_file,
+                    (char *)o->tls_cert_file,
+                    (char *)o->tls_key_file,
+                    (char *)o->queue_dir};
+    for (size_t i = 0; i < SONDE_ARRAY_LEN(strs); i++)
+        sonde__free(strs[i]);
+    for (size_t i = 0; i < 2 * o->external_label_count; i++)
+        sonde__free((char *)o->external_labels[i]);
+    sonde__free((void *)o->external_labels);
+    for (size_t i = 0; i < o->keep_count; i++)
+        sonde__free((char *)o->keep[i]);
+    sonde__free((void *)o->keep);
+    for (size_t i = 0; i < o->drop_count; i++)
+        sonde__free((char *)o->drop[i]);
+    sonde__free((void *)o->drop);
+}
+
+/* A list of metric name patterns, each compiled (anchored, as the writer
+ * does) to report a bad one at its own position. */
+static bool get_patterns(ctx *c, yaml_node_t *n, const char *what, const char *const **out,
+                         size_t *count)
+{
+    size_t cnt = 0;
+    char **l = get_str_list(c, n, what, &cnt);
+    if (!l)
+        return false;
+    bool ok = true;
+    for (size_t i = 0; i < cnt; i++) {
+        sonde_buf b;
+        sonde_buf_init(&b);
+        if (sonde__buf_printf(&b, "^(%s)$", l[i]) != SONDE_OK) {
+            c->oom = true;
+            ok = false;
+            break;
+        }
+        regex_t re;
+        int rc = regcomp(&re, b.data, REG_EXTENDED | REG_NOSUB);
+        sonde_buf_free(&b);
+        if (rc != 0) {
+            char msg[128];
+            regerror(rc, &re, msg, sizeof msg);
+            err_at(c, node_at(c, n->data.sequence.items.start[i]),
+                   "%s: \"%.60s\" is not a valid regular expression: %s", what, l[i], msg);
+            ok = false;
+        } else {
+            regfree(&re);
+        }
+    }
+    if (!ok) {
+        for (size_t i = 0; i < cnt; i++)
+            sonde__free(l[i]);
+        sonde__free(l);
+        return false;
+    }
+    *out = (const char *const *)l;
+    *count = cnt;
+    return true;
+}
+
+/* A file named by a *_file key must be readable now (its content is read
+ * again at each use, so a rotated token is picked up). */
+static bool get_readable_file(ctx *c, yaml_node_t *n, const char *what, const char **out)
+{
+    char *path = NULL;
+    if (!get_str(c, n, what, &path))
+        return false;
+    char probe[1];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t r = fd >= 0 ? read(fd, probe, 1) : -1;
+    int err = errno;
+    if (fd >= 0)
+        close(fd);
+    if (fd < 0 || r < 0) {
+        err_at(c, n, "cannot read %s %s: %s", what, path, strerror(err));
+        sonde__free(path);
+        return false;
+    }
+    if (r == 0) {
+        err_at(c, n, "%s %s is empty", what, path);
+        sonde__free(path);
+        return false;
+    }
+    sonde__free((char *)*out);
+    *out = path;
+    return true;
+}
+
+static void parse_rw_basic_auth(ctx *c, yaml_node_t *n, sonde_remote_write_opts *o)
+{
+    static const char *const keys[] = {"username", "password", "password_file", NULL};
+    kv *p = NULL;
+    int np = pairs(c, n, "remote_write basic_auth", &p);
+    yaml_node_t *pw = NULL;
+    for (int i = 0; i < np; i++) {
+        const char *k = p[i].name;
+        yaml_node_t *v = p[i].value;
+        if (strcmp(k, "username") == 0)
+            get_cstr(c, v, "basic_auth.username", &o->basic_auth_user);
+        else if (strcmp(k, "password") == 0 || strcmp(k, "password_file") == 0) {
+            if (pw) {
+                err_at(c, p[i].key, "basic_auth: give password or password_file, not both");
+                continue;
+            }
+            pw = p[i].key;
+            if (k[8] == '\0')
+                get_cstr(c, v, "basic_auth.password", &o->basic_auth_password);
+            else {
+                char *secret = NULL;
+                if (get_file_secret(c, v, "basic_auth.password_file", &secret)) {
+                    sonde__free((char *)o->basic_auth_password);
+                    o->basic_auth_password = secret;
+                }
+            }
+        } else
+            unknown_key(c, p[i].key, k, "remote_write basic_auth", keys, NULL);
+    }
+    if (np >= 0 && !o->basic_auth_user)
+        err_at(c, n, "basic_auth needs a username");
+    sonde__free(p);
+}
+
+static void parse_rw_tls(ctx *c, yaml_node_t *n, sonde_remote_write_opts *o)
+{
+    static const char *const keys[] = {"ca_file", "cert_file", "key_file", "insecure_skip_verify",
+                                       NULL};
+    kv *p = NULL;
+    int np = pairs(c, n, "remote_write tls", &p);
+    for (int i = 0; i < np; i++) {
+        const char *k = p[i].name;
+        yaml_node_t *v = p[i].value;
+        if (strcmp(k, "ca_file") == 0)
+            get_readable_file(c, v, "tls.ca_file", &o->tls_ca_file);
+        else if (strcmp(k, "cert_file") == 0)
+            get_readable_file(c, v, "tls.cert_file", &o->tls_cert_file);
+        else if (strcmp(k, "key_file") == 0)
+            get_readable_file(c, v, "tls.key_file", &o->tls_key_file);
+        else if (strcmp(k, "insecure_skip_verify") == 0) {
+            bool b = false;
+            if (get_bool(c, v, "tls.insecure_skip_verify", &b))
+                o->tls_insecure_skip_verify = b;
+        } else
+            unknown_key(c, p[i].key, k, "remote_write tls", keys, NULL);
+    }
+    if (np >= 0 && (!o->tls_cert_file) != (!o->tls_key_file))
+        err_at(c, n, "tls: cert_file and key_file go together");
+    sonde__free(p);
+}
+
+static void parse_rw_queue(ctx *c, yaml_node_t *n, sonde_remote_write_opts *o)
+{
+    static const char *const keys[] = {
+        "memory",         "dir",         "disk",        "batch_size",
+        "batch_deadline", "min_backoff", "max_backoff", "max_retry_after",
+        "flush_timeout",  NULL};
+    kv *p = NULL;
+    int np = pairs(c, n, "remote_write queue", &p);
+    for (int i = 0; i < np; i++) {
+        const char *k = p[i].name;
+        yaml_node_t *v = p[i].value;
+        uint64_t sz = 0;
+        unsigned u = 0;
+        if (strcmp(k, "memory") == 0) {
+            if (get_size(c, v, "queue.memory", &sz)) {
+                if (sz < 65536 || sz > ((uint64_t)1 << 40))
+                    err_at(c, v, "queue.memory must be between 64KiB and 1TiB");
+                else
+                    o->queue_max_bytes = (size_t)sz;
+            }
+        } else if (strcmp(k, "disk") == 0) {
+            if (get_size(c, v, "queue.disk", &sz)) {
+                if (sz < 65536 || sz > ((uint64_t)1 << 44))
+                    err_at(c, v, "queue.disk must be between 64KiB and 16TiB");
+                else
+                    o->disk_max_bytes = (size_t)sz;
+            }
+        } else if (strcmp(k, "dir") == 0)
+            get_cstr(c, v, "queue.dir", &o->queue_dir);
+        else if (strcmp(k, "batch_size") == 0) {
+            if (get_uint(c, v, "queue.batch_size", 1, 1000000, &u))
+                o->max_samples_per_send = u;
+        } else if (strcmp(k, "batch_deadline") == 0)
+            get_duration(c, v, "queue.batch_deadline", 0.001, 3600, &o->batch_deadline_seconds);
+        else if (strcmp(k, "min_backoff") == 0)
+            get_duration(c, v, "queue.min_backoff", 0.001, 3600, &o->min_backoff_seconds);
+        else if (strcmp(k, "max_backoff") == 0)
+            get_duration(c, v, "queue.max_backoff", 0.001, 86400, &o->max_backoff_seconds);
+        else if (strcmp(k, "max_retry_after") == 0)
+            get_duration(c, v, "queue.max_retry_after", 0.001, 86400, &o->max_retry_after_seconds);
+        else if (strcmp(k, "flush_timeout") == 0)
+            get_duration(c, v, "queue.flush_timeout", 0, 3600, &o->flush_timeout_seconds);
+        else
+            unknown_key(c, p[i].key, k, "remote_write queue", keys, NULL);
+    }
+    if (o->disk_max_bytes && !o->queue_dir)
+        err_at(c, n, "queue.disk needs queue.dir");
+    sonde__free(p);
+}
+
+static void parse_rw_entry(ctx *c, yaml_node_t *n, sonde_remote_write_opts *o)
+{
+    static const char *const keys[] = {
+        "url",        "name", "interval", "timeout", "bearer_token", "bearer_token_file",
+        "basic_auth", "tls",  "queue",    "keep",    "drop",         "external_labels",
+        NULL};
+    size_t errs_before = c->n;
+    kv *p = NULL;
+    int np = pairs(c, n, "a remote_write entry", &p);
+    yaml_node_t *auth = NULL;
+    for (int i = 0; i < np; i++) {
+        const char *k = p[i].name;
+        yaml_node_t *v = p[i].value;
+        if (strcmp(k, "bearer_token") == 0 || strcmp(k, "bearer_token_file") == 0 ||
+            strcmp(k, "basic_auth") == 0) {
+            if (auth) {
+                err_at(c, p[i].key,
+                       "remote_write: give one of bearer_token, bearer_token_file, basic_auth "
+                       "(\"%s\" at line %d already)",
+                       (const char *)auth->data.scalar.value, (int)auth->start_mark.line + 1);
+                continue;
+            }
+            auth = p[i].key;
+        }
+        if (strcmp(k, "url") == 0) {
+            if (get_cstr(c, v, "url", &o->url) && strncmp(o->url, "http://", 7) != 0 &&
+                strncmp(o->url, "https://", 8) != 0)
+                err_at(c, v, "remote_write url must start with http:// or https://");
+        } else if (strcmp(k, "name") == 0)
+            get_cstr(c, v, "remote_write name", &o->name);
+        else if (strcmp(k, "interval") == 0)
+            get_duration(c, v, "remote_write interval", 0.05, 86400, &o->interval_seconds);
+        else if (strcmp(k, "timeout") == 0)
+            get_duration(c, v, "remote_write timeout", 0.01, 3600, &o->timeout_seconds);
+        else if (strcmp(k, "bearer_token") == 0)
+            get_cstr(c, v, "bearer_token", &o->bearer_token);
+        else if (strcmp(k, "bearer_token_file") == 0)
+            get_readable_file(c, v, "bearer_token_file", &o->bearer_token_file);
+        else if (strcmp(k, "basic_auth") == 0)
+            parse_rw_basic_auth(c, v, o);
+        else if (strcmp(k, "tls") == 0)
+            parse_rw_tls(c, v, o);
+        else if (strcmp(k, "queue") == 0)
+            parse_rw_queue(c, v, o);
+        else if (strcmp(k, "keep") == 0)
+            get_patterns(c, v, "keep", &o->keep, &o->keep_count);
+        else if (strcmp(k, "drop") == 0)
+            get_patterns(c, v, "drop", &o->drop, &o->drop_count);
+        else if (strcmp(k, "external_labels") == 0) {
+            char **arr = NULL;
+            size_t cnt = 0;
+            if (get_pairs(c, v, "external_labels", true, &arr, &cnt)) {
+                o->external_labels = (const char *const *)arr;
+                o->external_label_count = cnt;
+            }
+        } else
+            unknown_key(c, p[i].key, k, "a remote_write entry", keys, NULL);
+    }
+    sonde__free(p);
+    if (np < 0)
+        return;
+    if (!o->url) {
+        err_at(c, n, "a remote_write entry needs a url");
+        return;
+    }
+    /* Whatever else the writer refuses, reported at the entry. */
+    if (c->n == errs_before && !c->oom && sonde_remote_write_opts_check(o) != SONDE_OK)
+        err_at(c, n, "%s", sonde_registry_last_error());
+}
+
+static void parse_remote_write(ctx *c, yaml_node_t *n)
+{
+    if (!n || n->type != YAML_SEQUENCE_NODE) {
+        err_at(c, n, "remote_write must be a list of receivers (- url: ...)");
+        return;
+    }
+    size_t len = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+    if (len > MAX_REMOTE_WRITE) {
+        err_at(c, n, "remote_write has more than %d entries", MAX_REMOTE_WRITE);
+        return;
+    }
+    sonde_config *cfg = c->cfg;
+    cfg->rws = sonde__calloc(len ? len : 1, sizeof *cfg->rws);
+    if (!cfg->rws) {
+        c->oom = true;
+        return;
+    }
+    cfg->nrws = len;
+    for (size_t i = 0; i < len; i++) {
+        yaml_node_t *it = node_at(c, n->data.sequence.items.start[i]);
+        parse_rw_entry(c, it, &cfg->rws[i]);
+        /* Two writers to one URL would share one disk queue file. */
+        for (size_t j = 0; j < i && cfg->rws[i].url; j++)
+            if (cfg->rws[j].url && strcmp(cfg->rws[i].url, cfg->rws[j].url) == 0) {
+                err_at(c, it, "remote_write entry %zu has the same url as entry %zu", i + 1, j + 1);
+                break;
+            }
+    }
+}
+
 static void parse_root(ctx *c, yaml_node_t *root)
 {
-    static const char *const keys[] = {"server", "service", "info", "host_metrics",
-                                       "checks", "alerts",  "sql",  NULL};
+    static const char *const keys[] = {"server",       "service",      "info",
+                                       "host_metrics", "checks",       "alerts",
+                                       "sql",          "remote_write", NULL};
     if (!root)
         return; /* empty file: all defaults */
     if (root->type == YAML_SCALAR_NODE && root->data.scalar.length == 0)
@@ -1706,6 +2025,8 @@ static void parse_root(ctx *c, yaml_node_t *root)
             parse_alerts(c, v);
         else if (strcmp(k, "sql") == 0)
             parse_sql(c, v);
+        else if (strcmp(k, "remote_write") == 0)
+            parse_remote_write(c, v);
         else
             unknown_key(c, p[i].key, k, "the configuration", keys, NULL);
     }
@@ -1780,6 +2101,9 @@ void sonde_config_destroy(sonde_config *cfg)
     for (size_t i = 0; i < cfg->nsql_queries; i++)
         sql_query_free(&cfg->sql_queries[i]);
     sonde__free(cfg->sql_queries);
+    for (size_t i = 0; i < cfg->nrws; i++)
+        rw_opts_free(&cfg->rws[i]);
+    sonde__free(cfg->rws);
     sonde__free(cfg);
 }
 
@@ -2085,4 +2409,17 @@ int sonde_config_sql(const sonde_config *cfg, sonde_registry *reg, sonde_sql **o
 size_t sonde_config_sql_query_count(const sonde_config *cfg)
 {
     return cfg ? cfg->nsql_queries : 0;
+}
+
+size_t sonde_config_remote_write_count(const sonde_config *cfg)
+{
+    return cfg ? cfg->nrws : 0;
+}
+
+int sonde_config_remote_write_opts(const sonde_config *cfg, size_t i, sonde_remote_write_opts *o)
+{
+    if (!cfg || !o || i >= cfg->nrws)
+        return SONDE_EINVAL;
+    *o = cfg->rws[i];
+    return SONDE_OK;
 }

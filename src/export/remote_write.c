@@ -510,17 +510,11 @@ static void rw_free(sonde_remote_write *rw)
     sonde__free(rw);
 }
 
-int sonde_remote_write_create(const sonde_remote_write_opts *o, sonde_remote_write **out)
+/* The checks of sonde_remote_write_create that need no resources. */
+static int check_scalars(const sonde_remote_write_opts *o)
 {
-    sonde__clear_error();
-    if (!out)
-        return SONDE_EINVAL;
-    *out = NULL;
-    if (!sonde_enabled())
-        return SONDE_OK; /* off: *out stays NULL, and every call accepts NULL */
     if (!o || !o->url || (strncmp(o->url, "http://", 7) != 0 && strncmp(o->url, "https://", 8))) {
-        sonde__set_error("remote write: url must start with http:// or https:// (got '%s')",
-                         o && o->url ? o->url : "(none)");
+        sonde__set_error("remote write: url must start with http:// or https://");
         return SONDE_EINVAL;
     }
     if (o->interval_seconds != 0 &&
@@ -547,6 +541,50 @@ int sonde_remote_write_create(const sonde_remote_write_opts *o, sonde_remote_wri
         sonde__set_error("remote write: durations must not be negative");
         return SONDE_EINVAL;
     }
+    if (o->tls_key_file && !o->tls_cert_file) {
+        sonde__set_error("remote write: tls_key_file without tls_cert_file");
+        return SONDE_EINVAL;
+    }
+    return SONDE_OK;
+}
+
+static int check_opts(const sonde_remote_write_opts *o)
+{
+    int rc = check_scalars(o);
+    if (rc != SONDE_OK)
+        return rc;
+    /* Patterns and external labels: compiled and copied as create does. */
+    sonde__rw_sampler tmp;
+    rc = sonde__rw_sampler_init(&tmp, o->registry, o->external_labels, o->external_label_count,
+                                o->keep, o->keep_count, o->drop, o->drop_count);
+    sonde__rw_sampler_free(&tmp);
+    return rc;
+}
+
+int sonde_remote_write_opts_check(const sonde_remote_write_opts *opts)
+{
+    sonde__clear_error();
+    if (!sonde_enabled())
+        return SONDE_OK;
+    return check_opts(opts);
+}
+
+const char *sonde_remote_write_name(const sonde_remote_write *rw)
+{
+    return rw ? rw->name : "";
+}
+
+int sonde_remote_write_create(const sonde_remote_write_opts *o, sonde_remote_write **out)
+{
+    sonde__clear_error();
+    if (!out)
+        return SONDE_EINVAL;
+    *out = NULL;
+    if (!sonde_enabled())
+        return SONDE_OK; /* off: *out stays NULL, and every call accepts NULL */
+    int rc = check_opts(o);
+    if (rc != SONDE_OK)
+        return rc;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     sonde_remote_write *rw = sonde__calloc(1, sizeof *rw);
     if (!rw)
@@ -580,9 +618,8 @@ int sonde_remote_write_create(const sonde_remote_write_opts *o, sonde_remote_wri
     rw->max_samples = o->max_samples_per_send ? o->max_samples_per_send : 2000;
     rw->rng =
         (uint64_t)sonde__now_mono_ns() ^ (uint64_t)(uintptr_t)rw ^ UINT64_C(0x9e3779b97f4a7c15);
-    int rc =
-        sonde__rw_sampler_init(&rw->smp, o->registry, o->external_labels, o->external_label_count,
-                               o->keep, o->keep_count, o->drop, o->drop_count);
+    rc = sonde__rw_sampler_init(&rw->smp, o->registry, o->external_labels, o->external_label_count,
+                                o->keep, o->keep_count, o->drop, o->drop_count);
     if (rc == SONDE_OK) {
         char *path = NULL;
         if (o->queue_dir) {

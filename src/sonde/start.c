@@ -12,6 +12,7 @@
 #include "http/dashboard.h"
 #include "http/views.h"
 #include "http/server.h"
+#include "core/text.h"
 #include "core/worker.h"
 
 #include <errno.h>
@@ -27,6 +28,7 @@ static struct {
     sonde_health *health;
     sonde_errors *errors;
     sonde__history *history;
+    sonde_remote_write *rw;
 } g;
 
 void sonde__errors_set_served(sonde_errors *t, const char *address, bool tls);
@@ -78,6 +80,102 @@ static void routes_remove(void)
     if (own_performance)
         sonde__http_route_remove("/performance");
     own_errors = own_alerts = own_performance = false;
+}
+
+/* ---- remote write from the options or the environment ---- */
+
+#define RW_ENV_MAX_LABELS 32
+
+typedef struct rw_env {
+    sonde_remote_write_opts o;
+    char *labels; /* copy of $SONDE_REMOTE_WRITE_EXTERNAL_LABELS, split in place */
+    const char *kv[2 * RW_ENV_MAX_LABELS];
+} rw_env;
+
+/* Fill e->o from the environment. Returns 1 when a writer is configured,
+ * 0 when none, SONDE_EINVAL (reason set) or SONDE_ENOMEM. */
+static int remote_write_env(rw_env *e)
+{
+    memset(e, 0, sizeof *e);
+    sonde_remote_write_opts_init(&e->o);
+    const char *url = getenv("SONDE_REMOTE_WRITE_URL");
+    if (!url || !*url)
+        return 0;
+    e->o.url = url;
+    const char *iv = getenv("SONDE_REMOTE_WRITE_INTERVAL");
+    if (iv && *iv && sonde__parse_duration(iv, &e->o.interval_seconds) != SONDE_OK) {
+        sonde__set_error("SONDE_REMOTE_WRITE_INTERVAL: not a duration like 15s or 1m: '%.40s'", iv);
+        return SONDE_EINVAL;
+    }
+    const char *tf = getenv("SONDE_REMOTE_WRITE_BEARER_TOKEN_FILE");
+    if (tf && *tf)
+        e->o.bearer_token_file = tf;
+    const char *qd = getenv("SONDE_REMOTE_WRITE_QUEUE_DIR");
+    if (qd && *qd)
+        e->o.queue_dir = qd;
+    const char *el = getenv("SONDE_REMOTE_WRITE_EXTERNAL_LABELS");
+    if (el && *el) {
+        if (!(e->labels = sonde__strdup(el)))
+            return SONDE_ENOMEM;
+        size_t n = 0;
+        for (char *item = e->labels, *next; item; item = next) {
+            next = strchr(item, ',');
+            if (next)
+                *next++ = '\0';
+            if (!*item)
+                continue;
+            char *eq = strchr(item, '=');
+            if (!eq || eq == item || n == RW_ENV_MAX_LABELS) {
+                sonde__set_error("SONDE_REMOTE_WRITE_EXTERNAL_LABELS: expected at most %d "
+                                 "name=value pairs separated by commas",
+                                 RW_ENV_MAX_LABELS);
+                return SONDE_EINVAL;
+            }
+            *eq = '\0';
+            e->kv[2 * n] = item;
+            e->kv[2 * n + 1] = eq + 1;
+            n++;
+        }
+        e->o.external_labels = e->kv;
+        e->o.external_label_count = n;
+    }
+    return 1;
+}
+
+/* Create the configured writer (not started) into *out (NULL when none). */
+static int remote_write_create(const sonde_start_opts *o, sonde_remote_write **out)
+{
+    *out = NULL;
+    rw_env e;
+    sonde_remote_write_opts ro;
+    int rc = SONDE_OK;
+    if (o->remote_write) {
+        ro = *o->remote_write;
+        memset(&e, 0, sizeof e);
+    } else {
+        rc = remote_write_env(&e);
+        ro = e.o;
+        if (rc <= 0) {
+            sonde__free(e.labels);
+            return rc;
+        }
+    }
+    if (!ro.registry)
+        ro.registry = o->registry;
+    rc = sonde_remote_write_create(&ro, out);
+    sonde__free(e.labels);
+    if (rc != SONDE_OK) {
+        char why[200];
+        snprintf(why, sizeof why, "%s", sonde_registry_last_error());
+        sonde__set_error("sonde_start: remote write%s: %s",
+                         o->remote_write ? "" : " from the environment", why);
+        return rc;
+    }
+    if (*out)
+        sonde__diag(SONDE_LOG_INFO, "remote_write", "remote write to %s every %gs",
+                    sonde_remote_write_name(*out),
+                    ro.interval_seconds > 0 ? ro.interval_seconds : 15.0);
+    return SONDE_OK;
 }
 
 int sonde_start(const sonde_start_opts *in)
@@ -145,9 +243,17 @@ int sonde_start(const sonde_start_opts *in)
         sonde__set_error("sonde_start: cannot start the runtime worker");
         return rc;
     }
+    sonde_remote_write *rw = NULL;
+    rc = remote_write_create(&o, &rw);
+    if (rc) {
+        sonde__runtime_stop();
+        pthread_mutex_unlock(&start_lock);
+        return rc;
+    }
     sonde_health *h = o.health ? o.health : sonde_health_default();
     rc = sonde_health_start(h);
     if (rc) {
+        sonde_remote_write_destroy(rw);
         sonde__runtime_stop();
         pthread_mutex_unlock(&start_lock);
         return rc;
@@ -157,6 +263,7 @@ int sonde_start(const sonde_start_opts *in)
     rc = et ? sonde_errors_start(et) : SONDE_ENOMEM;
     if (rc) {
         sonde_health_stop(h);
+        sonde_remote_write_destroy(rw);
         sonde__runtime_stop();
         pthread_mutex_unlock(&start_lock);
         return rc;
@@ -181,12 +288,31 @@ int sonde_start(const sonde_start_opts *in)
             routes_remove();
             sonde_errors_stop(et);
             sonde_health_stop(h);
+            sonde_remote_write_destroy(rw);
             sonde__runtime_stop();
             pthread_mutex_unlock(&start_lock);
             return rc;
         }
         sonde__errors_set_served(et, sonde__server_address(srv), o.tls_cert_file != NULL);
     }
+    if (rw && (rc = sonde_remote_write_start(rw)) != SONDE_OK) {
+        sonde__set_error("sonde_start: cannot start remote write");
+        sonde_remote_write_destroy(rw);
+        rw = NULL;
+        sonde__server_destroy(srv);
+        if (srv) {
+            sonde__dashboard_routes_remove();
+            routes_remove();
+        }
+        sonde_errors_stop(et);
+        sonde__history_destroy(g.history);
+        g.history = NULL;
+        sonde_health_stop(h);
+        sonde__runtime_stop();
+        pthread_mutex_unlock(&start_lock);
+        return rc;
+    }
+    g.rw = rw;
     g.running = true;
     g.server = srv;
     g.health = h;
@@ -201,6 +327,13 @@ void sonde_stop(void)
     if (!g.running) {
         pthread_mutex_unlock(&start_lock);
         return;
+    }
+    /* First, while everything it samples is still there: one last
+     * sampling, then up to its flush timeout to send what is queued. */
+    if (g.rw) {
+        sonde_remote_write_sample_now(g.rw);
+        sonde_remote_write_destroy(g.rw);
+        g.rw = NULL;
     }
     sonde__server_destroy(g.server);
     if (g.server) {

@@ -377,6 +377,23 @@ TEST(test_disabled_remote_write_and_push_do_nothing)
     ASSERT_OK(sonde_remote_write_flush(rw, 10));
     sonde_remote_write_destroy(rw);
     ASSERT(!exists(tmp_path("rwq")));
+    o.url = "not a url";
+    ASSERT_OK(sonde_remote_write_opts_check(&o));
+    ASSERT_STR_EQ(sonde_remote_write_name(NULL), "");
+    /* Neither the environment nor the options of sonde_start start one. */
+    setenv("SONDE_REMOTE_WRITE_URL", "http://127.0.0.1:1/api/v1/write", 1);
+    sonde_start_opts so;
+    sonde_start_opts_init(&so);
+    so.listen = "off";
+    o.url = "http://127.0.0.1:1/other";
+    so.remote_write = &o;
+    ASSERT_OK(sonde_start(&so));
+    so.remote_write = NULL;
+    sonde_stop();
+    ASSERT_OK(sonde_start(&so));
+    sonde_stop();
+    unsetenv("SONDE_REMOTE_WRITE_URL");
+    ASSERT(!exists(tmp_path("rwq")));
     sonde_push_opts po;
     sonde_push_opts_init(&po);
     po.url = "http://127.0.0.1:1";
