@@ -75,11 +75,19 @@ int sonde__rd_write_errors(void *ctx, const sonde__group_row *groups, size_t ngr
         snprintf(a4, sizeof a4, "%d", g->rank);
         const char *msg = g->message ? g->message : "";
         const char *data = g->data ? g->data : "{}";
-        const char *argv[12] = {"EVAL", up_group_lua, "2", key, idx, a1, a2, a3, a4, msg, data,
-                                g->fp};
-        size_t lens[12] = {4,           strlen(up_group_lua), 1,          strlen(key),
-                           strlen(idx), strlen(a1),           strlen(a2), strlen(a3),
-                           strlen(a4),  g->message_len,       g->data ? g->data_len : 2,
+        const char *argv[12] = {"EVAL", up_group_lua, "2", key, idx,  a1,
+                                a2,     a3,           a4,  msg, data, g->fp};
+        size_t lens[12] = {4,
+                           strlen(up_group_lua),
+                           1,
+                           strlen(key),
+                           strlen(idx),
+                           strlen(a1),
+                           strlen(a2),
+                           strlen(a3),
+                           strlen(a4),
+                           g->message_len,
+                           g->data ? g->data_len : 2,
                            strlen(g->fp)};
         if (redisAppendCommandArgv(c, 12, argv, lens) != REDIS_OK)
             rc = SONDE_ENOMEM;

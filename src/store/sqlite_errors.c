@@ -83,7 +83,8 @@ int sonde__sq_write_errors(void *ctx, const sonde__group_row *groups, size_t ngr
                            "INSERT INTO alerts(rule, state, fingerprint, started, resolved, data) "
                            "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                            -1, &ins, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(db, "UPDATE alerts SET state = ?2, resolved = ?3, data = ?4 WHERE id = ?1",
+        sqlite3_prepare_v2(db,
+                           "UPDATE alerts SET state = ?2, resolved = ?3, data = ?4 WHERE id = ?1",
                            -1, &upd, NULL) != SQLITE_OK) {
         int rc = fail(db, err, errlen, "prepare");
         sqlite3_finalize(up);
@@ -173,7 +174,8 @@ int sonde__sq_read_groups(void *ctx, int64_t since_ms, uint64_t *total, sonde__g
         if (fn(&g, ud) != 0)
             break;
     }
-    int rc = step == SQLITE_ROW || step == SQLITE_DONE ? SONDE_OK : fail(db, err, errlen, "read groups");
+    int rc =
+        step == SQLITE_ROW || step == SQLITE_DONE ? SONDE_OK : fail(db, err, errlen, "read groups");
     sqlite3_finalize(st);
     return rc;
 }
@@ -204,7 +206,8 @@ int sonde__sq_read_alerts(void *ctx, size_t limit, sonde__alert_fn fn, void *ud,
         if (fn(&a, ud) != 0)
             break;
     }
-    int rc = step == SQLITE_ROW || step == SQLITE_DONE ? SONDE_OK : fail(db, err, errlen, "read alerts");
+    int rc =
+        step == SQLITE_ROW || step == SQLITE_DONE ? SONDE_OK : fail(db, err, errlen, "read alerts");
     sqlite3_finalize(st);
     return rc;
 }
