@@ -378,10 +378,45 @@ typedef enum sonde_rule_kind {
     /** `operation` breaks its tracing baseline (sonde_trace_set_baseline). */
     SONDE_RULE_ANOMALY = 4,
     /** Health percentage of `health` below `percent`. */
-    SONDE_RULE_HEALTH = 5
+    SONDE_RULE_HEALTH = 5,
+    /* Rules over any metric of the tracker's registry (metric rules):
+     * `metric` selects the series, every evaluation samples them, and
+     * each matching series (or each group of `by`) is one alert, its
+     * labels carried into the alert's labels. The alert is active while
+     * `value <op> threshold_value` holds. See docs/alerting.md. */
+    /** The series' current value (gauge, counter, untyped). */
+    SONDE_RULE_VALUE = 6,
+    /** Per-second rate of a counter over window_seconds. */
+    SONDE_RULE_RATE = 7,
+    /** Increase of a counter over window_seconds. */
+    SONDE_RULE_INCREASE = 8,
+    /** Increase of `metric` divided by the increase of `denominator` over
+     * window_seconds (failures / total); no value when the denominator
+     * did not increase. */
+    SONDE_RULE_RATIO = 9,
+    /** The `quantile` of a histogram's observations within window_seconds,
+     * from its bucket increases (as PromQL's histogram_quantile). */
+    SONDE_RULE_QUANTILE = 10
 } sonde_rule_kind;
 
-/** "errors", "failure_rate", "no_success", "anomaly", "health"; "unknown".
+/** Comparisons of metric rules. Values are ABI. */
+typedef enum sonde_rule_op {
+    SONDE_OP_GT = 1, /* > (the default) */
+    SONDE_OP_GE = 2, /* >= */
+    SONDE_OP_LT = 3, /* < */
+    SONDE_OP_LE = 4, /* <= */
+    SONDE_OP_EQ = 5, /* == */
+    SONDE_OP_NE = 6  /* != */
+} sonde_rule_op;
+
+/** ">", ">=", "<", "<=", "==", "!="; "?" otherwise. Static text. */
+SONDE_API const char *sonde_rule_op_name(int op);
+/** Parse a comparison (also "gt", "ge", "lt", "le", "eq", "ne");
+ * returns the op or SONDE_EINVAL. Pure. */
+SONDE_API int sonde_rule_op_parse(const char *s);
+
+/** "errors", "failure_rate", "no_success", "anomaly", "health", "value",
+ * "rate", "increase", "ratio", "quantile"; "unknown".
  * Static text. */
 SONDE_API const char *sonde_rule_kind_name(int kind);
 /** Parse a kind name; returns the kind or SONDE_EINVAL. Pure. */
@@ -434,6 +469,30 @@ typedef struct sonde_rule_opts {
      * alertname and names starting with __ are reserved. */
     const char *const *labels;
     size_t label_count;
+    /* ---- metric rules (VALUE, RATE, INCREASE, RATIO, QUANTILE) ---- */
+    /** Required: the series, as a PromQL instant selector: a metric name
+     * (the full name as exposed, a counter with its _total) and optional
+     * matchers on labels: `http_requests_total{route=~"/api/.*",code!="200"}`
+     * (=, !=, =~, !~; regexes are POSIX extended and anchored; a missing
+     * label is the empty value). QUANTILE: a histogram family. */
+    const char *metric;
+    /** RATIO: the denominator's selector, required. */
+    const char *denominator;
+    /** Sum the series by these label names: one alert per combination of
+     * their values, with these labels. NULL/0: one alert per series
+     * (RATIO: per label set, numerator and denominator matched on equal
+     * label sets; QUANTILE: per series, `le` aside). At most 16. */
+    const char *const *by;
+    size_t by_count;
+    /** SONDE_OP_*; 0: SONDE_OP_GT. */
+    int op;
+    /** The alert is active while `value <op> threshold_value`. */
+    double threshold_value;
+    /** QUANTILE: the quantile, in (0, 1]. Required. */
+    double quantile;
+    /** Sample the registry and evaluate this often, in seconds. 0: every
+     * evaluation of the tracker (eval_interval_ms). Bounds: 0 to 3600. */
+    double interval_seconds;
 } sonde_rule_opts;
 
 /** At most this many rules and notifiers per tracker (SONDE_ELIMIT beyond). */
@@ -648,10 +707,16 @@ typedef struct sonde_alert {
     int silenced;
     /** Times notifiers were told about it (firing, repeats, resolution). */
     uint64_t notifications;
+    /** Metric rules: the labels of the alert's series or group, as
+     * {name="value",...} ("{}" for none); "" for the other rules and for
+     * history entries. */
+    const char *series;
 } sonde_alert;
 
 /**
- * Copy the current state of every rule (history 0) or the alert history,
+ * Copy the current state of every alert (history 0: one per rule, and
+ * for a metric rule one per series or group it watches, or one inactive
+ * entry while it has none) or the alert history,
  * most recent first (history non-zero: every firing episode kept, resolved
  * or not). *out is freed by the caller with sonde_free (NULL when *count is
  * 0). Returns SONDE_OK, SONDE_EINVAL or SONDE_ENOMEM. Any thread.

@@ -1030,10 +1030,14 @@ static void parse_checks(ctx *c, yaml_node_t *n)
 
 static void rule_opts_free(sonde_rule_opts *r)
 {
-    char *strs[] = {(char *)r->name, (char *)r->type, (char *)r->operation, (char *)r->summary,
-                    (char *)r->description};
+    char *strs[] = {(char *)r->name,       (char *)r->type,        (char *)r->operation,
+                    (char *)r->summary,    (char *)r->description, (char *)r->metric,
+                    (char *)r->denominator};
     for (size_t i = 0; i < SONDE_ARRAY_LEN(strs); i++)
         sonde__free(strs[i]);
+    for (size_t i = 0; i < r->by_count; i++)
+        sonde__free((char *)r->by[i]);
+    sonde__free((void *)r->by);
     for (size_t i = 0; i < 2 * r->label_count; i++)
         sonde__free((char *)r->labels[i]);
     sonde__free((void *)r->labels);
@@ -1130,10 +1134,11 @@ static bool get_pairs(ctx *c, yaml_node_t *n, const char *what, bool labels, cha
 
 static void parse_rule(ctx *c, yaml_node_t *n, size_t index)
 {
-    static const char *const keys[] = {"name",      "kind",        "severity",  "min_severity",
-                                       "threshold", "type",        "operation", "window",
-                                       "percent",   "min_count",   "for",       "repeat",
-                                       "summary",   "description", "labels",    NULL};
+    static const char *const keys[] = {
+        "name",   "kind",    "severity",    "min_severity", "threshold", "type",     "operation",
+        "window", "percent", "min_count",   "for",          "repeat",    "summary",  "description",
+        "labels", "metric",  "denominator", "by",           "op",        "quantile", "interval",
+        NULL};
     char where[64];
     snprintf(where, sizeof where, "alerts.rules[%zu]", index);
     kv *p = NULL;
@@ -1144,11 +1149,11 @@ static void parse_rule(ctx *c, yaml_node_t *n, size_t index)
     sonde_rule_opts_init(&r);
     bool ok = true, kind_given = false;
     char **labels = NULL;
+    yaml_node_t *threshold = NULL, *metric = NULL;
     for (int i = 0; i < np; i++) {
         const char *k = p[i].name;
         yaml_node_t *v = p[i].value;
         char *s = NULL;
-        unsigned u = 0;
         double d = 0;
         bool r_ok = true;
         if (strcmp(k, "name") == 0) {
@@ -1160,7 +1165,7 @@ static void parse_rule(ctx *c, yaml_node_t *n, size_t index)
             if (t && r.kind < 0)
                 err_at(c, v,
                        "unknown rule kind \"%.40s\" (one of errors, failure_rate, no_success, "
-                       "anomaly, health)",
+                       "anomaly, health, value, rate, increase, ratio, quantile)",
                        t);
             r_ok = r.kind > 0;
             if (!r_ok)
@@ -1171,8 +1176,7 @@ static void parse_rule(ctx *c, yaml_node_t *n, size_t index)
         } else if (strcmp(k, "min_severity") == 0) {
             r_ok = get_severity(c, v, "min_severity", &r.min_severity);
         } else if (strcmp(k, "threshold") == 0) {
-            r_ok = get_uint(c, v, "threshold", 1, 100000, &u);
-            r.threshold = u;
+            threshold = v; /* an error count or a metric value: after the kind */
         } else if (strcmp(k, "type") == 0) {
             r_ok = get_str(c, v, "type", &s);
             r.type = s;
@@ -1204,6 +1208,38 @@ static void parse_rule(ctx *c, yaml_node_t *n, size_t index)
         } else if (strcmp(k, "labels") == 0) {
             r_ok = get_pairs(c, v, "labels", true, &labels, &r.label_count);
             r.labels = (const char *const *)labels;
+        } else if (strcmp(k, "metric") == 0 || strcmp(k, "denominator") == 0) {
+            /* A selector: checked here so that the error points at it. */
+            r_ok = get_str(c, v, k, &s);
+            if (k[0] == 'm')
+                r.metric = s, metric = v;
+            else
+                r.denominator = s;
+            sonde__selector *sel = NULL;
+            char why[256];
+            if (r_ok && sonde__selector_parse(s, &sel, why, sizeof why) != SONDE_OK) {
+                err_at(c, v, "%s: %s", k, why);
+                r_ok = false;
+            }
+            sonde__selector_free(sel);
+        } else if (strcmp(k, "by") == 0) {
+            size_t nby = 0;
+            char **by = get_str_list(c, v, "by", &nby);
+            r.by = (const char *const *)by;
+            r.by_count = nby;
+            r_ok = by != NULL;
+        } else if (strcmp(k, "op") == 0) {
+            const char *t = scalar(c, v, "op");
+            r.op = t ? sonde_rule_op_parse(t) : SONDE_EINVAL;
+            if (t && r.op < 0)
+                err_at(c, v, "unknown op \"%.20s\" (one of >, >=, <, <=, ==, !=; quote them)", t);
+            r_ok = r.op > 0;
+            if (!r_ok)
+                r.op = 0;
+        } else if (strcmp(k, "quantile") == 0) {
+            r_ok = get_num(c, v, "quantile", 0.000001, 1, &r.quantile);
+        } else if (strcmp(k, "interval") == 0) {
+            r_ok = get_duration(c, v, "interval", 0, 3600, &r.interval_seconds);
         } else {
             unknown_key(c, p[i].key, k, where, keys, NULL);
             r_ok = false;
@@ -1211,6 +1247,17 @@ static void parse_rule(ctx *c, yaml_node_t *n, size_t index)
         ok = ok && r_ok;
     }
     sonde__free(p);
+    if (threshold && sonde__metric_kind(r.kind)) {
+        ok = get_num(c, threshold, "threshold", -1e300, 1e300, &r.threshold_value) && ok;
+    } else if (threshold) {
+        unsigned u = 0;
+        ok = get_uint(c, threshold, "threshold", 1, 100000, &u) && ok;
+        r.threshold = u;
+    }
+    if (ok && sonde__metric_kind(r.kind) && !metric) {
+        err_at(c, n, "%s (%s) has no metric", where, sonde_rule_kind_name(r.kind));
+        ok = false;
+    }
     if (!r.name) {
         err_at(c, n, "%s has no name", where);
         ok = false;

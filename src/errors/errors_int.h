@@ -168,6 +168,18 @@ typedef struct rule {
     uint64_t episode; /* history id of the current/last episode, 0 none */
     bool removed;     /* resolve at next evaluation and free */
     char *ident;      /* canonical definition (sonde_alerts_set_rules) */
+    /* Metric rules (metric_rules.c): the definition and the per-series
+     * alerts; NULL for the other kinds and for per-series alerts. */
+    struct metric_rule *metric;
+    /* A per-series alert of a metric rule: its series' labels as
+     * {a="x",...}; measured by the metric evaluator (ext_*), stepped like
+     * any rule. NULL for rules that are one alert. */
+    char *series;
+    bool ext_known, ext_cond;
+    /* Metric rules and their per-series alerts: the definition (owned by
+     * the metric rule; per-series alerts are freed first). */
+    const struct metric_rule *mdef;
+    uint64_t seen_gen; /* per-series alert: last evaluation that saw it */
 } rule;
 
 typedef struct silence {
@@ -340,6 +352,37 @@ void sonde__rules_eval(sonde_errors *t, double now);
 void sonde__rules_feed(sonde_errors *t, const err_rec *r, const err_view *v);
 void sonde__rule_free(rule *r);
 void sonde__history_prune(sonde_errors *t, double now);
+/* One evaluation step of an alert (state machine, notifications). */
+void sonde__rule_step(sonde_errors *t, rule *r, double now);
+/* Every alert: rules that are one alert, the per-series alerts of metric
+ * rules, and metric rules without any series. Start with *i = *j = 0;
+ * NULL at the end. t->lock held. */
+rule *sonde__alert_next(const sonde_errors *t, size_t *i, size_t *j);
+
+/* metric_rules.c: rules over registry metrics. */
+static inline bool sonde__metric_kind(int kind)
+{
+    return kind >= SONDE_RULE_VALUE && kind <= SONDE_RULE_QUANTILE;
+}
+/* Validate the metric part of o and attach it to r (r->metric). */
+int sonde__metric_rule_build(const sonde_rule_opts *o, rule *r);
+/* Append the metric part of a rule's canonical definition. */
+int sonde__metric_rule_ident(sonde_buf *b, const sonde_rule_opts *o);
+void sonde__metric_rule_free(rule *r);
+/* Sample and evaluate a metric rule, stepping its per-series alerts;
+ * when r is removed, resolve them all. t->lock held. */
+void sonde__metric_rule_eval(sonde_errors *t, rule *r, double now);
+/* The i-th per-series alert, or NULL. */
+rule *sonde__metric_rule_child(const rule *r, size_t i);
+/* Default summary, value, threshold and JSON definition of metric rules. */
+int sonde__metric_summary(sonde_buf *b, const rule *r, double v);
+int sonde__metric_put_value(sonde_buf *b, const rule *r, double v);
+int sonde__metric_put_threshold(sonde_buf *b, const rule *r);
+int sonde__metric_json_definition(sonde_buf *b, const rule *r);
+/* Parse a selector (metric{label op "value",...}); reason in err. */
+typedef struct sonde__selector sonde__selector;
+int sonde__selector_parse(const char *s, sonde__selector **out, char *err, size_t errlen);
+void sonde__selector_free(sonde__selector *sel);
 
 /* notify.c */
 /* Queue a transition of rule r for every notifier that takes it. t->lock

@@ -640,8 +640,8 @@ void sonde__notify_resend(sonde_errors *t, double now)
         if (now - n->last_resend < n->resend_s)
             continue;
         n->last_resend = now;
-        for (size_t k = 0; k < t->nrules; k++) {
-            rule *r = t->rules[k];
+        size_t ai = 0, aj = 0;
+        for (rule *r; (r = sonde__alert_next(t, &ai, &aj));) {
             /* Firing, sent before, not silenced, not just sent in this
              * evaluation. */
             if (r->state != SONDE_ALERT_FIRING || !r->told || r->silenced ||

@@ -24,6 +24,8 @@ static int put_value(sonde_buf *b, const rule *r, double v)
 {
     if (isnan(v))
         return sonde__buf_puts(b, "unknown");
+    if (sonde__metric_kind(r->kind))
+        return sonde__metric_put_value(b, r, v);
     if (r->kind == SONDE_RULE_FAILURE_RATE || r->kind == SONDE_RULE_HEALTH)
         return sonde__buf_printf(b, "%.1f", v);
     return sonde__buf_printf(b, "%.0f", v);
@@ -65,6 +67,9 @@ int sonde__payload_default_summary(sonde_buf *b, const rule *r, double v)
         rc = rc ? rc : put_value(b, r, v);
         rc = rc ? rc : sonde__buf_printf(b, "%% (below %g%%)", r->percent);
         break;
+    default:
+        rc = sonde__metric_summary(b, r, v);
+        break;
     }
     return rc;
 }
@@ -87,6 +92,8 @@ int sonde__payload_template(sonde_buf *b, const char *tpl, const rule *r, double
 #define IS(name) (n == sizeof(name) - 1 && memcmp(k, name, n) == 0)
         if (IS("value"))
             rc = rc ? rc : put_value(b, r, v);
+        else if (IS("threshold") && sonde__metric_kind(r->kind))
+            rc = rc ? rc : sonde__metric_put_threshold(b, r);
         else if (IS("threshold"))
             rc = rc ? rc
                  : (r->kind == SONDE_RULE_FAILURE_RATE || r->kind == SONDE_RULE_HEALTH)
@@ -102,7 +109,15 @@ int sonde__payload_template(sonde_buf *b, const char *tpl, const rule *r, double
             rc = rc ? rc : sonde__buf_puts(b, r->name);
         else if (IS("severity"))
             rc = rc ? rc : sonde__buf_puts(b, sonde_severity_name(r->severity));
-        else
+        else if (n > 7 && memcmp(k, "labels.", 7) == 0) {
+            /* {labels.NAME}: a label of the alert (a metric rule's series). */
+            const char *lv = NULL;
+            for (size_t i = 0; i < r->nlabels && !lv; i++)
+                if (strlen(r->labels[2 * i]) == n - 7 &&
+                    memcmp(r->labels[2 * i], k + 7, n - 7) == 0)
+                    lv = r->labels[2 * i + 1];
+            rc = rc ? rc : sonde__buf_puts(b, lv ? lv : "");
+        } else
             rc = rc ? rc : sonde__buf_append(b, open, n + 2);
 #undef IS
         p = close + 1;

@@ -23,19 +23,20 @@
 #include <string.h>
 #include <strings.h>
 
-static const char *const kind_names[] = {"unknown",    "errors",  "failure_rate",
-                                         "no_success", "anomaly", "health"};
+static const char *const kind_names[] = {"unknown",  "errors", "failure_rate", "no_success",
+                                         "anomaly",  "health", "value",        "rate",
+                                         "increase", "ratio",  "quantile"};
 
 const char *sonde_rule_kind_name(int kind)
 {
-    return kind >= 1 && kind <= 5 ? kind_names[kind] : "unknown";
+    return kind >= 1 && kind <= SONDE_RULE_QUANTILE ? kind_names[kind] : "unknown";
 }
 
 int sonde_rule_kind_parse(const char *s)
 {
     if (!s)
         return SONDE_EINVAL;
-    for (int i = 1; i <= 5; i++)
+    for (int i = 1; i <= SONDE_RULE_QUANTILE; i++)
         if (strcasecmp(s, kind_names[i]) == 0)
             return i;
     if (strcasecmp(s, "error_threshold") == 0 || strcasecmp(s, "threshold") == 0)
@@ -72,6 +73,8 @@ void sonde__rule_free(rule *r)
     sonde__free(r->bucket_count);
     sonde__free(r->bucket_id);
     sonde__free(r->ident);
+    sonde__free(r->series);
+    sonde__metric_rule_free(r);
     sonde__free(r);
 }
 
@@ -106,6 +109,8 @@ static char *rule_ident(const sonde_rule_opts *o)
     }
     for (size_t i = 0; i < 2 * o->label_count && !rc; i++)
         rc = sonde__buf_printf(&b, "%zu:%s|", strlen(o->labels[i]), o->labels[i]);
+    if (!rc && sonde__metric_kind(o->kind))
+        rc = sonde__metric_rule_ident(&b, o);
     if (rc) {
         sonde_buf_free(&b);
         return NULL;
@@ -119,7 +124,7 @@ static int rule_build(const sonde_rule_opts *o, rule **out)
     *out = NULL;
     if (!o->name || strlen(o->name) > 64 || !sonde__valid_label_name(o->name))
         return bad("alert rule: invalid name \"%s\" (want [a-zA-Z_][a-zA-Z0-9_]{0,63})", o->name);
-    if (o->kind < SONDE_RULE_ERRORS || o->kind > SONDE_RULE_HEALTH)
+    if (o->kind < SONDE_RULE_ERRORS || o->kind > SONDE_RULE_QUANTILE)
         return bad("alert rule %s: unknown kind", o->name);
     if ((o->severity && (o->severity < 1 || o->severity > 4)) ||
         (o->min_severity && (o->min_severity < 1 || o->min_severity > 4)))
@@ -186,6 +191,13 @@ static int rule_build(const sonde_rule_opts *o, rule **out)
     if (!ok) {
         sonde__rule_free(r);
         return SONDE_ENOMEM;
+    }
+    if (sonde__metric_kind(r->kind)) {
+        int rc = sonde__metric_rule_build(o, r);
+        if (rc) {
+            sonde__rule_free(r);
+            return rc;
+        }
     }
     *out = r;
     return SONDE_OK;
@@ -612,14 +624,14 @@ static void resolve(sonde_errors *t, rule *r, double now)
         tell(t, r, SONDE_ALERT_RESOLVED, now);
 }
 
-static void step(sonde_errors *t, rule *r, double now)
+void sonde__rule_step(sonde_errors *t, rule *r, double now)
 {
-    double value = NAN;
-    bool known = r->removed ? true : measure(t, r, now, &value);
+    double value = r->series ? r->value : NAN;
+    bool known = r->removed ? true : r->series ? r->ext_known : measure(t, r, now, &value);
     if (!known)
         return;
     r->value = value;
-    bool cond = !r->removed && condition(t, r, now, value);
+    bool cond = !r->removed && (r->series ? r->ext_cond : condition(t, r, now, value));
     if (r->state == SONDE_ALERT_INACTIVE || r->state == SONDE_ALERT_RESOLVED) {
         if (!cond)
             return;
@@ -668,7 +680,11 @@ void sonde__rules_eval(sonde_errors *t, double now)
     }
     for (size_t i = 0; i < t->nrules; i++) {
         rule *r = t->rules[i];
-        step(t, r, now);
+        if (r->metric) {
+            sonde__metric_rule_eval(t, r, now);
+            continue;
+        }
+        sonde__rule_step(t, r, now);
         if (r->state != SONDE_ALERT_FIRING)
             r->silenced = silenced(t, r, now);
     }
@@ -687,11 +703,39 @@ void sonde__rules_eval(sonde_errors *t, double now)
     t->last_eval = now;
 }
 
+rule *sonde__alert_next(const sonde_errors *t, size_t *i, size_t *j)
+{
+    while (*i < t->nrules) {
+        rule *r = t->rules[*i];
+        if (!r->metric) {
+            ++*i;
+            return r;
+        }
+        rule *c = sonde__metric_rule_child(r, *j);
+        if (c) {
+            ++*j;
+            return c;
+        }
+        bool none = *j == 0;
+        ++*i;
+        *j = 0;
+        if (none)
+            return r;
+    }
+    return NULL;
+}
+
 /* ---- reading ---- */
 
 static size_t str_size(const char *s)
 {
     return s ? strlen(s) + 1 : 1;
+}
+
+/* sonde_alert.series of an alert. */
+static const char *alert_series(const rule *r)
+{
+    return r->series ? r->series : r->metric ? "{}" : NULL;
 }
 
 int sonde_alerts_get(sonde_errors *t, int history, sonde_alert **out, size_t *count)
@@ -703,31 +747,44 @@ int sonde_alerts_get(sonde_errors *t, int history, sonde_alert **out, size_t *co
     if (!(t = sonde__errors_resolve(t)))
         return SONDE_ENOMEM;
     pthread_mutex_lock(&t->lock);
-    size_t n = history ? t->hist_n : t->nrules;
-    sonde_buf sums[MAX_RULES];
-    memset(sums, 0, sizeof sums);
+    size_t n = history ? t->hist_n : 0;
+    size_t ai = 0, aj = 0;
+    rule **alerts = NULL;
+    if (!history) {
+        while (sonde__alert_next(t, &ai, &aj))
+            n++;
+        ai = aj = 0;
+        alerts = n ? sonde__calloc(n, sizeof *alerts) : NULL;
+        for (size_t k = 0; alerts && k < n; k++)
+            alerts[k] = sonde__alert_next(t, &ai, &aj);
+    }
+    sonde_buf *sums = !history && n ? sonde__calloc(n, sizeof *sums) : NULL;
     size_t bytes = 0;
-    for (size_t k = 0; k < n; k++) {
+    for (size_t k = 0; k < n && (history || (sums && alerts)); k++) {
         if (history) {
             size_t i = (t->hist_pos + t->hist_max - 1 - k) % t->hist_max;
-            bytes += str_size(t->history[i].rule) + str_size(t->history[i].summary);
+            bytes += str_size(t->history[i].rule) + str_size(t->history[i].summary) + 1;
         } else {
-            rule *r = t->rules[k];
+            rule *r = alerts[k];
             if (r->summary_tpl)
                 sonde__payload_template(&sums[k], r->summary_tpl, r, r->value);
             else
                 sonde__payload_default_summary(&sums[k], r, r->value);
-            bytes += str_size(r->name) + sums[k].len + 1;
+            bytes += str_size(r->name) + sums[k].len + 1 + str_size(alert_series(r));
         }
     }
     int rc = SONDE_OK;
     sonde_alert *arr = n ? sonde__calloc(1, n * sizeof *arr + bytes) : NULL;
-    if (n && !arr)
+    if (n && (!arr || (!history && (!alerts || !sums))))
         rc = SONDE_ENOMEM;
+    if (rc) {
+        sonde__free(arr);
+        arr = NULL;
+    }
     char *p = arr ? (char *)(arr + n) : NULL;
     for (size_t k = 0; arr && k < n; k++) {
         sonde_alert *a = &arr[k];
-        const char *name, *sum;
+        const char *name, *sum, *series = NULL;
         if (history) {
             size_t i = (t->hist_pos + t->hist_max - 1 - k) % t->hist_max;
             const history_entry *h = &t->history[i];
@@ -740,9 +797,10 @@ int sonde_alerts_get(sonde_errors *t, int history, sonde_alert **out, size_t *co
             a->fired_at = h->fired_at;
             a->resolved_at = h->resolved_at;
         } else {
-            const rule *r = t->rules[k];
+            const rule *r = alerts[k];
             name = r->name;
             sum = sums[k].data;
+            series = alert_series(r);
             a->state = r->state;
             a->severity = r->severity;
             a->value = r->value;
@@ -760,10 +818,16 @@ int sonde_alerts_get(sonde_errors *t, int history, sonde_alert **out, size_t *co
         memcpy(p, sum ? sum : "", l + 1);
         a->summary = p;
         p += l + 1;
+        l = series ? strlen(series) : 0;
+        memcpy(p, series ? series : "", l + 1);
+        a->series = p;
+        p += l + 1;
     }
     pthread_mutex_unlock(&t->lock);
-    for (size_t k = 0; k < MAX_RULES; k++)
+    for (size_t k = 0; sums && k < n; k++)
         sonde_buf_free(&sums[k]);
+    sonde__free(sums);
+    sonde__free(alerts);
     if (!rc) {
         *out = arr;
         *count = n;
@@ -807,6 +871,8 @@ static int json_rule_definition(sonde_buf *b, const rule *r)
         rc = sonde__buf_puts(b, ",\"description\":");
         rc = rc ? rc : sonde__buf_json_str(b, r->description_tpl);
     }
+    if (!rc && r->metric)
+        rc = sonde__metric_json_definition(b, r);
     return rc ? rc : sonde__buf_putc(b, '}');
 }
 
@@ -867,13 +933,14 @@ int sonde_alerts_write_json(sonde_errors *t, sonde_buf *out)
     for (int l = 0; l < 2 && !rc; l++) {
         rc = sonde__buf_printf(out, ",\"%s\":[", list_names[l]);
         bool first = true;
-        for (size_t i = 0; i < t->nrules && !rc; i++) {
-            if (t->rules[i]->state != lists[l] || t->rules[i]->removed)
+        size_t ai = 0, aj = 0;
+        for (rule *r; !rc && (r = sonde__alert_next(t, &ai, &aj));) {
+            if (r->state != lists[l] || r->removed)
                 continue;
             if (!first)
                 rc = sonde__buf_putc(out, ',');
             first = false;
-            rc = rc ? rc : json_rule_alert(out, t, t->rules[i]);
+            rc = rc ? rc : json_rule_alert(out, t, r);
         }
         rc = rc ? rc : sonde__buf_putc(out, ']');
     }

@@ -335,6 +335,59 @@ TEST(test_disabled_error_tracking_and_alerting_do_nothing)
     ASSERT_EQ(threads(), before);
 }
 
+TEST(test_disabled_metric_rules_add_and_do_nothing)
+{
+    int before = threads();
+    sonde_registry *reg;
+    ASSERT_OK(sonde_registry_create(NULL, &reg));
+    sonde_gauge *g;
+    ASSERT_OK(sonde_gauge_create(reg, "depth", "h", &g));
+    sonde_errors_opts eo;
+    sonde_errors_opts_init(&eo);
+    eo.registry = reg;
+    sonde_errors *t;
+    ASSERT_OK(sonde_errors_create(&eo, &t));
+    ASSERT_OK(sonde_errors_start(t));
+    static const int kinds[] = {SONDE_RULE_VALUE, SONDE_RULE_RATE, SONDE_RULE_INCREASE,
+                                SONDE_RULE_RATIO, SONDE_RULE_QUANTILE};
+    static const char *const names[] = {"v", "r", "i", "ra", "q"};
+    for (size_t i = 0; i < 5; i++) {
+        sonde_rule_opts r;
+        sonde_rule_opts_init(&r);
+        r.name = names[i];
+        r.kind = kinds[i];
+        r.metric = "depth{a=~\"x.*\"}";
+        r.denominator = kinds[i] == SONDE_RULE_RATIO ? "depth" : NULL;
+        r.quantile = 0.5;
+        r.op = SONDE_OP_GE; /* 0 >= 0 would fire at once if evaluated */
+        ASSERT_OK(sonde_alerts_add_rule(t, &r));
+    }
+    sonde_rule_opts r;
+    sonde_rule_opts_init(&r);
+    r.name = "plain";
+    r.kind = SONDE_RULE_VALUE;
+    r.metric = "depth";
+    r.op = SONDE_OP_GE;
+    ASSERT_OK(sonde_alerts_set_rules(t, &r, 1));
+    ASSERT_EQ(sonde_alerts_add_rule(t, &r), SONDE_ECONFLICT); /* listed by set_rules */
+    sonde_gauge_set(g, 10);
+    sonde_errors_process(t);
+    sonde_alert *a;
+    size_t n = 9;
+    ASSERT_OK(sonde_alerts_get(t, 0, &a, &n));
+    ASSERT_EQ(n, 1);
+    ASSERT_EQ(a[0].state, SONDE_ALERT_INACTIVE);
+    ASSERT_STR_EQ(a[0].series, "{}");
+    sonde_free(a);
+    ASSERT_OK(sonde_alerts_get(t, 1, &a, &n));
+    ASSERT_EQ(n, 0);
+    ASSERT_OK(sonde_alerts_remove_rule(t, "plain"));
+    sonde_errors_stop(t);
+    sonde_errors_destroy(t);
+    sonde_registry_destroy(reg);
+    ASSERT_EQ(threads(), before);
+}
+
 TEST(test_disabled_start_serves_nothing)
 {
     int before = threads();
