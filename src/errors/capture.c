@@ -145,10 +145,34 @@ static size_t slen(const char *s, size_t max)
     return s ? strnlen(s, max) : 0;
 }
 
+/* Each thread's cache of sonde_errors_total's series: code captures a
+ * handful of (severity, type) pairs, and a labelled lookup would be a
+ * quarter of a capture's cost. Slots are keyed by the tracker's generation
+ * (a tracker freed and another made at the same address never match) and
+ * the type's bytes; series handles stay valid for the family's life. */
+#define TOTAL_SLOTS 4
+typedef struct total_slot {
+    uint64_t gen;
+    sonde_counter *counter;
+    uint8_t sev;
+    uint8_t len;
+    char type[SONDE_ERROR_TYPE_MAX];
+} total_slot;
+static __thread total_slot total_tls[TOTAL_SLOTS];
+static __thread unsigned total_next;
+
 static void count_total(sonde_errors *t, int sev, const char *type, size_t type_len)
 {
     if (!t->total)
         return;
+    for (unsigned i = 0; i < TOTAL_SLOTS; i++) {
+        total_slot *s = &total_tls[i];
+        if (s->gen == t->gen && s->sev == sev && s->len == type_len &&
+            memcmp(s->type, type, type_len) == 0) {
+            sonde_counter_inc(s->counter);
+            return;
+        }
+    }
     char cut[SONDE_ERROR_TYPE_MAX + 1];
     if (type[type_len] != '\0') {
         memcpy(cut, type, type_len);
@@ -157,8 +181,15 @@ static void count_total(sonde_errors *t, int sev, const char *type, size_t type_
     }
     const char *vals[2] = {sev_names[sev], type};
     void *c = NULL;
-    if (sonde_family_get(t->total, vals, 2, &c) == SONDE_OK && c)
-        sonde_counter_inc(c);
+    if (sonde_family_get(t->total, vals, 2, &c) != SONDE_OK || !c)
+        return;
+    sonde_counter_inc(c);
+    total_slot *s = &total_tls[total_next++ % TOTAL_SLOTS];
+    s->gen = t->gen;
+    s->counter = c;
+    s->sev = (uint8_t)sev;
+    s->len = (uint8_t)type_len;
+    memcpy(s->type, type, type_len);
 }
 
 void sonde_error_capture(sonde_errors *t, const sonde_error_info *in)
@@ -208,7 +239,6 @@ void sonde_error_capture(sonde_errors *t, const sonde_error_info *in)
     memcpy(p, type, type_len);
     r->type_len = (uint16_t)type_len;
     p += type_len;
-    char *msg = p;
     size_t fixed = op_len + file_len + func_len + ERR_CID_MAX;
     size_t room = (size_t)(end - p) > fixed ? (size_t)(end - p) - fixed : 0;
     size_t msg_len =
@@ -267,13 +297,16 @@ void sonde_error_capture(sonde_errors *t, const sonde_error_info *in)
         r->lctx_len = (uint16_t)lctx_len;
     }
 
+    /* An explicit fingerprint is hashed here (the string is the caller's);
+     * the default one, from the normalised message, is left to the drain:
+     * normalising is most of a capture's cost and the record holds all it
+     * needs. */
     if (in->fingerprint) {
         r->fp = sonde__hash64(in->fingerprint, strlen(in->fingerprint), 0x66707269ULL);
+        r->fp_pending = 0;
     } else {
-        char norm[ERR_NORM_MAX];
-        size_t nl = sonde__err_normalize(msg, msg_len, norm, sizeof norm);
-        r->fp = sonde__err_fingerprint(type, type_len, norm, nl, file, file_len, in->func, func_len,
-                                       r->line);
+        r->fp = 0;
+        r->fp_pending = 1;
     }
     atomic_store_explicit(&r->seq, pos + 1, memory_order_release);
 
@@ -328,6 +361,13 @@ void sonde__errors_drain(sonde_errors *t)
             break;
         err_view v;
         sonde__err_view(r, &v);
+        if (r->fp_pending) {
+            char norm[ERR_NORM_MAX];
+            size_t nl = sonde__err_normalize(v.msg, r->msg_len, norm, sizeof norm);
+            r->fp = sonde__err_fingerprint(v.type, r->type_len, norm, nl, v.file, r->file_len,
+                                           v.func, r->func_len, r->line);
+            r->fp_pending = 0;
+        }
         sonde__groups_add(&t->groups, r);
         sonde__rules_feed(t, r, &v);
         if (!t->no_log)

@@ -121,6 +121,8 @@ int sonde_errors_create(const sonde_errors_opts *in, sonde_errors **out)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&t->idle, &ca);
     pthread_condattr_destroy(&ca);
+    static _Atomic uint64_t next_gen = 1;
+    t->gen = atomic_fetch_add_explicit(&next_gen, 1, memory_order_relaxed);
     t->registry = o.registry ? o.registry : sonde_registry_default();
     t->clock = o.clock;
     t->clock_ud = o.clock_userdata;
