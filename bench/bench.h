@@ -97,5 +97,6 @@ void sonde_bench_trace(void);   /* bench_trace.c */
 void sonde_bench_errors(void);  /* bench_errors.c */
 void sonde_bench_sql(void);     /* bench_sql.c */
 void sonde_bench_app(void);     /* bench_app.c */
+void sonde_bench_export(void);  /* bench_export.c */
 
 #endif

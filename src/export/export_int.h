@@ -129,6 +129,9 @@ typedef struct sonde__rw_block {
 typedef struct sonde__rw_queue {
     sonde__rw_block *head, *tail;
     size_t mem_bytes, mem_max, mem_peak;
+    /* Bytes of the batch taken out to be sent (the writer's in-flight
+     * batch): outside the list, inside the memory bound. */
+    size_t reserved;
     uint64_t mem_samples;
     /* disk */
     int fd; /* -1: no disk */

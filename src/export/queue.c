@@ -186,8 +186,8 @@ static void mem_append(sonde__rw_queue *q, sonde__rw_block *b)
     q->tail = b;
     q->mem_bytes += cost(b);
     q->mem_samples += b->nsamples;
-    if (q->mem_bytes > q->mem_peak)
-        q->mem_peak = q->mem_bytes;
+    if (q->mem_bytes + q->reserved > q->mem_peak)
+        q->mem_peak = q->mem_bytes + q->reserved;
 }
 
 static sonde__rw_block *mem_pop(sonde__rw_queue *q)
@@ -335,12 +335,20 @@ void sonde__rw_queue_push(sonde__rw_queue *q, sonde__rw_block *blk)
         return;
     }
     if (!disk) {
-        while (q->head && q->mem_bytes + c > q->mem_max)
+        while (q->head && q->mem_bytes + q->reserved + c > q->mem_max)
             q->dropped_full += sonde__rw_queue_drop_oldest(q);
+        if (q->mem_bytes + q->reserved + c > q->mem_max) {
+            /* Only the batch on the wire is older, and it cannot be
+             * dropped while it is sent: this one goes, so the bound
+             * holds. */
+            q->dropped_full += blk->nsamples;
+            sonde__rw_block_free(blk);
+            return;
+        }
         mem_append(q, blk);
         return;
     }
-    if (q->wr == q->rd && q->mem_bytes + c <= q->mem_max) {
+    if (q->wr == q->rd && q->mem_bytes + q->reserved + c <= q->mem_max) {
         mem_append(q, blk);
         return;
     }
@@ -348,7 +356,7 @@ void sonde__rw_queue_push(sonde__rw_queue *q, sonde__rw_block *blk)
     while ((q->wr - q->rd) + rec > q->disk_max && (q->head || q->wr > q->rd))
         q->dropped_full += sonde__rw_queue_drop_oldest(q);
     /* Dropping may have emptied the disk and made room in memory. */
-    if (q->wr == q->rd && q->mem_bytes + c <= q->mem_max) {
+    if (q->wr == q->rd && q->mem_bytes + q->reserved + c <= q->mem_max) {
         mem_append(q, blk);
         return;
     }
@@ -358,9 +366,9 @@ void sonde__rw_queue_push(sonde__rw_queue *q, sonde__rw_block *blk)
         q->disk_errors++;
         if (ftruncate(q->fd, (off_t)q->wr) != 0)
             q->disk_errors++;
-        while (q->head && q->mem_bytes + c > q->mem_max)
+        while (q->head && q->mem_bytes + q->reserved + c > q->mem_max)
             q->dropped_full += sonde__rw_queue_drop_oldest(q);
-        if (q->mem_bytes + c <= q->mem_max) {
+        if (q->mem_bytes + q->reserved + c <= q->mem_max) {
             mem_append(q, blk);
             return;
         }

@@ -111,6 +111,20 @@ void sonde_remote_write_opts_init(sonde_remote_write_opts *opts)
     memset(opts, 0, sizeof *opts);
 }
 
+/* Set or clear the in-flight batch, keeping its bytes inside the memory
+ * bound of the queue. Under lock. */
+static void set_inflight(sonde_remote_write *rw, sonde__rw_block *b)
+{
+    rw->inflight = b;
+    rw->q.reserved = b ? (size_t)b->len + SONDE__RW_BLOCK_OVERHEAD : 0;
+}
+
+static void free_inflight(sonde_remote_write *rw)
+{
+    sonde__rw_block_free(rw->inflight);
+    set_inflight(rw, NULL);
+}
+
 /* ---- batching ---- */
 
 /* Encode pending samples into queued batches: every full batch, and the
@@ -137,6 +151,13 @@ static int cut_batches(sonde_remote_write *rw, uint64_t now_ns, bool force)
         b->data = data;
         b->len = (uint32_t)len;
         b->nsamples = (uint32_t)n;
+        /* Memory only and full: a batch waiting for its retry is the
+         * oldest, so it is the first to go. */
+        if (rw->q.fd < 0 && rw->inflight && !rw->busy &&
+            rw->q.mem_bytes + rw->q.reserved + len + SONDE__RW_BLOCK_OVERHEAD > rw->q.mem_max) {
+            rw->q.dropped_full += rw->inflight->nsamples;
+            free_inflight(rw);
+        }
         sonde__rw_queue_push(&rw->q, b);
         off += n;
     }
@@ -296,8 +317,7 @@ static void finish_request(sonde_remote_write *rw, CURLcode cc, uint64_t now_ns)
         atomic_fetch_add(&rw->sent, n);
         set_last_send(rw, sonde__now_wall());
         rw->backoff = 0;
-        sonde__rw_block_free(rw->inflight);
-        rw->inflight = NULL;
+        free_inflight(rw);
         return;
     }
     atomic_fetch_add(&rw->failed, n);
@@ -323,8 +343,7 @@ static void finish_request(sonde_remote_write *rw, CURLcode cc, uint64_t now_ns)
                         "sonde_remote_write_samples_dropped_total{reason=\"rejected\"})",
                         rw->name, status, (unsigned long long)n);
         }
-        sonde__rw_block_free(rw->inflight);
-        rw->inflight = NULL;
+        free_inflight(rw);
         return;
     } else {
         atomic_fetch_add(&rw->by_code[cc == CURLE_OK ? CODE_5XX : CODE_ERROR], 1);
@@ -342,7 +361,7 @@ static void drive(sonde_remote_write *rw, uint64_t now_ns, int wait_ms)
     for (;;) {
         if (!rw->busy) {
             if (!rw->inflight)
-                rw->inflight = sonde__rw_queue_pop(&rw->q);
+                set_inflight(rw, sonde__rw_queue_pop(&rw->q));
             if (!rw->inflight || now_ns < rw->retry_at_ns)
                 return;
             if (start_request(rw) != SONDE_OK)
@@ -809,7 +828,7 @@ void sonde_remote_write_destroy(sonde_remote_write *rw)
             rw->q.tail = rw->inflight;
         rw->q.mem_bytes += rw->inflight->len + SONDE__RW_BLOCK_OVERHEAD;
         rw->q.mem_samples += rw->inflight->nsamples;
-        rw->inflight = NULL;
+        set_inflight(rw, NULL);
     }
     if (rw->q.head && sonde__rw_queue_spill(&rw->q) != SONDE_OK) {
         uint64_t lost = rw->q.mem_samples;

@@ -471,7 +471,8 @@ void sonde__rw_consume(sonde__rw_sampler *s, size_t n)
 {
     if (n > s->npending)
         n = s->npending;
-    memmove(s->pending, s->pending + n, (s->npending - n) * sizeof *s->pending);
+    if (n && s->npending > n) /* pending is NULL until the first sample */
+        memmove(s->pending, s->pending + n, (s->npending - n) * sizeof *s->pending);
     s->npending -= n;
     if (s->npending == 0)
         while (s->graveyard) {

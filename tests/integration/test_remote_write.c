@@ -71,8 +71,14 @@ static pid_t start_status(int status, int n, const char *retry_after, int *port)
     int fd = -1;
     pid_t pid = proc_spawn(argv, &fd, NULL);
     char line[32];
-    if (pid <= 0 || proc_read_line(fd, line, sizeof line, 10000) <= 0)
+    /* Python can take long to start on a loaded machine; a receiver that
+     * never reported its port is stopped, not left holding the test's
+     * output open. */
+    if (pid <= 0 || proc_read_line(fd, line, sizeof line, 30000) <= 0) {
+        if (pid > 0)
+            proc_stop(pid);
         return -1;
+    }
     close(fd);
     *port = (int)strtol(line, NULL, 10);
     return pid;

@@ -146,25 +146,25 @@ TEST(test_remote_write_section_loads_every_key)
 
 TEST(test_remote_write_mistakes_are_reported_at_their_line_and_column)
 {
-    const char *bad = "remote_write:\n"                            /* 1 */
-                      "  - url: ftp://x/write\n"                   /* 2: scheme */
-                      "    intervall: 15s\n"                       /* 3: unknown key */
-                      "    queue:\n"                               /* 4 */
-                      "      memory: 1KiB\n"                       /* 5: below 64KiB */
-                      "      batch_size: 0\n"                      /* 6: out of range */
-                      "      disk: 1GiB\n"                         /* 7: needs dir (at 5:7) */
-                      "    keep: [\"ok_.*\", \"(broken\"]\n"       /* 8: bad regex */
-                      "    external_labels:\n"                     /* 9 */
-                      "      __bad: x\n"                           /* 10: bad label name */
-                      "  - name: no-url\n"                         /* 11: no url */
-                      "    bearer_token: abc\n"                    /* 12 */
+    const char *bad = "remote_write:\n"                              /* 1 */
+                      "  - url: ftp://x/write\n"                     /* 2: scheme */
+                      "    intervall: 15s\n"                         /* 3: unknown key */
+                      "    queue:\n"                                 /* 4 */
+                      "      memory: 1KiB\n"                         /* 5: below 64KiB */
+                      "      batch_size: 0\n"                        /* 6: out of range */
+                      "      disk: 1GiB\n"                           /* 7: needs dir (at 5:7) */
+                      "    keep: [\"ok_.*\", \"(broken\"]\n"         /* 8: bad regex */
+                      "    external_labels:\n"                       /* 9 */
+                      "      __bad: x\n"                             /* 10: bad label name */
+                      "  - name: no-url\n"                           /* 11: no url */
+                      "    bearer_token: abc\n"                      /* 12 */
                       "    bearer_token_file: ${RWCFG_TOKEN_FILE}\n" /* 13: two kinds */
-                      "  - url: http://a/w\n"                      /* 14 */
-                      "    bearer_token_file: /nonexistent/token\n" /* 15: unreadable */
-                      "    basic_auth:\n"                          /* 16: second kind */
-                      "      password: x\n"                        /* 17 */
-                      "  - url: http://b/w\n"                      /* 18 */
-                      "    basic_auth:\n"                          /* 19 */
+                      "  - url: http://a/w\n"                        /* 14 */
+                      "    bearer_token_file: /nonexistent/token\n"  /* 15: unreadable */
+                      "    basic_auth:\n"                            /* 16: second kind */
+                      "      password: x\n"                          /* 17 */
+                      "  - url: http://b/w\n"                        /* 18 */
+                      "    basic_auth:\n"                            /* 19 */
                       "      password_file: ${RWCFG_EMPTY_FILE}\n" /* 20: empty file, no username */
                       "    tls:\n"                                 /* 21 */
                       "      key_file: ${RWCFG_TOKEN_FILE}\n"      /* 22: key without cert */
@@ -174,16 +174,18 @@ TEST(test_remote_write_mistakes_are_reported_at_their_line_and_column)
     ASSERT_EQ(load(bad, &cfg), SONDE_EPARSE);
     ASSERT(cfg == NULL);
     ASSERT(has_error(2, 10, "must start with http:// or https://"));
-    ASSERT(has_error(3, 5, "unknown key \"intervall\" in a remote_write entry (did you mean "
-                           "\"interval\"?)"));
+    ASSERT(has_error(3, 5,
+                     "unknown key \"intervall\" in a remote_write entry (did you mean "
+                     "\"interval\"?)"));
     ASSERT(has_error(5, 15, "queue.memory must be between 64KiB"));
     ASSERT(has_error(6, 19, "queue.batch_size must be between 1 and 1e+06"));
     ASSERT(has_error(5, 7, "queue.disk needs queue.dir"));
     ASSERT(has_error(8, 21, "keep: \"(broken\" is not a valid regular expression"));
     ASSERT(has_error(10, 7, "\"__bad\" is not a valid label name"));
     ASSERT(has_error(11, 5, "a remote_write entry needs a url"));
-    ASSERT(has_error(13, 5, "give one of bearer_token, bearer_token_file, basic_auth "
-                            "(\"bearer_token\" at line 12 already)"));
+    ASSERT(has_error(13, 5,
+                     "give one of bearer_token, bearer_token_file, basic_auth "
+                     "(\"bearer_token\" at line 12 already)"));
     ASSERT(has_error(15, 24, "cannot read bearer_token_file /nonexistent/token"));
     ASSERT(has_error(16, 5, "give one of bearer_token"));
     ASSERT(has_error(20, 22, "is empty"));

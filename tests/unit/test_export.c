@@ -234,6 +234,81 @@ TEST(test_queue_in_memory_drops_oldest_past_its_bound)
     sonde__rw_queue_free(&q);
 }
 
+TEST(test_queue_bound_counts_the_batch_being_sent)
+{
+    /* Room for 10 blocks; one is taken out to be sent (reserved): the
+     * queue holds 9 more, and a push that would exceed the bound with the
+     * queue empty drops the new block rather than overshoot. */
+    sonde__rw_queue q;
+    ASSERT_OK(sonde__rw_queue_init(&q, 10 * (1000 + SONDE__RW_BLOCK_OVERHEAD), NULL, 0));
+    sonde__rw_queue_push(&q, blk(1, 1000));
+    sonde__rw_block *sending = sonde__rw_queue_pop(&q);
+    q.reserved = 1000 + SONDE__RW_BLOCK_OVERHEAD;
+    for (uint32_t i = 2; i <= 20; i++)
+        sonde__rw_queue_push(&q, blk(i, 1000));
+    ASSERT_LE(q.mem_bytes + q.reserved, q.mem_max);
+    ASSERT_LE(q.mem_peak, q.mem_max);
+    ASSERT_U64_EQ(q.mem_samples, 12 + 13 + 14 + 15 + 16 + 17 + 18 + 19 + 20);
+    sonde__rw_queue_free(&q);
+    ASSERT_OK(sonde__rw_queue_init(&q, 2000 + 2 * SONDE__RW_BLOCK_OVERHEAD, NULL, 0));
+    q.reserved = 1500 + SONDE__RW_BLOCK_OVERHEAD;
+    sonde__rw_queue_push(&q, blk(7, 1000));
+    ASSERT(q.head == NULL);
+    ASSERT_U64_EQ(q.dropped_full, 7);
+    sonde__rw_queue_free(&q);
+    sonde__rw_block_free(sending);
+}
+
+TEST(test_remote_write_queue_stays_within_its_bound_during_an_outage)
+{
+    /* 5,000 series sampled 20 times toward a port that refuses
+     * connections, with the smallest bound (64 KiB): the memory held by
+     * queued batches, the one being retried included, never exceeds it. */
+    sonde_registry *reg = NULL;
+    ASSERT_OK(sonde_registry_create(NULL, &reg));
+    static const char *const lbl[] = {"id"};
+    sonde_metric_opts mo;
+    sonde_metric_opts_init(&mo);
+    mo.name = "outage_total";
+    mo.help = "h";
+    mo.label_names = lbl;
+    mo.label_count = 1;
+    mo.max_series = 5000;
+    sonde_family *fam = NULL;
+    ASSERT_OK(sonde_family_create(reg, SONDE_COUNTER, &mo, &fam));
+    char id[16];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(id, sizeof id, "%d", i);
+        sonde_counter_add(sonde_family_counter(fam, id), i);
+    }
+    sonde_remote_write_opts o;
+    sonde_remote_write_opts_init(&o);
+    o.url = "http://127.0.0.1:9/api/v1/write";
+    o.registry = reg;
+    o.interval_seconds = 86400;
+    o.queue_max_bytes = 65536;
+    o.min_backoff_seconds = 0.01;
+    o.max_backoff_seconds = 0.02;
+    o.flush_timeout_seconds = -1;
+    sonde_remote_write *rw = NULL;
+    ASSERT_OK(sonde_remote_write_create(&o, &rw));
+    ASSERT_OK(sonde_remote_write_start(rw));
+    for (int i = 0; i < 20; i++) {
+        sonde_remote_write_sample_now(rw);
+        usleep(20000);
+        sonde_remote_write_stats st;
+        sonde_remote_write_get_stats(rw, &st);
+        ASSERT_LE(st.queue_memory_bytes, 65536);
+    }
+    sonde_remote_write_stats st;
+    sonde_remote_write_get_stats(rw, &st);
+    ASSERT_LE(st.queue_memory_peak_bytes, 65536);
+    ASSERT_GT(st.dropped_queue_full, 0);
+    ASSERT_U64_EQ(st.samples_sent, 0);
+    sonde_remote_write_destroy(rw);
+    sonde_registry_destroy(reg);
+}
+
 TEST(test_queue_overflows_to_disk_in_order_and_survives_reopen)
 {
     char dir[] = "/tmp/sonde-rwq-XXXXXX";
