@@ -101,6 +101,12 @@ EXCEPTIONS = [
      "sonde__errors_set_served/_service; move them to an errors interface header"),
 ]
 
+# Persistence belongs to src/store: no SQLite or Redis call elsewhere. The
+# SQL collector (src/sql) and the health checks (src/health/builtin.c) talk
+# to the user's own databases, which is not sonde's persistence.
+STORAGE_RE = re.compile(r"\b(sqlite3_\w+|redis(Command|AppendCommand|GetReply|Connect)\w*)\s*\(")
+STORAGE_ALLOWED = ("src/store/", "src/sql/", "src/health/builtin.c")
+
 INCLUDE_RE = re.compile(r'^\s*#\s*include\s*([<"])([^">]+)[">]', re.M)
 
 
@@ -155,6 +161,25 @@ def check_includes(root, problems, used):
                 problems.append("%s: includes %s, private to src/%s/" % (rel, inc, target))
 
 
+def check_storage(root, problems):
+    src = os.path.join(root, "src")
+    for d in sorted(os.listdir(src)):
+        p = os.path.join(src, d)
+        if not os.path.isdir(p):
+            continue
+        for f in sorted(os.listdir(p)):
+            rel = "src/%s/%s" % (d, f)
+            if not f.endswith((".c", ".h")) or rel.startswith(STORAGE_ALLOWED):
+                continue
+            with open(os.path.join(p, f), encoding="utf-8", errors="replace") as fh:
+                for n, line in enumerate(fh, 1):
+                    m = STORAGE_RE.search(line)
+                    if m:
+                        problems.append("%s:%d: %s outside src/store/: persistence is an "
+                                        "operation of the store's backend table" % (rel, n,
+                                                                                     m.group(1)))
+
+
 def check_symbols(objdir, problems, used):
     paths = []
     for d, _, names in os.walk(objdir):
@@ -204,6 +229,7 @@ def main():
     problems = []
     used = {(f, w): False for f, w, _ in EXCEPTIONS}
     check_includes(root, problems, used)
+    check_storage(root, problems)
     if len(sys.argv) == 3:
         check_symbols(sys.argv[2], problems, used)
     for (f, w), hit in sorted(used.items()):

@@ -511,6 +511,13 @@ SONDE_API void sonde_rule_opts_init(sonde_rule_opts *opts);
 SONDE_API int sonde_rule_opts_check(const sonde_rule_opts *opts);
 
 /**
+ * Validate a metric rule selector (sonde_rule_opts.metric, .denominator).
+ * Returns SONDE_OK or SONDE_EINVAL with the reason (and byte offset) in
+ * sonde_registry_last_error. Pure apart from that. Any thread.
+ */
+SONDE_API int sonde_rule_selector_check(const char *selector);
+
+/**
  * Add a rule to t (NULL: default tracker). Returns SONDE_OK, SONDE_EINVAL
  * (bad name, kind, missing operation or percent, out-of-bounds value; the
  * reason in sonde_registry_last_error), SONDE_ECONFLICT (name taken),

@@ -1215,13 +1215,10 @@ static void parse_rule(ctx *c, yaml_node_t *n, size_t index)
                 r.metric = s, metric = v;
             else
                 r.denominator = s;
-            sonde__selector *sel = NULL;
-            char why[256];
-            if (r_ok && sonde__selector_parse(s, &sel, why, sizeof why) != SONDE_OK) {
-                err_at(c, v, "%s: %s", k, why);
+            if (r_ok && sonde_rule_selector_check(s) != SONDE_OK) {
+                err_at(c, v, "%s: %s", k, sonde_registry_last_error());
                 r_ok = false;
             }
-            sonde__selector_free(sel);
         } else if (strcmp(k, "by") == 0) {
             size_t nby = 0;
             char **by = get_str_list(c, v, "by", &nby);
@@ -1247,14 +1244,14 @@ static void parse_rule(ctx *c, yaml_node_t *n, size_t index)
         ok = ok && r_ok;
     }
     sonde__free(p);
-    if (threshold && sonde__metric_kind(r.kind)) {
+    if (threshold && (r.kind >= SONDE_RULE_VALUE && r.kind <= SONDE_RULE_QUANTILE)) {
         ok = get_num(c, threshold, "threshold", -1e300, 1e300, &r.threshold_value) && ok;
     } else if (threshold) {
         unsigned u = 0;
         ok = get_uint(c, threshold, "threshold", 1, 100000, &u) && ok;
         r.threshold = u;
     }
-    if (ok && sonde__metric_kind(r.kind) && !metric) {
+    if (ok && (r.kind >= SONDE_RULE_VALUE && r.kind <= SONDE_RULE_QUANTILE) && !metric) {
         err_at(c, n, "%s (%s) has no metric", where, sonde_rule_kind_name(r.kind));
         ok = false;
     }

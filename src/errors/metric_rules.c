@@ -267,6 +267,18 @@ int sonde__selector_parse(const char *s, sonde__selector **out, char *err, size_
     return SONDE_OK;
 }
 
+int sonde_rule_selector_check(const char *selector)
+{
+    sonde__clear_error();
+    sonde__selector *sel = NULL;
+    char err[256];
+    int rc = sonde__selector_parse(selector, &sel, err, sizeof err);
+    sonde__selector_free(sel);
+    if (rc == SONDE_EINVAL)
+        sonde__set_error("%s", err);
+    return rc;
+}
+
 typedef struct pair {
     const char *k, *v;
 } pair;
@@ -403,7 +415,7 @@ int sonde__metric_rule_build(const sonde_rule_opts *o, rule *r)
     if (o->by_count > MAX_BY || (o->by_count && !o->by))
         return bad(r, "by missing or more than 16 labels");
     for (size_t i = 0; i < o->by_count; i++)
-        if (!o->by[i] || !sonde__label_name_ok(o->by[i]) || strncmp(o->by[i], "__", 2) == 0) {
+        if (!o->by[i] || !sonde__valid_label_name(o->by[i]) || strncmp(o->by[i], "__", 2) == 0) {
             sonde__set_error("alert rule %s: invalid label name \"%s\" in by", r->name,
                              o->by[i] ? o->by[i] : "(null)");
             return SONDE_EINVAL;

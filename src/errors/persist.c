@@ -1,84 +1,37 @@
 /*
  * Persistence of error groups and alert history in the history store
  * (src/store), over a connection of its own opened through the store's
- * backends (which create the tables), so that a reader program (`sonde
- * errors --store`) sees what a service recorded, across restarts.
+ * backend table (which creates the tables and owns every SQL and Redis
+ * command: store/sqlite_errors.c, store/redis_errors.c), so that a reader
+ * program (`sonde errors --store`) sees what a service recorded, across
+ * restarts.
  *
- * SQLite: the tables reserved for us, times in milliseconds since the epoch:
- *   error_groups(fingerprint PK, first_seen, last_seen, count, level,
- *                message, data)    data: {"type","title","location","last"}
- *   alerts(id PK, rule, state, fingerprint, started, resolved, data)
- *                                  data: {"severity","summary","value","service"}
- * Redis (prefix "sonde:" by default):
- *   <p>errors:groups        ZSET fingerprint by last_seen
- *   <p>errors:group:<fp>    HASH first_seen last_seen count rank message data
- *   <p>alerts:history       ZSET alert id by started
- *   <p>alerts:alert:<id>    HASH rule state started resolved data
- *
- * Counts are written as deltas, so several processes (or restarts) add up.
- * Writes run on the runtime worker every store flush interval, bounded by
- * the backend's timeouts; a failing store is retried with backoff and
- * counted, and only loses what memory cannot hold.
+ * Stored group data: {"type","title","location","last"}; alert data:
+ * {"severity","summary","value","service"}. Counts are written as deltas,
+ * so several processes (or restarts) add up. Writes run on the runtime
+ * worker every store flush interval, bounded by the backend's timeouts; a
+ * failing store is retried with backoff and counted, and only loses what
+ * memory cannot hold.
  */
 #include "errors/errors_int.h"
 
-#include "health/health.h"
 #include "store/store.h"
 
-#include <hiredis/hiredis.h>
 #include <math.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #define FLUSH_MAX_GROUPS 512
-#define PRUNE_BATCH 500
 
 struct err_store {
     const sonde__store_type *type;
     void *ctx; /* the backend context: owns the connection */
-    sqlite3 *db;
-    redisContext *rc;
-    const char *prefix;
-    sqlite3_stmt *up_group, *ins_alert, *upd_alert;
 };
-
-static const char up_group_sql[] =
-    "INSERT INTO error_groups(fingerprint, first_seen, last_seen, count, level, message, data) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(fingerprint) DO UPDATE SET "
-    "first_seen = min(first_seen, excluded.first_seen), "
-    "count = count + excluded.count, "
-    "level = CASE WHEN (CASE excluded.level WHEN 'low' THEN 1 WHEN 'medium' THEN 2 "
-    "WHEN 'high' THEN 3 WHEN 'critical' THEN 4 ELSE 0 END) > (CASE level WHEN 'low' THEN 1 "
-    "WHEN 'medium' THEN 2 WHEN 'high' THEN 3 WHEN 'critical' THEN 4 ELSE 0 END) "
-    "THEN excluded.level ELSE level END, "
-    "message = CASE WHEN excluded.last_seen >= last_seen THEN excluded.message ELSE message END, "
-    "data = CASE WHEN excluded.last_seen >= last_seen THEN excluded.data ELSE data END, "
-    "last_seen = max(last_seen, excluded.last_seen)";
-
-/* Merge one group into a Redis hash: KEYS[1] the hash, KEYS[2] the index;
- * ARGV first_seen, last_seen, count delta, rank, message, data, fp. */
-static const char up_group_lua[] =
-    "local k = KEYS[1] "
-    "redis.call('HINCRBY', k, 'count', ARGV[3]) "
-    "local f = tonumber(redis.call('HGET', k, 'first_seen')) "
-    "if not f or tonumber(ARGV[1]) < f then redis.call('HSET', k, 'first_seen', ARGV[1]) end "
-    "local l = tonumber(redis.call('HGET', k, 'last_seen')) "
-    "if not l or tonumber(ARGV[2]) >= l then "
-    "redis.call('HSET', k, 'last_seen', ARGV[2], 'message', ARGV[5], 'data', ARGV[6]) end "
-    "local r = tonumber(redis.call('HGET', k, 'rank')) "
-    "if not r or tonumber(ARGV[4]) > r then redis.call('HSET', k, 'rank', ARGV[4]) end "
-    "redis.call('ZADD', KEYS[2], 'GT', ARGV[2], ARGV[7]) "
-    "return 1";
 
 void sonde__errstore_close(err_store *s)
 {
     if (!s)
         return;
-    sqlite3_finalize(s->up_group);
-    sqlite3_finalize(s->ins_alert);
-    sqlite3_finalize(s->upd_alert);
     if (s->type && s->ctx)
         s->type->close(s->ctx);
     sonde__free(s);
@@ -115,26 +68,6 @@ int sonde__errstore_open(const char *spec_text, int readonly, err_store **out, c
         s->ctx = NULL;
         sonde__errstore_close(s);
         return rc;
-    }
-    if (s->type == &sonde__store_redis) {
-        s->rc = sonde__store_redis_handle(s->ctx);
-        s->prefix = sonde__store_redis_prefix(s->ctx);
-    } else {
-        s->db = sonde__store_sqlite_handle(s->ctx);
-        if (!readonly &&
-            (sqlite3_prepare_v2(s->db, up_group_sql, -1, &s->up_group, NULL) != SQLITE_OK ||
-             sqlite3_prepare_v2(s->db,
-                                "INSERT INTO alerts(rule, state, fingerprint, started, "
-                                "resolved, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                                -1, &s->ins_alert, NULL) != SQLITE_OK ||
-             sqlite3_prepare_v2(s->db,
-                                "UPDATE alerts SET state = ?2, resolved = ?3, data = ?4 "
-                                "WHERE id = ?1",
-                                -1, &s->upd_alert, NULL) != SQLITE_OK)) {
-            snprintf(err, errlen, "sqlite: prepare: %s", sqlite3_errmsg(s->db));
-            sonde__errstore_close(s);
-            return SONDE_EIO;
-        }
     }
     *out = s;
     return SONDE_OK;
@@ -179,190 +112,96 @@ static size_t dirty_groups(sonde_errors *t, uint32_t *out)
     return n;
 }
 
-static int sqlite_flush(sonde_errors *t, err_store *s, const uint32_t *gs, size_t ng, char *err,
-                        size_t errlen)
+/* The rows of one flush: groups and alerts with their hex fingerprints,
+ * alert keys and JSON data in one buffer each (pointers set once built). */
+typedef struct flush_rows {
+    sonde__group_row *groups;
+    sonde__alert_row *alerts;
+    history_entry **entries; /* alerts[i] is entries[i] */
+    size_t ngroups, nalerts;
+    char (*hex)[17];
+    char (*keys)[96];
+    size_t *goff, *aoff; /* data offsets in buf */
+    sonde_buf buf;
+} flush_rows;
+
+static void rows_free(flush_rows *fr)
 {
-    sqlite3 *db = s->db;
-    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
-        snprintf(err, errlen, "sqlite: begin: %s", sqlite3_errmsg(db));
-        return SONDE_EIO;
-    }
-    int rc = SONDE_OK;
-    sonde_buf data = {0};
-    /* Entries inserted by this transaction, forgotten again on rollback. */
-    history_entry **inserted = sonde__calloc(t->hist_n ? t->hist_n : 1, sizeof *inserted);
-    size_t ninserted = 0;
-    if (!inserted)
-        rc = SONDE_ENOMEM;
-    for (size_t i = 0; i < ng && !rc; i++) {
+    sonde__free(fr->groups);
+    sonde__free(fr->alerts);
+    sonde__free(fr->entries);
+    sonde__free(fr->hex);
+    sonde__free(fr->keys);
+    sonde__free(fr->goff);
+    sonde__free(fr->aoff);
+    sonde_buf_free(&fr->buf);
+}
+
+static int rows_build(sonde_errors *t, const uint32_t *gs, size_t ng, flush_rows *fr)
+{
+    size_t na = 0;
+    for (size_t k = 0; k < t->hist_n; k++)
+        na += t->history[k].dirty;
+    fr->groups = sonde__calloc(ng ? ng : 1, sizeof *fr->groups);
+    fr->hex = sonde__calloc(ng ? ng : 1, sizeof *fr->hex);
+    fr->goff = sonde__calloc(ng + 1, sizeof *fr->goff);
+    fr->alerts = sonde__calloc(na ? na : 1, sizeof *fr->alerts);
+    fr->entries = sonde__calloc(na ? na : 1, sizeof *fr->entries);
+    fr->keys = sonde__calloc(na ? na : 1, sizeof *fr->keys);
+    fr->aoff = sonde__calloc(na + 1, sizeof *fr->aoff);
+    if (!fr->groups || !fr->hex || !fr->goff || !fr->alerts || !fr->entries || !fr->keys ||
+        !fr->aoff)
+        return SONDE_ENOMEM;
+    for (size_t i = 0; i < ng; i++) {
         group *g = &t->groups.g[gs[i]];
-        char hex[17];
-        fp_hex(g->fp, hex);
-        sonde_buf_reset(&data);
         const err_rec *r = (const err_rec *)(const void *)g->sample.data;
         err_view v;
         sonde__err_view(r, &v);
-        if (sonde__errors_json_group_data(&data, g)) {
-            rc = SONDE_ENOMEM;
-            break;
-        }
-        sqlite3_stmt *st = s->up_group;
-        sqlite3_reset(st);
-        sqlite3_bind_text(st, 1, hex, 16, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(st, 2, g->first_ns / 1000000);
-        sqlite3_bind_int64(st, 3, g->last_ns / 1000000);
-        sqlite3_bind_int64(st, 4, (sqlite3_int64)(g->count - g->persisted));
-        sqlite3_bind_text(st, 5, sonde_severity_name(g->max_sev), -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 6, v.msg, (int)r->msg_len, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 7, data.data, (int)data.len, SQLITE_TRANSIENT);
-        if (sqlite3_step(st) != SQLITE_DONE) {
-            snprintf(err, errlen, "sqlite: write group: %s", sqlite3_errmsg(db));
-            rc = SONDE_EIO;
-        }
+        fp_hex(g->fp, fr->hex[i]);
+        fr->goff[i] = fr->buf.len;
+        if (sonde__errors_json_group_data(&fr->buf, g))
+            return SONDE_ENOMEM;
+        fr->groups[i] = (sonde__group_row){.fp = fr->hex[i],
+                                           .first_ms = g->first_ns / 1000000,
+                                           .last_ms = g->last_ns / 1000000,
+                                           .count = g->count - g->persisted,
+                                           .rank = g->max_sev,
+                                           .level = sonde_severity_name(g->max_sev),
+                                           .message = v.msg,
+                                           .message_len = r->msg_len};
     }
-    for (size_t k = 0; k < t->hist_n && !rc; k++) {
+    fr->goff[ng] = fr->buf.len;
+    fr->ngroups = ng;
+    for (size_t k = 0; k < t->hist_n && fr->nalerts < na; k++) {
         history_entry *h = &t->history[(t->hist_pos + t->hist_max - t->hist_n + k) % t->hist_max];
         if (!h->dirty)
             continue;
-        sonde_buf_reset(&data);
-        if (alert_data(&data, t, h)) {
-            rc = SONDE_ENOMEM;
-            break;
-        }
-        const char *state = h->state == SONDE_ALERT_RESOLVED ? "resolved" : "firing";
-        sqlite3_stmt *st = h->store_id ? s->upd_alert : s->ins_alert;
-        sqlite3_reset(st);
-        if (h->store_id) {
-            sqlite3_bind_int64(st, 1, h->store_id);
-            sqlite3_bind_text(st, 2, state, -1, SQLITE_STATIC);
-            if (h->resolved_at > 0)
-                sqlite3_bind_int64(st, 3, ms(h->resolved_at));
-            else
-                sqlite3_bind_null(st, 3);
-            sqlite3_bind_text(st, 4, data.data, (int)data.len, SQLITE_TRANSIENT);
-        } else {
-            sqlite3_bind_text(st, 1, h->rule ? h->rule : "", -1, SQLITE_TRANSIENT);
-            sqlite3_bind_text(st, 2, state, -1, SQLITE_STATIC);
-            sqlite3_bind_null(st, 3);
-            sqlite3_bind_int64(st, 4, ms(h->fired_at));
-            if (h->resolved_at > 0)
-                sqlite3_bind_int64(st, 5, ms(h->resolved_at));
-            else
-                sqlite3_bind_null(st, 5);
-            sqlite3_bind_text(st, 6, data.data, (int)data.len, SQLITE_TRANSIENT);
-        }
-        if (sqlite3_step(st) != SQLITE_DONE) {
-            snprintf(err, errlen, "sqlite: write alert: %s", sqlite3_errmsg(db));
-            rc = SONDE_EIO;
-        } else if (!h->store_id) {
-            h->store_id = sqlite3_last_insert_rowid(db);
-            inserted[ninserted++] = h;
-        }
+        size_t i = fr->nalerts++;
+        fr->aoff[i] = fr->buf.len;
+        if (alert_data(&fr->buf, t, h))
+            return SONDE_ENOMEM;
+        snprintf(fr->keys[i], sizeof fr->keys[i], "%016llx-%llu",
+                 (unsigned long long)t->store_token, (unsigned long long)h->id);
+        fr->entries[i] = h;
+        fr->alerts[i] =
+            (sonde__alert_row){.row_id = h->store_id,
+                               .key = fr->keys[i],
+                               .rule = h->rule ? h->rule : "",
+                               .state = h->state == SONDE_ALERT_RESOLVED ? "resolved" : "firing",
+                               .started_ms = ms(h->fired_at),
+                               .resolved_ms = h->resolved_at > 0 ? ms(h->resolved_at) : 0};
     }
-    sonde_buf_free(&data);
-    if (!rc && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-        snprintf(err, errlen, "sqlite: commit: %s", sqlite3_errmsg(db));
-        rc = SONDE_EIO;
+    fr->aoff[fr->nalerts] = fr->buf.len;
+    /* The buffer is complete: point into it. */
+    for (size_t i = 0; i < fr->ngroups; i++) {
+        fr->groups[i].data = fr->buf.data + fr->goff[i];
+        fr->groups[i].data_len = fr->goff[i + 1] - fr->goff[i];
     }
-    if (rc) {
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-        /* Rows inserted in the rolled-back transaction do not exist. */
-        for (size_t k = 0; k < ninserted; k++)
-            inserted[k]->store_id = 0;
+    for (size_t i = 0; i < fr->nalerts; i++) {
+        fr->alerts[i].data = fr->buf.data + fr->aoff[i];
+        fr->alerts[i].data_len = fr->aoff[i + 1] - fr->aoff[i];
     }
-    sonde__free(inserted);
-    return rc;
-}
-
-/* Send a pipeline of commands and check every reply; SONDE_EUNREACHABLE on
- * a broken connection (reopened by the caller's backoff). */
-static int redis_replies(redisContext *c, size_t n, char *err, size_t errlen)
-{
-    int rc = SONDE_OK;
-    for (size_t i = 0; i < n; i++) {
-        redisReply *rep = NULL;
-        if (redisGetReply(c, (void **)&rep) != REDIS_OK || !rep) {
-            snprintf(err, errlen, "redis: %s", c->errstr[0] ? c->errstr : "no reply");
-            return SONDE_EUNREACHABLE;
-        }
-        if (rep->type == REDIS_REPLY_ERROR && !rc) {
-            snprintf(err, errlen, "redis: %s", rep->str);
-            rc = SONDE_EIO;
-        }
-        freeReplyObject(rep);
-    }
-    return rc;
-}
-
-static int redis_flush(sonde_errors *t, err_store *s, const uint32_t *gs, size_t ng, char *err,
-                       size_t errlen)
-{
-    redisContext *c = s->rc;
-    char key[256], idx[192];
-    snprintf(idx, sizeof idx, "%serrors:groups", s->prefix);
-    size_t sent = 0;
-    sonde_buf data = {0};
-    int rc = SONDE_OK;
-    for (size_t i = 0; i < ng && !rc; i++) {
-        group *g = &t->groups.g[gs[i]];
-        char hex[17], a1[24], a2[24], a3[24], a4[4];
-        fp_hex(g->fp, hex);
-        snprintf(key, sizeof key, "%serrors:group:%s", s->prefix, hex);
-        snprintf(a1, sizeof a1, "%lld", (long long)(g->first_ns / 1000000));
-        snprintf(a2, sizeof a2, "%lld", (long long)(g->last_ns / 1000000));
-        snprintf(a3, sizeof a3, "%llu", (unsigned long long)(g->count - g->persisted));
-        snprintf(a4, sizeof a4, "%d", g->max_sev);
-        const err_rec *r = (const err_rec *)(const void *)g->sample.data;
-        err_view v;
-        sonde__err_view(r, &v);
-        sonde_buf_reset(&data);
-        if (sonde__errors_json_group_data(&data, g)) {
-            rc = SONDE_ENOMEM;
-            break;
-        }
-        const char *argv[12] = {"EVAL", up_group_lua, "2", key,   idx,       a1,
-                                a2,     a3,           a4,  v.msg, data.data, hex};
-        size_t lens[12] = {4,           strlen(up_group_lua), 1,          strlen(key),
-                           strlen(idx), strlen(a1),           strlen(a2), strlen(a3),
-                           strlen(a4),  r->msg_len,           data.len,   16};
-        if (redisAppendCommandArgv(c, 12, argv, lens) != REDIS_OK)
-            rc = SONDE_ENOMEM;
-        sent++;
-    }
-    char token[64];
-    snprintf(token, sizeof token, "%016llx", (unsigned long long)t->store_token);
-    snprintf(idx, sizeof idx, "%salerts:history", s->prefix);
-    for (size_t k = 0; k < t->hist_n && !rc; k++) {
-        history_entry *h = &t->history[(t->hist_pos + t->hist_max - t->hist_n + k) % t->hist_max];
-        if (!h->dirty)
-            continue;
-        char id[96], started[24], resolved[24];
-        snprintf(id, sizeof id, "%s-%llu", token, (unsigned long long)h->id);
-        snprintf(key, sizeof key, "%salerts:alert:%s", s->prefix, id);
-        snprintf(started, sizeof started, "%lld", (long long)ms(h->fired_at));
-        snprintf(resolved, sizeof resolved, "%lld",
-                 (long long)(h->resolved_at > 0 ? ms(h->resolved_at) : 0));
-        sonde_buf_reset(&data);
-        if (alert_data(&data, t, h)) {
-            rc = SONDE_ENOMEM;
-            break;
-        }
-        const char *state = h->state == SONDE_ALERT_RESOLVED ? "resolved" : "firing";
-        const char *rname = h->rule ? h->rule : "";
-        const char *argv[12] = {"HSET",    key,     "rule",     rname,    "state", state,
-                                "started", started, "resolved", resolved, "data",  data.data};
-        size_t lens[12] = {4, strlen(key),     4, strlen(rname),    5, strlen(state),
-                           7, strlen(started), 8, strlen(resolved), 4, data.len};
-        const char *zargv[4] = {"ZADD", idx, started, id};
-        size_t zlens[4] = {4, strlen(idx), strlen(started), strlen(id)};
-        if (redisAppendCommandArgv(c, 12, argv, lens) != REDIS_OK ||
-            redisAppendCommandArgv(c, 4, zargv, zlens) != REDIS_OK)
-            rc = SONDE_ENOMEM;
-        sent += 2;
-    }
-    sonde_buf_free(&data);
-    int r2 = redis_replies(c, sent, err, errlen);
-    return rc ? rc : r2;
+    return SONDE_OK;
 }
 
 int sonde__errstore_flush(sonde_errors *t, char *err, size_t errlen)
@@ -378,9 +217,18 @@ int sonde__errstore_flush(sonde_errors *t, char *err, size_t errlen)
     for (size_t k = 0; k < t->hist_n && !any_alert; k++)
         any_alert = t->history[k].dirty;
     int rc = SONDE_OK;
-    if (ng || any_alert)
-        rc = s->db ? sqlite_flush(t, s, gs, ng, err, errlen)
-                   : redis_flush(t, s, gs, ng, err, errlen);
+    if (ng || any_alert) {
+        flush_rows fr = {0};
+        rc = rows_build(t, gs, ng, &fr);
+        if (!rc) {
+            rc = s->type->write_errors(s->ctx, fr.groups, fr.ngroups, fr.alerts, fr.nalerts, err,
+                                       errlen);
+            /* SQLite row ids of inserted alerts (0 again after a failure). */
+            for (size_t i = 0; i < fr.nalerts; i++)
+                fr.entries[i]->store_id = fr.alerts[i].row_id;
+        }
+        rows_free(&fr);
+    }
     if (!rc) {
         for (size_t i = 0; i < ng; i++) {
             group *g = &t->groups.g[gs[i]];
@@ -400,46 +248,7 @@ int sonde__errstore_prune(sonde_errors *t, double groups_before, double alerts_b
     err_store *s = t->store;
     if (!s)
         return SONDE_OK;
-    if (s->db) {
-        char sql[256];
-        snprintf(sql, sizeof sql,
-                 "DELETE FROM error_groups WHERE last_seen < %lld; DELETE FROM alerts WHERE "
-                 "coalesce(resolved, started) < %lld AND state != 'firing'",
-                 (long long)ms(groups_before), (long long)ms(alerts_before));
-        if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
-            snprintf(err, errlen, "sqlite: prune: %s", sqlite3_errmsg(s->db));
-            return SONDE_EIO;
-        }
-        return SONDE_OK;
-    }
-    /* Redis: old members of each index, a batch at a time. */
-    static const char *const idx_names[2] = {"errors:groups", "alerts:history"};
-    static const char *const key_names[2] = {"errors:group:", "alerts:alert:"};
-    for (int i = 0; i < 2; i++) {
-        char idx[192], cut[32];
-        snprintf(idx, sizeof idx, "%s%s", s->prefix, idx_names[i]);
-        snprintf(cut, sizeof cut, "(%lld", (long long)ms(i ? alerts_before : groups_before));
-        redisReply *rep =
-            redisCommand(s->rc, "ZRANGEBYSCORE %s -inf %s LIMIT 0 %d", idx, cut, PRUNE_BATCH);
-        if (!rep) {
-            snprintf(err, errlen, "redis: %s", s->rc->errstr);
-            return SONDE_EUNREACHABLE;
-        }
-        size_t sent = 0;
-        if (rep->type == REDIS_REPLY_ARRAY) {
-            for (size_t k = 0; k < rep->elements; k++) {
-                const char *m = rep->element[k]->str;
-                redisAppendCommand(s->rc, "DEL %s%s%s", s->prefix, key_names[i], m ? m : "");
-                redisAppendCommand(s->rc, "ZREM %s %s", idx, m ? m : "");
-                sent += 2;
-            }
-        }
-        freeReplyObject(rep);
-        int rc = redis_replies(s->rc, sent, err, errlen);
-        if (rc)
-            return rc;
-    }
-    return SONDE_OK;
+    return s->type->prune_errors(s->ctx, ms(groups_before), ms(alerts_before), err, errlen);
 }
 
 /* ---- the tracker's use of it (worker; t->lock held) ---- */
@@ -508,12 +317,6 @@ static int read_open(const char *spec, err_store **out)
     return rc;
 }
 
-static int sev_rank(const char *s)
-{
-    int v = s ? sonde_severity_parse(s) : SONDE_EINVAL;
-    return v > 0 ? v : 0;
-}
-
 /* One element of /errors from stored columns; data must be an object. */
 static int put_stored_group(sonde_buf *b, bool *first, const char *fp, int sev, uint64_t count,
                             double first_seen, double last_seen, const char *data, size_t dlen)
@@ -546,107 +349,25 @@ static bool data_type_is(const char *data, size_t dlen, const char *type)
     return match;
 }
 
-static int read_groups_sqlite(err_store *s, const sonde_errors_filter *f, size_t limit,
-                              sonde_buf *b, size_t *total)
-{
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM error_groups", -1, &st, NULL) !=
-        SQLITE_OK) {
-        sonde__set_error("sqlite: %s (no error groups in this store?)", sqlite3_errmsg(s->db));
-        return SONDE_EIO;
-    }
-    if (sqlite3_step(st) == SQLITE_ROW)
-        *total = (size_t)sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    const char *sql = "SELECT fingerprint, first_seen, last_seen, count, level, data FROM "
-                      "error_groups WHERE last_seen >= ?1 ORDER BY last_seen DESC";
-    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
-        sonde__set_error("sqlite: %s", sqlite3_errmsg(s->db));
-        return SONDE_EIO;
-    }
-    sqlite3_bind_int64(st, 1, f && f->since > 0 ? ms(f->since) : INT64_MIN);
-    bool first = true;
-    size_t shown = 0;
-    int rc = SONDE_OK, step;
-    while (!rc && shown < limit && (step = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *fp = (const char *)sqlite3_column_text(st, 0);
-        int sev = sev_rank((const char *)sqlite3_column_text(st, 4));
-        const char *data = (const char *)sqlite3_column_text(st, 5);
-        size_t dlen = (size_t)sqlite3_column_bytes(st, 5);
-        if ((f && f->min_severity && sev < f->min_severity) || !data ||
-            !data_type_is(data, dlen, f ? f->type : NULL))
-            continue;
-        rc = put_stored_group(b, &first, fp, sev, (uint64_t)sqlite3_column_int64(st, 3),
-                              (double)sqlite3_column_int64(st, 1) / 1000.0,
-                              (double)sqlite3_column_int64(st, 2) / 1000.0, data, dlen);
-        shown++;
-    }
-    sqlite3_finalize(st);
-    return rc;
-}
+struct group_reader {
+    const sonde_errors_filter *f;
+    size_t limit, shown;
+    bool first;
+    sonde_buf *b;
+    int rc;
+};
 
-static const char *hget(const redisReply *h, const char *field, size_t *len)
+static int on_group(const sonde__group_row *g, void *ud)
 {
-    if (!h || h->type != REDIS_REPLY_ARRAY)
-        return NULL;
-    for (size_t i = 0; i + 1 < h->elements; i += 2)
-        if (h->element[i]->str && strcmp(h->element[i]->str, field) == 0) {
-            if (len)
-                *len = h->element[i + 1]->len;
-            return h->element[i + 1]->str;
-        }
-    return NULL;
-}
-
-static double num_of(const char *s)
-{
-    return s ? sonde__strtod(s, NULL) : 0;
-}
-
-static int read_groups_redis(err_store *s, const sonde_errors_filter *f, size_t limit, sonde_buf *b,
-                             size_t *total)
-{
-    char idx[192], from[32];
-    snprintf(idx, sizeof idx, "%serrors:groups", s->prefix);
-    snprintf(from, sizeof from, "%lld", (long long)(f && f->since > 0 ? ms(f->since) : 0));
-    redisReply *cnt = redisCommand(s->rc, "ZCARD %s", idx);
-    if (!cnt) {
-        sonde__set_error("redis: %s", s->rc->errstr);
-        return SONDE_EUNREACHABLE;
-    }
-    *total = cnt->type == REDIS_REPLY_INTEGER ? (size_t)cnt->integer : 0;
-    freeReplyObject(cnt);
-    redisReply *ids = redisCommand(s->rc, "ZREVRANGEBYSCORE %s +inf %s", idx, from);
-    if (!ids) {
-        sonde__set_error("redis: %s", s->rc->errstr);
-        return SONDE_EUNREACHABLE;
-    }
-    bool first = true;
-    size_t shown = 0;
-    int rc = SONDE_OK;
-    for (size_t i = 0; ids->type == REDIS_REPLY_ARRAY && i < ids->elements && shown < limit && !rc;
-         i++) {
-        const char *fp = ids->element[i]->str;
-        redisReply *h = redisCommand(s->rc, "HGETALL %serrors:group:%s", s->prefix, fp ? fp : "");
-        if (!h) {
-            sonde__set_error("redis: %s", s->rc->errstr);
-            rc = SONDE_EUNREACHABLE;
-            break;
-        }
-        size_t dlen = 0;
-        const char *data = hget(h, "data", &dlen);
-        int sev = (int)num_of(hget(h, "rank", NULL));
-        if (data && !(f && f->min_severity && sev < f->min_severity) &&
-            data_type_is(data, dlen, f ? f->type : NULL)) {
-            rc = put_stored_group(b, &first, fp, sev, (uint64_t)num_of(hget(h, "count", NULL)),
-                                  num_of(hget(h, "first_seen", NULL)) / 1000.0,
-                                  num_of(hget(h, "last_seen", NULL)) / 1000.0, data, dlen);
-            shown++;
-        }
-        freeReplyObject(h);
-    }
-    freeReplyObject(ids);
-    return rc;
+    struct group_reader *gr = ud;
+    const sonde_errors_filter *f = gr->f;
+    if ((f && f->min_severity && g->rank < f->min_severity) ||
+        !data_type_is(g->data, g->data_len, f ? f->type : NULL))
+        return 0;
+    gr->rc =
+        put_stored_group(gr->b, &gr->first, g->fp, g->rank, g->count, (double)g->first_ms / 1000.0,
+                         (double)g->last_ms / 1000.0, g->data, g->data_len);
+    return gr->rc || ++gr->shown >= gr->limit;
 }
 
 int sonde_errors_read_store(const char *store, const sonde_errors_filter *f, sonde_buf *out)
@@ -658,16 +379,23 @@ int sonde_errors_read_store(const char *store, const sonde_errors_filter *f, son
     int rc = read_open(store, &s);
     if (rc)
         return rc;
-    size_t limit = f && f->limit ? f->limit : 100, total = 0;
     size_t mark = out->len;
     sonde_buf groups = {0};
-    rc = s->db ? read_groups_sqlite(s, f, limit, &groups, &total)
-               : read_groups_redis(s, f, limit, &groups, &total);
+    struct group_reader gr = {
+        .f = f, .limit = f && f->limit ? f->limit : 100, .first = true, .b = &groups};
+    uint64_t total = 0;
+    char err[512] = "";
+    rc = s->type->read_groups(s->ctx, f && f->since > 0 ? ms(f->since) : INT64_MIN, &total,
+                              on_group, &gr, err, sizeof err);
+    if (rc)
+        sonde__set_error("%s", err[0] ? err : sonde_strerror(rc));
+    rc = rc ? rc : gr.rc;
     sonde__errstore_close(s);
     rc = rc ? rc : sonde__buf_puts(out, "{\"timestamp\":");
     rc = rc ? rc : sonde__buf_json_time(out, sonde__now_wall());
-    rc =
-        rc ? rc : sonde__buf_printf(out, ",\"total_groups\":%zu,\"dropped\":0,\"groups\":[", total);
+    rc = rc ? rc
+            : sonde__buf_printf(out, ",\"total_groups\":%llu,\"dropped\":0,\"groups\":[",
+                                (unsigned long long)total);
     rc = rc ? rc : sonde__buf_append(out, groups.data ? groups.data : "", groups.len);
     rc = rc ? rc : sonde__buf_puts(out, "]}");
     sonde_buf_free(&groups);
@@ -706,6 +434,23 @@ static int put_stored_alert(sonde_buf *b, bool *first, const char *rname, const 
 
 #define ALERTS_READ_MAX 200
 
+struct alert_reader {
+    sonde_buf firing, recent;
+    bool ff, rf;
+    int rc;
+};
+
+static int on_alert(const sonde__alert_row *a, void *ud)
+{
+    struct alert_reader *ar = ud;
+    ar->rc = put_stored_alert(&ar->recent, &ar->rf, a->rule, a->state, a->started_ms,
+                              a->resolved_ms, a->data, a->data_len);
+    if (!ar->rc && a->state && strcmp(a->state, "firing") == 0)
+        ar->rc = put_stored_alert(&ar->firing, &ar->ff, a->rule, a->state, a->started_ms,
+                                  a->resolved_ms, a->data, a->data_len);
+    return ar->rc;
+}
+
 int sonde_alerts_read_store(const char *store, sonde_buf *out)
 {
     sonde__clear_error();
@@ -715,67 +460,13 @@ int sonde_alerts_read_store(const char *store, sonde_buf *out)
     int rc = read_open(store, &s);
     if (rc)
         return rc;
-    sonde_buf firing = {0}, recent = {0};
-    bool ff = true, rf = true;
-    if (s->db) {
-        sqlite3_stmt *st = NULL;
-        if (sqlite3_prepare_v2(s->db,
-                               "SELECT rule, state, started, resolved, data FROM alerts "
-                               "ORDER BY started DESC, id DESC LIMIT ?1",
-                               -1, &st, NULL) != SQLITE_OK) {
-            sonde__set_error("sqlite: %s (no alert history in this store?)", sqlite3_errmsg(s->db));
-            rc = SONDE_EIO;
-        } else {
-            sqlite3_bind_int(st, 1, ALERTS_READ_MAX);
-            while (!rc && sqlite3_step(st) == SQLITE_ROW) {
-                const char *rname = (const char *)sqlite3_column_text(st, 0);
-                const char *state = (const char *)sqlite3_column_text(st, 1);
-                int64_t started = sqlite3_column_int64(st, 2);
-                int64_t resolved =
-                    sqlite3_column_type(st, 3) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, 3);
-                const char *data = (const char *)sqlite3_column_text(st, 4);
-                size_t dlen = (size_t)sqlite3_column_bytes(st, 4);
-                rc = put_stored_alert(&recent, &rf, rname, state, started, resolved, data, dlen);
-                if (!rc && state && strcmp(state, "firing") == 0)
-                    rc =
-                        put_stored_alert(&firing, &ff, rname, state, started, resolved, data, dlen);
-            }
-            sqlite3_finalize(st);
-        }
-    } else {
-        char idx[192];
-        snprintf(idx, sizeof idx, "%salerts:history", s->prefix);
-        redisReply *ids = redisCommand(s->rc, "ZREVRANGE %s 0 %d", idx, ALERTS_READ_MAX - 1);
-        if (!ids) {
-            sonde__set_error("redis: %s", s->rc->errstr);
-            rc = SONDE_EUNREACHABLE;
-        }
-        for (size_t i = 0; !rc && ids->type == REDIS_REPLY_ARRAY && i < ids->elements; i++) {
-            const char *id = ids->element[i]->str;
-            redisReply *h =
-                redisCommand(s->rc, "HGETALL %salerts:alert:%s", s->prefix, id ? id : "");
-            if (!h) {
-                sonde__set_error("redis: %s", s->rc->errstr);
-                rc = SONDE_EUNREACHABLE;
-                break;
-            }
-            size_t dlen = 0;
-            const char *data = hget(h, "data", &dlen);
-            const char *state = hget(h, "state", NULL);
-            const char *rname = hget(h, "rule", NULL);
-            int64_t started = (int64_t)num_of(hget(h, "started", NULL));
-            int64_t resolved = (int64_t)num_of(hget(h, "resolved", NULL));
-            if (rname) {
-                rc = put_stored_alert(&recent, &rf, rname, state, started, resolved, data, dlen);
-                if (!rc && state && strcmp(state, "firing") == 0)
-                    rc =
-                        put_stored_alert(&firing, &ff, rname, state, started, resolved, data, dlen);
-            }
-            freeReplyObject(h);
-        }
-        if (ids)
-            freeReplyObject(ids);
-    }
+    struct alert_reader ar = {.ff = true, .rf = true};
+    char err[512] = "";
+    rc = s->type->read_alerts(s->ctx, ALERTS_READ_MAX, on_alert, &ar, err, sizeof err);
+    if (rc)
+        sonde__set_error("%s", err[0] ? err : sonde_strerror(rc));
+    rc = rc ? rc : ar.rc;
+    sonde_buf firing = ar.firing, recent = ar.recent;
     sonde__errstore_close(s);
     size_t mark = out->len;
     rc = rc ? rc : sonde__buf_puts(out, "{\"timestamp\":");

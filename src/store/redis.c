@@ -7,12 +7,12 @@
  *   <prefix>perf:op:<name>        ZSET, score = minute, member = a row
  *                                 (rowcodec.c: minute, errors, id, sketch)
  *   <prefix>perf:baselines        HASH name -> "avg p95 factor window min_count"
- *   <prefix>errors:*, alerts:*    reserved for error tracking and alerting
+ *   <prefix>errors:*, alerts:*    error groups and alert history (redis_errors.c)
  *
  * A member carries its row id, so a write retried after a timeout that
  * actually succeeded adds the same member again: ZADD makes that a no-op.
  */
-#include "store.h"
+#include "store/backend.h"
 
 #include <hiredis/hiredis.h>
 #include <stdio.h>
@@ -470,14 +470,18 @@ const sonde__store_type sonde__store_redis = {
     .prune = rd_prune,
     .put_baseline = rd_put_baseline,
     .read_baselines = rd_read_baselines,
+    .write_errors = sonde__rd_write_errors,
+    .prune_errors = sonde__rd_prune_errors,
+    .read_groups = sonde__rd_read_groups,
+    .read_alerts = sonde__rd_read_alerts,
 };
 
-void *sonde__store_redis_handle(void *ctx)
+void *sonde__rd_conn(void *ctx)
 {
     return ctx ? ((struct rd *)ctx)->c : NULL;
 }
 
-const char *sonde__store_redis_prefix(void *ctx)
+const char *sonde__rd_prefix(void *ctx)
 {
     return ctx ? ((struct rd *)ctx)->prefix : "sonde:";
 }

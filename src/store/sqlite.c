@@ -11,7 +11,7 @@
  * database from version i to i + 1 inside one IMMEDIATE transaction, so two
  * processes opening the same new file do not both migrate it.
  */
-#include "store.h"
+#include "store/backend.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
@@ -369,9 +369,13 @@ const sonde__store_type sonde__store_sqlite = {
     .prune = sq_prune,
     .put_baseline = sq_put_baseline,
     .read_baselines = sq_read_baselines,
+    .write_errors = sonde__sq_write_errors,
+    .prune_errors = sonde__sq_prune_errors,
+    .read_groups = sonde__sq_read_groups,
+    .read_alerts = sonde__sq_read_alerts,
 };
 
-void *sonde__store_sqlite_handle(void *ctx)
+void *sonde__sq_db(void *ctx)
 {
     return ctx ? ((struct sq *)ctx)->db : NULL;
 }

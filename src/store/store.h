@@ -1,6 +1,7 @@
 /*
- * The history store: per-minute operation aggregates, baselines, and the
- * tables reserved for error groups and alert history (alerting fills them).
+ * The history store: per-minute operation aggregates, baselines, error
+ * groups and alert history. All of sonde's persistence is here: no SQL or
+ * Redis command outside src/store/ (scripts/check_layers.py checks it).
  *
  * Two layers:
  *  - a backend (sonde__store_type, a table of functions in the manner of a
@@ -44,9 +45,42 @@ typedef struct sonde__baseline_row {
     uint64_t min_count;
 } sonde__baseline_row;
 
-/* Row and baseline visitors: return 0 to continue, non-zero to stop. */
+/* An error group (src/errors/persist.c). On write, count is the number of
+ * occurrences since the last write (added to the stored count); first_ms is
+ * kept at its minimum, last_ms, message and data follow the latest write,
+ * the severity its maximum. On read, count is the stored total and
+ * message is not filled. */
+typedef struct sonde__group_row {
+    const char *fp;            /* 16 lowercase hex digits, NUL-terminated */
+    int64_t first_ms, last_ms; /* milliseconds since the epoch */
+    uint64_t count;
+    int rank;          /* severity: 1 low, 2 medium, 3 high, 4 critical */
+    const char *level; /* its name ("low"...); writes only */
+    const char *message;
+    size_t message_len;
+    const char *data; /* a JSON object: {"type":...,"title",...} */
+    size_t data_len;
+} sonde__group_row;
+
+/* One alert of the alert history. */
+typedef struct sonde__alert_row {
+    /* SQLite: the row's id; 0 on write inserts a row and the backend sets
+     * it (reset to 0 again when the write fails). Unused by Redis. */
+    int64_t row_id;
+    const char *key;                 /* Redis: the alert's unique key; unused by SQLite */
+    const char *rule;                /* NUL-terminated */
+    const char *state;               /* "firing" or "resolved" */
+    int64_t started_ms, resolved_ms; /* resolved_ms 0: not resolved */
+    const char *data;                /* a JSON object: {"severity",...} */
+    size_t data_len;
+} sonde__alert_row;
+
+/* Row, baseline, group and alert visitors: return 0 to continue, non-zero
+ * to stop. */
 typedef int (*sonde__row_fn)(const sonde__op_row *row, void *ud);
 typedef int (*sonde__baseline_fn)(const sonde__baseline_row *b, void *ud);
+typedef int (*sonde__group_fn)(const sonde__group_row *g, void *ud);
+typedef int (*sonde__alert_fn)(const sonde__alert_row *a, void *ud);
 
 /* ---- store addresses ---- */
 
@@ -97,19 +131,27 @@ typedef struct sonde__store_type {
     int (*put_baseline)(void *ctx, const char *op, const sonde__baseline_row *b, char *err,
                         size_t errlen);
     int (*read_baselines)(void *ctx, sonde__baseline_fn fn, void *ud, char *err, size_t errlen);
+    /* Error groups and alert history (store/sqlite_errors.c,
+     * store/redis_errors.c). write_errors merges groups and saves alerts
+     * (inserted or updated), all or none on SQLite, idempotent per key on
+     * Redis. prune_errors deletes groups last seen before groups_before_ms
+     * and alerts that are not firing and ended (or started, unresolved)
+     * before alerts_before_ms, a bounded number per call on Redis.
+     * read_groups sets *total to every stored group and visits those last
+     * seen at or after since_ms, latest first; read_alerts visits the
+     * limit latest alerts, latest first. */
+    int (*write_errors)(void *ctx, const sonde__group_row *groups, size_t ngroups,
+                        sonde__alert_row *alerts, size_t nalerts, char *err, size_t errlen);
+    int (*prune_errors)(void *ctx, int64_t groups_before_ms, int64_t alerts_before_ms, char *err,
+                        size_t errlen);
+    int (*read_groups)(void *ctx, int64_t since_ms, uint64_t *total, sonde__group_fn fn, void *ud,
+                       char *err, size_t errlen);
+    int (*read_alerts)(void *ctx, size_t limit, sonde__alert_fn fn, void *ud, char *err,
+                       size_t errlen);
 } sonde__store_type;
 
 extern const sonde__store_type sonde__store_sqlite;
 extern const sonde__store_type sonde__store_redis;
-
-/* The raw connection behind a backend context, for a component that keeps
- * its own tables in the same store over its own connection (error
- * tracking: src/errors/persist.c): a sqlite3 * for sonde__store_sqlite, a
- * redisContext * for sonde__store_redis, and the Redis key prefix.
- * Borrowed from ctx. */
-void *sonde__store_sqlite_handle(void *ctx);
-void *sonde__store_redis_handle(void *ctx);
-const char *sonde__store_redis_prefix(void *ctx);
 
 /* ---- row codec (rowcodec.c): Redis members, fuzzed ----
  * u8 version (1), varint zigzag minute, varint errors, varint id, then the
