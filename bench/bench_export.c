@@ -122,7 +122,6 @@ static uint64_t thread_cpu_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-
 static void bench_encode(sonde_registry *reg)
 {
     sonde__rw_sampler smp;
@@ -325,8 +324,8 @@ static void bench_ship(sonde_registry *reg)
     bench_print("rw_cycle_cpu_ms", cyc, "ms");
     bench_print("rw_idle_cpu_ms_per_s", idle_ms_per_s, "ms/s");
     bench_print("rw_ship_15s_core_percent", (cyc + 15 * idle_ms_per_s) / 15000 * 100, "%");
-    bench_print("rw_ship_requests_per_cycle",
-                (double)atomic_load(&k.requests) / (runs + 1), "requests");
+    bench_print("rw_ship_requests_per_cycle", (double)atomic_load(&k.requests) / (runs + 1),
+                "requests");
     uint64_t want = (uint64_t)(SERIES + FAMILIES) * (runs + 1);
     if (st.samples_sent != want)
         fprintf(stderr, "sonde-bench: export: sent %llu samples, expected %llu\n",

@@ -66,7 +66,7 @@ typedef struct err_rec {
     uint8_t nframes;
     uint16_t ctx_count;
     uint16_t type_len, msg_len, op_len, file_len, func_len, cid_len, ctx_len;
-    uint16_t lctx_len; /* the logging context's field blob (log/log_int.h) */
+    uint16_t lctx_len;   /* the logging context's field blob (log/log_int.h) */
     uint16_t fp_pending; /* fp still to compute (by the drain, off the caller's thread) */
     uint16_t pad_;
     char data[ERR_REC_SIZE - 56];
@@ -284,8 +284,8 @@ void sonde__errstore_tick(sonde_errors *t, bool final);
 
 struct sonde_errors {
     err_ring ring;
-    sonde_family *total;           /* sonde_errors_total{severity,type} */
-    uint64_t gen;                  /* unique per tracker: keys the callers' series caches */
+    sonde_family *total; /* sonde_errors_total{severity,type} */
+    uint64_t gen;        /* unique per tracker: keys the callers' series caches */
     _Atomic uint64_t dropped;
     _Atomic uint64_t captured;
     _Atomic uint64_t timer_id; /* 0 when not started */
