@@ -94,6 +94,17 @@ SONDE_API const char *sonde_version(void);
  */
 SONDE_API int sonde_enabled(void);
 
+/**
+ * Turn sonde off for this process, as SONDE_ENABLED=0 does, from the
+ * application's own configuration (a feature flag such as "metrics off by
+ * default"). Call it before any other sonde call: returns SONDE_OK when
+ * sonde is off (also when it already was), SONDE_ESTATE when an earlier
+ * call has already found sonde enabled (what that call set up would stay
+ * on: the switch is not changed). There is no way back on. Any thread,
+ * lock-free.
+ */
+SONDE_API int sonde_disable(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -60,6 +60,18 @@ int sonde_enabled(void)
 #endif
 }
 
+int sonde_disable(void)
+{
+#ifdef SONDE_DISABLE
+    return SONDE_OK;
+#else
+    int expected = 0;
+    if (atomic_compare_exchange_strong(&sonde__enabled_state, &expected, 2))
+        return SONDE_OK;
+    return expected == 2 ? SONDE_OK : SONDE_ESTATE;
+#endif
+}
+
 void *sonde__malloc(size_t n)
 {
     return malloc(n ? n : 1);

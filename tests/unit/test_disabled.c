@@ -89,6 +89,15 @@ static double callback_value(void *ud)
     return 42;
 }
 
+/* sonde_disable on a disabled sonde: succeeds, and it stays off. */
+TEST(test_disabled_disable_call_succeeds)
+{
+    ASSERT_EQ(sonde_enabled(), 0);
+    ASSERT_OK(sonde_disable());
+    ASSERT_OK(sonde_disable());
+    ASSERT_EQ(sonde_enabled(), 0);
+}
+
 TEST(test_disabled_metrics_keep_every_value_at_zero)
 {
     ASSERT_EQ(sonde_enabled(), 0);
