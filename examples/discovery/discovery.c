@@ -58,11 +58,9 @@ static int env_bool(const char *var, int def)
     const char *v = getenv(var);
     if (!v || !*v)
         return def;
-    if (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes") ||
-        !strcasecmp(v, "on"))
+    if (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes") || !strcasecmp(v, "on"))
         return 1;
-    if (!strcasecmp(v, "false") || !strcmp(v, "0") || !strcasecmp(v, "no") ||
-        !strcasecmp(v, "off"))
+    if (!strcasecmp(v, "false") || !strcmp(v, "0") || !strcasecmp(v, "no") || !strcasecmp(v, "off"))
         return 0;
     config_error(var, v, "expected true or false");
     return def;
@@ -90,23 +88,22 @@ static void load_config(void)
 /* ---- Prometheus metrics (names as the seed lists them) ---- */
 
 static struct {
-    sonde_family *scans;           /* discovery_scans_total{status} */
-    sonde_gauge *artifacts_found;  /* discovery_artifacts_found */
-    sonde_histogram *scan_dur;     /* discovery_scan_duration */
-    sonde_family *errors;          /* discovery_errors_total{error_type} */
-    sonde_family *import_requests; /* bulk_import_requests_total{status} */
+    sonde_family *scans;            /* discovery_scans_total{status} */
+    sonde_gauge *artifacts_found;   /* discovery_artifacts_found */
+    sonde_histogram *scan_dur;      /* discovery_scan_duration */
+    sonde_family *errors;           /* discovery_errors_total{error_type} */
+    sonde_family *import_requests;  /* bulk_import_requests_total{status} */
     sonde_family *import_artifacts; /* bulk_import_artifacts_total{result} */
-    sonde_family *import_dur;      /* bulk_import_duration{batch_size} */
-    sonde_family *meta_requests;   /* github_metadata_requests_total{cache_hit} */
-    sonde_histogram *meta_dur;     /* github_metadata_fetch_duration */
-    sonde_counter *cache_hits;     /* discovery_cache_hits_total */
-    sonde_counter *cache_misses;   /* discovery_cache_misses_total */
+    sonde_family *import_dur;       /* bulk_import_duration{batch_size} */
+    sonde_family *meta_requests;    /* github_metadata_requests_total{cache_hit} */
+    sonde_histogram *meta_dur;      /* github_metadata_fetch_duration */
+    sonde_counter *cache_hits;      /* discovery_cache_hits_total */
+    sonde_counter *cache_misses;    /* discovery_cache_misses_total */
 } M;
 
 static void die(const char *what, int rc)
 {
-    fprintf(stderr, PROG ": %s: %s (%s)\n", what, sonde_strerror(rc),
-            sonde_registry_last_error());
+    fprintf(stderr, PROG ": %s: %s (%s)\n", what, sonde_strerror(rc), sonde_registry_last_error());
     exit(1);
 }
 
@@ -142,14 +139,14 @@ static void register_metrics(void)
     int rc = sonde_registry_set_namespace(NULL, "skillmeat");
     if (rc)
         die("namespace", rc);
-    M.scans = family(SONDE_COUNTER, "discovery_scans_total", "Discovery scans by status.",
-                     "status");
-    M.artifacts_found = sonde_family_as_gauge(family(
-        SONDE_GAUGE, "discovery_artifacts_found", "Artifacts found by the last scan.", NULL));
+    M.scans =
+        family(SONDE_COUNTER, "discovery_scans_total", "Discovery scans by status.", "status");
+    M.artifacts_found = sonde_family_as_gauge(family(SONDE_GAUGE, "discovery_artifacts_found",
+                                                     "Artifacts found by the last scan.", NULL));
     M.scan_dur = sonde_family_as_histogram(family(SONDE_HISTOGRAM, "discovery_scan_duration",
                                                   "Discovery scan duration in seconds.", NULL));
-    M.errors = family(SONDE_COUNTER, "discovery_errors_total", "Discovery errors by type.",
-                      "error_type");
+    M.errors =
+        family(SONDE_COUNTER, "discovery_errors_total", "Discovery errors by type.", "error_type");
     M.import_requests = family(SONDE_COUNTER, "bulk_import_requests_total",
                                "Bulk import requests by status.", "status");
     M.import_artifacts = family(SONDE_COUNTER, "bulk_import_artifacts_total",
@@ -158,14 +155,13 @@ static void register_metrics(void)
                           "Bulk import duration in seconds, by batch size range.", "batch_size");
     M.meta_requests = family(SONDE_COUNTER, "github_metadata_requests_total",
                              "GitHub metadata requests by cache hit.", "cache_hit");
-    M.meta_dur = sonde_family_as_histogram(family(SONDE_HISTOGRAM,
-                                                  "github_metadata_fetch_duration",
-                                                  "GitHub metadata fetch duration in seconds.",
-                                                  NULL));
-    M.cache_hits = sonde_family_as_counter(family(SONDE_COUNTER, "discovery_cache_hits_total",
-                                                  "Metadata cache hits.", NULL));
-    M.cache_misses = sonde_family_as_counter(family(
-        SONDE_COUNTER, "discovery_cache_misses_total", "Metadata cache misses.", NULL));
+    M.meta_dur =
+        sonde_family_as_histogram(family(SONDE_HISTOGRAM, "github_metadata_fetch_duration",
+                                         "GitHub metadata fetch duration in seconds.", NULL));
+    M.cache_hits = sonde_family_as_counter(
+        family(SONDE_COUNTER, "discovery_cache_hits_total", "Metadata cache hits.", NULL));
+    M.cache_misses = sonde_family_as_counter(
+        family(SONDE_COUNTER, "discovery_cache_misses_total", "Metadata cache misses.", NULL));
 
     for (size_t i = 0; i < 3; i++) {
         sonde_family_counter(M.scans, scan_statuses[i]);
@@ -275,8 +271,8 @@ static void write_stats(sonde_buf *b)
     if (S.have_last_scan) {
         sonde_buf_printf(b, "{\"timestamp\":");
         iso_time(b, S.last_scan_wall);
-        sonde_buf_printf(b, ",\"duration_ms\":%.1f,\"artifact_count\":%u}",
-                         S.last_scan_duration_ms, S.last_scan_artifacts);
+        sonde_buf_printf(b, ",\"duration_ms\":%.1f,\"artifact_count\":%u}", S.last_scan_duration_ms,
+                         S.last_scan_artifacts);
     } else {
         sonde_buf_printf(b, "null");
     }
@@ -491,7 +487,7 @@ static void *importer(void *arg)
     unsigned seed = (unsigned)(uintptr_t)arg;
     while (!atomic_load(&stop_work)) {
         unsigned r = next_rand(&seed) % 100;
-        unsigned n = r < 60 ? 1 + next_rand(&seed) % 10
+        unsigned n = r < 60   ? 1 + next_rand(&seed) % 10
                      : r < 90 ? 11 + next_rand(&seed) % 40
                               : 51 + next_rand(&seed) % 30;
         const char *range = n <= 10 ? "1-10" : n <= 50 ? "11-50" : "51+";
