@@ -664,21 +664,90 @@ SONDE_API int sonde_alerts_wait_idle(sonde_errors *t, int timeout_ms);
 /* ------------------------------------------------------------------------ */
 /* Silences                                                                 */
 
+/*
+ * Silences as an operator uses Alertmanager's: matchers on alert labels
+ * (alertname, severity, service and the rule's labels; a missing label is
+ * ""), a time range, a comment and an author. A silenced alert still
+ * changes state and shows in /alerts with "silenced":true, but nothing is
+ * sent for it; if it still fires when the silence ends, notifiers are told
+ * then. A silence is pending before its start, active until its end,
+ * expired afterwards; expired silences are listed for a retention (5 days
+ * by default) and then forgotten. With a store (sonde_errors_opts.store)
+ * silences are saved there and read back at start, so they survive a
+ * restart. Ids are 64-bit; HTTP and the command show them as 16 hex digits.
+ * Over HTTP: POST/GET /alerts/silences, DELETE /alerts/silences/ID.
+ */
+
+/** One matcher: the label `name` equals `value` (is_regex: matches the
+ * anchored POSIX extended expression `value`); is_equal 0 negates it. */
+typedef struct sonde_silence_matcher {
+    const char *name;
+    const char *value;
+    int is_regex;
+    int is_equal;
+} sonde_silence_matcher;
+
+/** Options of a silence. Zero means default; strings are copied. */
+typedef struct sonde_silence_opts {
+    /** 1 to 32 matchers; at least one must not match the empty string. */
+    const sonde_silence_matcher *matchers;
+    size_t matcher_count;
+    /** Seconds since the epoch. starts 0: now. ends 0: starts + duration. */
+    double starts, ends;
+    /** Seconds (used when ends is 0). */
+    double duration;
+    /** Free text, at most 1024 and 256 bytes. NULL: "". */
+    const char *comment;
+    const char *created_by;
+    /** Room for options added later without breaking the ABI; keep zero. */
+    void *reserved[4];
+} sonde_silence_opts;
+
+/** Zero the options. Any thread. */
+SONDE_API void sonde_silence_opts_init(sonde_silence_opts *o);
+
 /**
- * Silence alerts whose labels match every pair of matchers (matchers[2i] =
- * label name, matchers[2i+1] = value, exact equality; n pairs, at least
- * one) between starts and ends (seconds since the epoch; starts 0: now).
- * A silenced alert still changes state and shows in /alerts, but nothing
- * is sent for it; if it still fires when the silence ends, notifiers are
- * told then. *id_out (may be NULL) receives an id for
- * sonde_alerts_remove_silence. Returns SONDE_OK, SONDE_EINVAL,
- * SONDE_ELIMIT (more than 256 silences) or SONDE_ENOMEM. Any thread.
+ * Add a silence. *id_out (may be NULL) receives its id. Returns SONDE_OK;
+ * SONDE_EINVAL (bad matcher, times, lengths: sonde_registry_last_error
+ * says which);
+ * SONDE_ELIMIT (1024 silences pending or active); SONDE_ENOMEM. Disabled
+ * (SONDE_ENABLED=0): SONDE_OK, nothing is kept and *id_out is 0. Any
+ * thread.
+ */
+SONDE_API int sonde_alerts_silence(sonde_errors *t, const sonde_silence_opts *o, uint64_t *id_out);
+
+/** Expire a silence now (it stays listed as expired for the retention).
+ * Returns SONDE_OK (also when it had already expired) or SONDE_ENOTFOUND;
+ * disabled: SONDE_OK. Any thread. */
+SONDE_API int sonde_alerts_expire_silence(sonde_errors *t, uint64_t id);
+
+/** How long expired silences are kept, in seconds (memory and store).
+ * 0: SONDE_SILENCE_RETENTION from the environment (a duration such as
+ * "5d"), else 5 days. Returns SONDE_OK or SONDE_EINVAL (negative or not
+ * finite). Any thread. */
+SONDE_API int sonde_alerts_set_silence_retention(sonde_errors *t, double seconds);
+
+/**
+ * Append the silences as a JSON array, as Alertmanager's GET
+ * /api/v2/silences: [{"id","status":{"state"},"matchers":[{"name","value",
+ * "isRegex","isEqual"}],"startsAt","endsAt","updatedAt","comment",
+ * "createdBy"}], active first (soonest end first), then pending, then
+ * expired (latest end first). Returns SONDE_OK or SONDE_ENOMEM. Any thread.
+ */
+SONDE_API int sonde_alerts_silences_json(sonde_errors *t, sonde_buf *out);
+
+/**
+ * Silence alerts whose labels equal every pair of matchers (matchers[2i] =
+ * label name, matchers[2i+1] = value; n pairs, at least one) between
+ * starts and ends (seconds since the epoch; starts 0: now): a shorthand of
+ * sonde_alerts_silence. Returns as sonde_alerts_silence.
  */
 SONDE_API int sonde_alerts_add_silence(sonde_errors *t, const char *const *matchers, size_t n,
                                        double starts, double ends, const char *comment,
                                        uint64_t *id_out);
 
-/** Remove a silence. Returns SONDE_OK or SONDE_ENOTFOUND. Any thread. */
+/** Remove a silence at once (not kept as expired). Returns SONDE_OK or
+ * SONDE_ENOTFOUND. Any thread. */
 SONDE_API int sonde_alerts_remove_silence(sonde_errors *t, uint64_t id);
 
 /* ------------------------------------------------------------------------ */

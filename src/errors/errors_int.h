@@ -124,7 +124,8 @@ void sonde__groups_prune(group_table *gt, int64_t cutoff_ns);
 /* ---- rules and alerts (rules.c) ---- */
 
 #define MAX_RULES SONDE_ALERTS_MAX_RULES
-#define MAX_SILENCES 256
+#define MAX_SILENCES 1024      /* pending or active */
+#define MAX_SILENCES_KEPT 4096 /* expired included: the oldest expired go first */
 #define MAX_NOTIFIERS SONDE_ALERTS_MAX_NOTIFIERS
 #define MAX_THRESHOLD 100000
 #define RULE_BUCKETS 256
@@ -183,13 +184,23 @@ typedef struct rule {
     uint64_t seen_gen; /* per-series alert: last evaluation that saw it */
 } rule;
 
-typedef struct silence {
-    uint64_t id;
-    char **matchers; /* pairs */
-    size_t n;
-    double starts, ends;
-    char *comment;
-} silence;
+/* ---- silences (silences.c) ---- */
+
+typedef struct silence silence;
+
+/* The value of label `name` of an alert, or NULL when it has none. */
+typedef const char *(*sonde__label_fn)(const void *ud, const char *name);
+
+/* Whether an active silence matches the alert whose labels get() reads.
+ * t->lock held. */
+bool sonde__silenced(const sonde_errors *t, sonde__label_fn get, const void *ud, double now);
+/* Append the pending and active silences as a JSON array (the "silences"
+ * of /alerts). t->lock held. */
+int sonde__silences_json_current(const sonde_errors *t, sonde_buf *out, double now);
+/* Forget silences expired longer ago than the retention. t->lock held. */
+void sonde__silences_prune(sonde_errors *t, double now);
+/* Free every silence (tracker teardown). */
+void sonde__silences_free(sonde_errors *t);
 
 typedef struct history_entry {
     uint64_t id;
@@ -279,6 +290,11 @@ int sonde__errstore_prune(sonde_errors *t, double groups_before, double alerts_b
 /* Flush when due, opening and retrying with backoff (final: now, once).
  * t->lock held. */
 void sonde__errstore_tick(sonde_errors *t, bool final);
+struct sonde__store_type;
+/* silences.c: read silences back once, save the changed ones, prune the
+ * old ones (t->lock held, on the worker, store open). */
+int sonde__silences_sync(sonde_errors *t, const struct sonde__store_type *type, void *ctx,
+                         char *err, size_t errlen);
 
 /* ---- the tracker (tracker.c) ---- */
 
@@ -302,9 +318,12 @@ struct sonde_errors {
     double group_retention_s, alert_retention_s;
     rule *rules[MAX_RULES];
     size_t nrules;
-    silence silences[MAX_SILENCES];
-    size_t nsilences;
-    uint64_t next_silence_id;
+    silence **silences; /* silences.c */
+    size_t nsilences, silences_cap;
+    double silence_retention_s; /* 0: default */
+    bool silences_loaded;       /* read back from the store */
+    bool silences_dirty;        /* some silence waits to be saved */
+    double last_silence_prune;
     history_entry *history; /* ring of max_history */
     size_t hist_max, hist_n, hist_pos;
     uint64_t next_episode;

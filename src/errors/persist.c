@@ -266,6 +266,8 @@ void sonde__errstore_tick(sonde_errors *t, bool final)
         rc = sonde__errstore_open(t->store_spec, 0, &t->store, err, sizeof err);
     if (!rc && t->store) {
         rc = sonde__errstore_flush(t, err, sizeof err);
+        if (!rc)
+            rc = sonde__silences_sync(t, t->store->type, t->store->ctx, err, sizeof err);
         double wall = sonde__errors_now(t);
         if (!rc && (wall - t->last_store_prune >= 3600 || wall < t->last_store_prune)) {
             rc = sonde__errstore_prune(t, wall - t->group_retention_s, wall - t->alert_retention_s,

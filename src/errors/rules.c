@@ -370,90 +370,21 @@ static const char *label_value(const sonde_errors *t, const rule *r, const char 
     return NULL;
 }
 
+struct alert_labels {
+    const sonde_errors *t;
+    const rule *r;
+};
+
+static const char *alert_label(const void *ud, const char *name)
+{
+    const struct alert_labels *al = ud;
+    return label_value(al->t, al->r, name);
+}
+
 static bool silenced(const sonde_errors *t, const rule *r, double now)
 {
-    for (size_t i = 0; i < t->nsilences; i++) {
-        const silence *s = &t->silences[i];
-        if (now < s->starts || now >= s->ends)
-            continue;
-        bool all = true;
-        for (size_t k = 0; k < s->n && all; k++) {
-            const char *v = label_value(t, r, s->matchers[2 * k]);
-            all = v && strcmp(v, s->matchers[2 * k + 1]) == 0;
-        }
-        if (all)
-            return true;
-    }
-    return false;
-}
-
-static void silence_free(silence *s)
-{
-    for (size_t i = 0; i < 2 * s->n; i++)
-        sonde__free(s->matchers[i]);
-    sonde__free(s->matchers);
-    sonde__free(s->comment);
-    memset(s, 0, sizeof *s);
-}
-
-int sonde_alerts_add_silence(sonde_errors *t, const char *const *matchers, size_t n, double starts,
-                             double ends, const char *comment, uint64_t *id_out)
-{
-    if (!matchers || n == 0 || n > 32 || !isfinite(ends) || !isfinite(starts))
-        return SONDE_EINVAL;
-    for (size_t i = 0; i < 2 * n; i++)
-        if (!matchers[i])
-            return SONDE_EINVAL;
-    if (!(t = sonde__errors_resolve(t)))
-        return SONDE_ENOMEM;
-    silence s = {0};
-    s.matchers = sonde__calloc(2 * n, sizeof *s.matchers);
-    bool ok = s.matchers != NULL;
-    s.n = ok ? n : 0;
-    for (size_t i = 0; ok && i < 2 * n; i++)
-        ok = (s.matchers[i] = sonde__strdup(matchers[i])) != NULL;
-    ok = ok && dup_or_null(&s.comment, comment);
-    if (!ok) {
-        silence_free(&s);
-        return SONDE_ENOMEM;
-    }
-    pthread_mutex_lock(&t->lock);
-    double now = sonde__errors_now(t);
-    s.starts = starts > 0 ? starts : now;
-    s.ends = ends;
-    int rc = SONDE_OK;
-    if (s.ends <= s.starts)
-        rc = SONDE_EINVAL;
-    else if (t->nsilences >= MAX_SILENCES)
-        rc = SONDE_ELIMIT;
-    if (!rc) {
-        s.id = ++t->next_silence_id;
-        if (id_out)
-            *id_out = s.id;
-        t->silences[t->nsilences++] = s;
-    }
-    pthread_mutex_unlock(&t->lock);
-    if (rc)
-        silence_free(&s);
-    return rc;
-}
-
-int sonde_alerts_remove_silence(sonde_errors *t, uint64_t id)
-{
-    if (!(t = sonde__errors_resolve(t)))
-        return SONDE_ENOMEM;
-    int rc = SONDE_ENOTFOUND;
-    pthread_mutex_lock(&t->lock);
-    for (size_t i = 0; i < t->nsilences; i++) {
-        if (t->silences[i].id == id) {
-            silence_free(&t->silences[i]);
-            t->silences[i] = t->silences[--t->nsilences];
-            rc = SONDE_OK;
-            break;
-        }
-    }
-    pthread_mutex_unlock(&t->lock);
-    return rc;
+    struct alert_labels al = {t, r};
+    return sonde__silenced(t, alert_label, &al, now);
 }
 
 /* ---- history ---- */
@@ -668,16 +599,9 @@ void sonde__rule_step(sonde_errors *t, rule *r, double now)
 
 void sonde__rules_eval(sonde_errors *t, double now)
 {
-    /* Expired silences go first, so that an alert they covered is told
-     * in this evaluation. */
-    for (size_t i = 0; i < t->nsilences;) {
-        if (t->silences[i].ends <= now) {
-            silence_free(&t->silences[i]);
-            t->silences[i] = t->silences[--t->nsilences];
-        } else {
-            i++;
-        }
-    }
+    /* Silences are checked against their time range at each step: one
+     * that ended lets the alert it covered be told in this evaluation. */
+    sonde__silences_prune(t, now);
     for (size_t i = 0; i < t->nrules; i++) {
         rule *r = t->rules[i];
         if (r->metric) {
@@ -972,29 +896,9 @@ int sonde_alerts_write_json(sonde_errors *t, sonde_buf *out)
             rc = sonde__buf_putc(out, ',');
         rc = rc ? rc : json_rule_alert(out, t, t->rules[i]);
     }
-    rc = rc ? rc : sonde__buf_puts(out, "],\"silences\":[");
-    for (size_t i = 0; i < t->nsilences && !rc; i++) {
-        const silence *s = &t->silences[i];
-        if (i)
-            rc = sonde__buf_putc(out, ',');
-        rc = rc ? rc
-                : sonde__buf_printf(out, "{\"id\":%llu,\"matchers\":{", (unsigned long long)s->id);
-        for (size_t k = 0; k < s->n && !rc; k++) {
-            if (k)
-                rc = sonde__buf_putc(out, ',');
-            rc = rc ? rc : sonde__buf_json_str(out, s->matchers[2 * k]);
-            rc = rc ? rc : sonde__buf_putc(out, ':');
-            rc = rc ? rc : sonde__buf_json_str(out, s->matchers[2 * k + 1]);
-        }
-        rc = rc ? rc : sonde__buf_puts(out, "},\"starts\":");
-        rc = rc ? rc : sonde__buf_json_time(out, s->starts);
-        rc = rc ? rc : sonde__buf_puts(out, ",\"ends\":");
-        rc = rc ? rc : sonde__buf_json_time(out, s->ends);
-        rc = rc ? rc : sonde__buf_puts(out, ",\"comment\":");
-        rc = rc ? rc : sonde__buf_json_str(out, s->comment ? s->comment : "");
-        rc = rc ? rc : sonde__buf_putc(out, '}');
-    }
-    rc = rc ? rc : sonde__buf_puts(out, "],\"notifiers\":[");
+    rc = rc ? rc : sonde__buf_puts(out, "],\"silences\":");
+    rc = rc ? rc : sonde__silences_json_current(t, out, sonde__errors_now(t));
+    rc = rc ? rc : sonde__buf_puts(out, ",\"notifiers\":[");
     for (size_t i = 0; i < t->nnotifiers && !rc; i++) {
         notifier *n = t->notifiers[i];
         if (i)

@@ -191,12 +191,7 @@ static void free_all(sonde_errors *t)
         sonde_registry_remove_collector(t->registry, t->collector);
     for (size_t i = 0; i < t->nrules; i++)
         sonde__rule_free(t->rules[i]);
-    for (size_t i = 0; i < t->nsilences; i++) {
-        for (size_t k = 0; k < 2 * t->silences[i].n; k++)
-            sonde__free(t->silences[i].matchers[k]);
-        sonde__free(t->silences[i].matchers);
-        sonde__free(t->silences[i].comment);
-    }
+    sonde__silences_free(t);
     for (size_t i = 0; i < t->nnotifiers; i++)
         sonde__notifier_free(t->notifiers[i]);
     for (size_t i = 0; t->history && i < t->hist_max; i++) {

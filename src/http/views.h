@@ -9,6 +9,8 @@
 
 #include "http/server.h"
 
+#include <sonde/app.h>
+
 /* GET /errors: ud is the sonde_errors tracker (borrowed). */
 void sonde__http_errors_handler(void *ud, const sonde__http_request *rq, sonde__http_response *rs);
 /* GET /alerts: ud is the sonde_errors tracker (borrowed). */
@@ -16,5 +18,10 @@ void sonde__http_alerts_handler(void *ud, const sonde__http_request *rq, sonde__
 /* GET /performance: ud unused (the process's tracer). */
 void sonde__http_performance_handler(void *ud, const sonde__http_request *rq,
                                      sonde__http_response *rs);
+
+/* /alerts/silences (an application route, sonde/app.h: POST, GET,
+ * DELETE .../ID; sensitive): ud is the sonde_errors tracker (borrowed). */
+void sonde__http_silences_handler(void *ud, const sonde_route_request *rq,
+                                  sonde_route_response *rs);
 
 #endif

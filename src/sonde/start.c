@@ -9,6 +9,7 @@
 #include <sonde/runtime.h>
 
 #include "errors/errors_int.h"
+#include "errors/silences.h"
 #include "http/dashboard.h"
 #include "http/views.h"
 #include "http/server.h"
@@ -58,7 +59,7 @@ extern char *program_invocation_short_name;
 
 /* Which routes sonde_start registered (a path someone else took is theirs:
  * left alone, and not removed at stop). Under start_lock. */
-static bool own_errors, own_alerts, own_performance;
+static bool own_errors, own_alerts, own_performance, own_silences;
 
 static void routes_add(sonde_errors *et)
 {
@@ -69,6 +70,16 @@ static void routes_add(sonde_errors *et)
         sonde__http_route_add("/alerts", "alerts", fl, sonde__http_alerts_handler, et) == SONDE_OK;
     own_performance = sonde__http_route_add("/performance", "performance", fl,
                                             sonde__http_performance_handler, NULL) == SONDE_OK;
+    sonde_route_opts ro;
+    sonde_route_opts_init(&ro);
+    ro.path = "/alerts/silences";
+    ro.prefix = 1;
+    ro.methods = SONDE_HTTP_GET | SONDE_HTTP_POST | SONDE_HTTP_DELETE;
+    ro.access = SONDE_ACCESS_SENSITIVE;
+    ro.max_body_bytes = SONDE__SILENCE_MAX_BODY;
+    ro.owner = "sonde";
+    ro.metric_label = "silences";
+    own_silences = sonde_route_add(&ro, sonde__http_silences_handler, et) == SONDE_OK;
 }
 
 static void routes_remove(void)
@@ -79,7 +90,9 @@ static void routes_remove(void)
         sonde__http_route_remove("/alerts");
     if (own_performance)
         sonde__http_route_remove("/performance");
-    own_errors = own_alerts = own_performance = false;
+    if (own_silences)
+        sonde_route_remove("/alerts/silences", 0);
+    own_errors = own_alerts = own_performance = own_silences = false;
 }
 
 /* ---- remote write from the options or the environment ---- */

@@ -8,6 +8,8 @@
  *                                 (rowcodec.c: minute, errors, id, sketch)
  *   <prefix>perf:baselines        HASH name -> "avg p95 factor window min_count"
  *   <prefix>errors:*, alerts:*    error groups and alert history (redis_errors.c)
+ *   <prefix>alerts:silences       HASH id -> "updated_ms ends_ms data"
+ *   <prefix>alerts:silences:ends  ZSET, score = ends_ms, member = id (pruning)
  *
  * A member carries its row id, so a write retried after a timeout that
  * actually succeeded adds the same member again: ZADD makes that a no-op.
@@ -461,6 +463,145 @@ static int rd_read_baselines(void *ctx, sonde__baseline_fn fn, void *ud, char *e
     return rc;
 }
 
+/* KEYS: the hash, the ends index; ARGV: id, updated, ends, data. An older
+ * save than the stored one is ignored. */
+static const char save_silence_lua[] =
+    "local old = redis.call('HGET', KEYS[1], ARGV[1]) "
+    "if old then local u = tonumber(string.match(old, '^(-?%d+) ')) "
+    "if u and u > tonumber(ARGV[2]) then return 0 end end "
+    "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. ARGV[3] .. ' ' .. ARGV[4]) "
+    "redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1]) "
+    "return 1";
+
+/* KEYS: the hash, the ends index; ARGV: ended before (ms). */
+static const char prune_silences_lua[] =
+    "local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1], 'LIMIT', 0, 1000) "
+    "for _, id in ipairs(ids) do redis.call('HDEL', KEYS[1], id) "
+    "redis.call('ZREM', KEYS[2], id) end "
+    "return #ids";
+
+static int silence_keys(struct rd *r, sonde_buf *h, sonde_buf *z)
+{
+    return make_key(r, h, "alerts:silences", NULL, 0) &&
+                   make_key(r, z, "alerts:silences:ends", NULL, 0)
+               ? SONDE_OK
+               : SONDE_ENOMEM;
+}
+
+static int rd_save_silence(void *ctx, const sonde__silence_row *s, char *err, size_t errlen)
+{
+    struct rd *r = ctx;
+    sonde_buf h = {0}, z = {0};
+    int rc = silence_keys(r, &h, &z);
+    if (rc) {
+        sonde_buf_free(&h);
+        sonde_buf_free(&z);
+        return rc;
+    }
+    char upd[24], ends[24];
+    snprintf(upd, sizeof upd, "%lld", (long long)s->updated_ms);
+    snprintf(ends, sizeof ends, "%lld", (long long)s->ends_ms);
+    const char *argv[9] = {"EVAL", save_silence_lua, "2", h.data, z.data, s->id, upd,
+                           ends,   s->data};
+    size_t lens[9] = {4,           strlen(save_silence_lua),
+                      1,           h.len,
+                      z.len,       strlen(s->id),
+                      strlen(upd), strlen(ends),
+                      s->data_len};
+    redisReply *rep = cmd(r, 9, argv, lens);
+    sonde_buf_free(&h);
+    sonde_buf_free(&z);
+    if (!rep)
+        return ctx_err(r, err, errlen, "save silence");
+    rc = rep->type == REDIS_REPLY_ERROR ? set_err(err, errlen, "save silence", rep->str) : SONDE_OK;
+    freeReplyObject(rep);
+    return rc;
+}
+
+/* Parse "updated ends data" into s (data points into v). 0 on success. */
+static int parse_silence(const char *v, size_t n, sonde__silence_row *s)
+{
+    char num[24];
+    const char *p = v, *end = v + n;
+    int64_t vals[2];
+    for (int i = 0; i < 2; i++) {
+        const char *sp = memchr(p, ' ', (size_t)(end - p));
+        if (!sp || sp == p || (size_t)(sp - p) >= sizeof num)
+            return -1;
+        memcpy(num, p, (size_t)(sp - p));
+        num[sp - p] = '\0';
+        char *e;
+        long long x = strtoll(num, &e, 10);
+        if (*e != '\0')
+            return -1;
+        vals[i] = x;
+        p = sp + 1;
+    }
+    s->updated_ms = vals[0];
+    s->ends_ms = vals[1];
+    s->data = p;
+    s->data_len = (size_t)(end - p);
+    return 0;
+}
+
+static int rd_read_silences(void *ctx, sonde__silence_fn fn, void *ud, char *err, size_t errlen)
+{
+    struct rd *r = ctx;
+    sonde_buf key = {0};
+    if (!make_key(r, &key, "alerts:silences", NULL, 0))
+        return SONDE_ENOMEM;
+    const char *argv[2] = {"HGETALL", key.data};
+    size_t lens[2] = {7, key.len};
+    redisReply *rep = cmd(r, 2, argv, lens);
+    sonde_buf_free(&key);
+    if (!rep)
+        return ctx_err(r, err, errlen, "read silences");
+    int rc = SONDE_OK;
+    if (rep->type == REDIS_REPLY_ERROR) {
+        rc = set_err(err, errlen, "read silences", rep->str);
+    } else if (rep->type == REDIS_REPLY_ARRAY) {
+        for (size_t i = 0; i + 1 < rep->elements; i += 2) {
+            redisReply *k = rep->element[i], *v = rep->element[i + 1];
+            if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING ||
+                memchr(k->str, '\0', k->len))
+                continue;
+            sonde__silence_row s;
+            if (parse_silence(v->str, v->len, &s) != 0)
+                continue;
+            s.id = k->str;
+            if (fn(&s, ud) != 0)
+                break;
+        }
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+static int rd_prune_silences(void *ctx, int64_t ended_before_ms, char *err, size_t errlen)
+{
+    struct rd *r = ctx;
+    sonde_buf h = {0}, z = {0};
+    int rc = silence_keys(r, &h, &z);
+    if (rc) {
+        sonde_buf_free(&h);
+        sonde_buf_free(&z);
+        return rc;
+    }
+    char before[24];
+    snprintf(before, sizeof before, "%lld", (long long)ended_before_ms);
+    const char *argv[6] = {"EVAL", prune_silences_lua, "2", h.data, z.data, before};
+    size_t lens[6] = {4, strlen(prune_silences_lua), 1, h.len, z.len, strlen(before)};
+    redisReply *rep = cmd(r, 6, argv, lens);
+    sonde_buf_free(&h);
+    sonde_buf_free(&z);
+    if (!rep)
+        return ctx_err(r, err, errlen, "prune silences");
+    rc = rep->type == REDIS_REPLY_ERROR ? set_err(err, errlen, "prune silences", rep->str)
+                                        : SONDE_OK;
+    freeReplyObject(rep);
+    return rc;
+}
+
 const sonde__store_type sonde__store_redis = {
     .name = "redis",
     .open = rd_open,
@@ -474,6 +615,9 @@ const sonde__store_type sonde__store_redis = {
     .prune_errors = sonde__rd_prune_errors,
     .read_groups = sonde__rd_read_groups,
     .read_alerts = sonde__rd_read_alerts,
+    .save_silence = rd_save_silence,
+    .read_silences = rd_read_silences,
+    .prune_silences = rd_prune_silences,
 };
 
 void *sonde__rd_conn(void *ctx)

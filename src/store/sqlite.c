@@ -59,6 +59,13 @@ static const char *const migrations[] = {
     "  resolved INTEGER,"
     "  data TEXT);"
     "CREATE INDEX alerts_by_started ON alerts(started);",
+    /* 1 -> 2: alert silences (src/errors/silences.c), times in ms. */
+    "CREATE TABLE silences ("
+    "  id TEXT PRIMARY KEY,"
+    "  ends INTEGER NOT NULL,"
+    "  updated INTEGER NOT NULL,"
+    "  data TEXT NOT NULL);"
+    "CREATE INDEX silences_by_ends ON silences(ends);",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -360,6 +367,67 @@ static int sq_read_baselines(void *ctx, sonde__baseline_fn fn, void *ud, char *e
     return result;
 }
 
+static int sq_save_silence(void *ctx, const sonde__silence_row *s, char *err, size_t errlen)
+{
+    struct sq *q = ctx;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(q->db,
+                           "INSERT INTO silences(id, ends, updated, data) VALUES(?1,?2,?3,?4)"
+                           " ON CONFLICT(id) DO UPDATE SET ends = excluded.ends,"
+                           " updated = excluded.updated, data = excluded.data"
+                           " WHERE excluded.updated >= silences.updated",
+                           -1, &st, NULL) != SQLITE_OK)
+        return set_err(err, errlen, "prepare silence", q->db);
+    sqlite3_bind_text(st, 1, s->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, s->ends_ms);
+    sqlite3_bind_int64(st, 3, s->updated_ms);
+    sqlite3_bind_text(st, 4, s->data, (int)s->data_len, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? SONDE_OK : set_err(err, errlen, "save silence", q->db);
+}
+
+static int sq_read_silences(void *ctx, sonde__silence_fn fn, void *ud, char *err, size_t errlen)
+{
+    struct sq *q = ctx;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(q->db, "SELECT id, ends, updated, data FROM silences ORDER BY id", -1,
+                           &st, NULL) != SQLITE_OK)
+        return set_err(err, errlen, "prepare silences", q->db);
+    int rc, result = SONDE_OK;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        sonde__silence_row s;
+        s.id = (const char *)sqlite3_column_text(st, 0);
+        s.ends_ms = sqlite3_column_int64(st, 1);
+        s.updated_ms = sqlite3_column_int64(st, 2);
+        s.data = (const char *)sqlite3_column_text(st, 3);
+        s.data_len = (size_t)sqlite3_column_bytes(st, 3);
+        if (!s.id || !s.data)
+            continue;
+        if (fn(&s, ud) != 0)
+            break;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        result = set_err(err, errlen, "read silences", q->db);
+    sqlite3_finalize(st);
+    return result;
+}
+
+static int sq_prune_silences(void *ctx, int64_t ended_before_ms, char *err, size_t errlen)
+{
+    struct sq *q = ctx;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(q->db,
+                           "DELETE FROM silences WHERE id IN"
+                           " (SELECT id FROM silences WHERE ends < ? LIMIT 1000)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return set_err(err, errlen, "prepare silence prune", q->db);
+    sqlite3_bind_int64(st, 1, ended_before_ms);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? SONDE_OK : set_err(err, errlen, "prune silences", q->db);
+}
+
 const sonde__store_type sonde__store_sqlite = {
     .name = "sqlite",
     .open = sq_open,
@@ -373,6 +441,9 @@ const sonde__store_type sonde__store_sqlite = {
     .prune_errors = sonde__sq_prune_errors,
     .read_groups = sonde__sq_read_groups,
     .read_alerts = sonde__sq_read_alerts,
+    .save_silence = sq_save_silence,
+    .read_silences = sq_read_silences,
+    .prune_silences = sq_prune_silences,
 };
 
 void *sonde__sq_db(void *ctx)

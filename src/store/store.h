@@ -75,12 +75,24 @@ typedef struct sonde__alert_row {
     size_t data_len;
 } sonde__alert_row;
 
-/* Row, baseline, group and alert visitors: return 0 to continue, non-zero
- * to stop. */
+/* A stored alert silence (src/errors/silences.c). The store keeps the
+ * silence as an opaque document (`data`, the silence's JSON as
+ * silences.c encodes it) keyed by id, with its end time for pruning. */
+typedef struct sonde__silence_row {
+    const char *id; /* NUL-terminated, at most 64 bytes */
+    int64_t ends_ms;
+    int64_t updated_ms; /* a save with an older updated_ms than the stored row's is ignored */
+    const char *data;
+    size_t data_len;
+} sonde__silence_row;
+
+/* Row, baseline, group, alert and silence visitors: return 0 to continue,
+ * non-zero to stop. */
 typedef int (*sonde__row_fn)(const sonde__op_row *row, void *ud);
 typedef int (*sonde__baseline_fn)(const sonde__baseline_row *b, void *ud);
 typedef int (*sonde__group_fn)(const sonde__group_row *g, void *ud);
 typedef int (*sonde__alert_fn)(const sonde__alert_row *a, void *ud);
+typedef int (*sonde__silence_fn)(const sonde__silence_row *s, void *ud);
 
 /* ---- store addresses ---- */
 
@@ -148,6 +160,13 @@ typedef struct sonde__store_type {
                        char *err, size_t errlen);
     int (*read_alerts)(void *ctx, size_t limit, sonde__alert_fn fn, void *ud, char *err,
                        size_t errlen);
+    /* Silences: save (insert or replace by id, unless the stored row was
+     * updated later: expiring one is saving it with its new end), visit
+     * every stored one, and delete those that ended before ended_before_ms
+     * (at most 1000 per call). */
+    int (*save_silence)(void *ctx, const sonde__silence_row *s, char *err, size_t errlen);
+    int (*read_silences)(void *ctx, sonde__silence_fn fn, void *ud, char *err, size_t errlen);
+    int (*prune_silences)(void *ctx, int64_t ended_before_ms, char *err, size_t errlen);
 } sonde__store_type;
 
 extern const sonde__store_type sonde__store_sqlite;

@@ -338,6 +338,22 @@ TEST(test_disabled_error_tracking_and_alerting_do_nothing)
     ASSERT_OK(sonde_alerts_get(t, 1, &a, &n));
     ASSERT_EQ(n, 0);
     ASSERT_OK(sonde_alerts_wait_idle(t, 50));
+    /* Silences: accepted, nothing kept, listed as none. */
+    sonde_silence_matcher m = {"alertname", "any", 0, 1};
+    sonde_silence_opts so;
+    sonde_silence_opts_init(&so);
+    so.matchers = &m;
+    so.matcher_count = 1;
+    so.duration = 3600;
+    uint64_t sid = 9;
+    ASSERT_OK(sonde_alerts_silence(t, &so, &sid));
+    ASSERT_U64_EQ(sid, 0);
+    ASSERT_OK(sonde_alerts_expire_silence(t, 12345));
+    ASSERT_OK(sonde_alerts_set_silence_retention(t, 60));
+    sonde_buf sb = {0};
+    ASSERT_OK(sonde_alerts_silences_json(t, &sb));
+    ASSERT_STR_EQ(sb.data, "[]");
+    sonde_buf_free(&sb);
     sonde_errors_stop(t);
     sonde_errors_destroy(t);
     ASSERT(!exists(store));
