@@ -21,6 +21,7 @@ int cmd_errors(int argc, char **argv);
 int cmd_alerts(int argc, char **argv);
 int cmd_push(int argc, char **argv);
 int cmd_generate_config(int argc, char **argv);
+int cmd_silence(int argc, char **argv);
 
 /* Shared by the client commands (client.c). */
 const char *cli_default_url(void);
@@ -33,6 +34,12 @@ void cli_cell(char *out, size_t n, const char *s, size_t max);
  * server answered an error, EXIT_UNREACHABLE). */
 int cli_get_json(const char *cmd, const char *base, const char *path, const char *api_key,
                  double timeout, char **body, size_t *len);
+
+/* As cli_get_json with another method (POST, DELETE...) and a JSON body
+ * (NULL: none); success is the status `want` (201 for a creation). */
+int cli_send_json(const char *cmd, const char *base, const char *path, const char *method,
+                  const char *json, const char *api_key, double timeout, long want, char **body,
+                  size_t *len);
 
 /* Print every configuration error as "file:line:column: message". */
 struct sonde_config_error;

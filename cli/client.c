@@ -76,7 +76,9 @@ static size_t on_data(char *p, size_t sz, size_t n, void *ud)
     return add;
 }
 
-static fetch get(const char *url, const char *accept, const char *api_key, double timeout)
+/* One HTTP exchange: method NULL is GET; body (JSON) only with a method. */
+static fetch request(const char *url, const char *method, const char *body, const char *accept,
+                     const char *api_key, double timeout)
 {
     fetch f;
     memset(&f, 0, sizeof f);
@@ -96,6 +98,14 @@ static fetch get(const char *url, const char *accept, const char *api_key, doubl
         snprintf(line, sizeof line, "Authorization: Bearer %s", api_key);
         h = curl_slist_append(h, line);
         memset(line, 0, sizeof line);
+    }
+    if (body)
+        h = curl_slist_append(h, "Content-Type: application/json");
+    if (method)
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
     }
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -117,6 +127,11 @@ static fetch get(const char *url, const char *accept, const char *api_key, doubl
     curl_slist_free_all(h);
     curl_easy_cleanup(c);
     return f;
+}
+
+static fetch get(const char *url, const char *accept, const char *api_key, double timeout)
+{
+    return request(url, NULL, NULL, accept, api_key, timeout);
 }
 
 /* base + path, without a doubled slash. */
@@ -427,6 +442,30 @@ void cli_cell(char *out, size_t n, const char *s, size_t max)
     cell(out, n, s, max);
 }
 
+/* Check an exchange: 0 when the status is `want`, else the reason printed
+ * and the exit status (1 or EXIT_UNREACHABLE); the body is freed then. */
+static int check_answer(const char *cmd, const char *full, fetch *f, long want)
+{
+    if (f->code != CURLE_OK) {
+        fprintf(stderr, "sonde %s: %s unreachable: %s\n", cmd, full, f->error);
+        free(f->body);
+        return EXIT_UNREACHABLE;
+    }
+    if (f->status != want) {
+        const char *why = f->status == 401 ? " (pass the API key with --api-key or $SONDE_API_KEY)"
+                          : f->status == 403 ? " (this endpoint answers loopback clients only "
+                                               "without an API key)"
+                                             : "";
+        bool show =
+            f->body && f->status >= 400 && f->status < 500 && f->status != 401 && f->status != 403;
+        fprintf(stderr, "sonde %s: %s answered %ld%s%s%s\n", cmd, full, f->status, why,
+                show ? ": " : "", show ? f->body : "");
+        free(f->body);
+        return 1;
+    }
+    return 0;
+}
+
 int cli_get_json(const char *cmd, const char *base, const char *path, const char *api_key,
                  double timeout, char **body, size_t *len)
 {
@@ -435,22 +474,32 @@ int cli_get_json(const char *cmd, const char *base, const char *path, const char
     fetch f = get(full, "application/json", api_key, timeout);
     *body = NULL;
     *len = 0;
-    if (f.code != CURLE_OK) {
-        fprintf(stderr, "sonde %s: %s unreachable: %s\n", cmd, full, f.error);
-        free(f.body);
-        return EXIT_UNREACHABLE;
-    }
-    if (f.status != 200) {
-        const char *why = f.status == 401   ? " (pass the API key with --api-key or $SONDE_API_KEY)"
-                          : f.status == 403 ? " (this endpoint answers loopback clients only "
-                                              "without an API key)"
-                          : f.status == 404 ? " (no such endpoint: is this a sonde server?)"
-                                            : "";
-        fprintf(stderr, "sonde %s: %s answered %ld%s%s%s\n", cmd, full, f.status, why,
-                f.body && f.status == 400 ? ": " : "", f.body && f.status == 400 ? f.body : "");
+    if (f.code == CURLE_OK && f.status == 404) {
+        fprintf(stderr, "sonde %s: %s answered 404 (no such endpoint: is this a sonde server?)\n",
+                cmd, full);
         free(f.body);
         return 1;
     }
+    int rc = check_answer(cmd, full, &f, 200);
+    if (rc)
+        return rc;
+    *body = f.body;
+    *len = f.len;
+    return 0;
+}
+
+int cli_send_json(const char *cmd, const char *base, const char *path, const char *method,
+                  const char *json, const char *api_key, double timeout, long want, char **body,
+                  size_t *len)
+{
+    char full[4096];
+    join_url(full, sizeof full, base, path);
+    fetch f = request(full, method, json, "application/json", api_key, timeout);
+    *body = NULL;
+    *len = 0;
+    int rc = check_answer(cmd, full, &f, want);
+    if (rc)
+        return rc;
     *body = f.body;
     *len = f.len;
     return 0;

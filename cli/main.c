@@ -9,6 +9,7 @@
  *   sonde performance [--operation NAME] [--hours N] [--json] [--url URL | --store ADDR]
  *   sonde errors [--url URL | --store ADDR] [--since D] [--severity S] [--json]
  *   sonde alerts [--url URL | --store ADDR] [--json]
+ *   sonde silence add|list|expire [...]
  *   sonde generate-config (--url URL | --config FILE) --output DIR [...]
  *   sonde version
  */
@@ -33,6 +34,7 @@ static const char usage[] =
     "  performance    operation latency and success rates (a server or a history store)\n"
     "  errors         list a service's error groups\n"
     "  alerts         list a service's alerts: firing, pending and recent\n"
+    "  silence        add, list or expire silences of a service's alerts\n"
     "  push           send metrics to a Pushgateway (push, push-add, delete)\n"
     "  generate-config  Grafana, Prometheus, Alertmanager, compose and Kubernetes files\n"
     "  version        print versions\n"
@@ -113,6 +115,8 @@ int main(int argc, char **argv)
         rc = cmd_errors(argc - 1, argv + 1);
     else if (strcmp(cmd, "alerts") == 0)
         rc = cmd_alerts(argc - 1, argv + 1);
+    else if (strcmp(cmd, "silence") == 0)
+        rc = cmd_silence(argc - 1, argv + 1);
     else if (strcmp(cmd, "push") == 0)
         rc = cmd_push(argc - 1, argv + 1);
     else if (strcmp(cmd, "generate-config") == 0)
