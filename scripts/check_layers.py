@@ -68,12 +68,14 @@ PUBLIC = {
 # face. Every other header under src/X/ is private to X.
 INTERFACES = {
     "core/internal.h", "core/text.h", "core/worker.h", "core/sketch.h",
+    "core/json.h",  # the one JSON reader (silence bodies, stored silences, the command)
     "metrics/metrics_int.h",  # cells, snapshots: read by expose, export, sql, http
     "expose/visit.h",  # walking a registry's families (export)
     "store/store.h",  # the store's backend table and queue
     "host/host.h",  # /proc readers
     "health/health.h",
     "errors/errors_query.h",  # error and alert queries (http routes)
+    "errors/silences.h",  # silence request parsing (the /alerts/silences route)
     "http/server.h", "http/views.h", "http/dashboard.h", "http/history.h",  # for sonde/start.c
 }
 

@@ -255,10 +255,10 @@ TEST(test_sqlite_schema_is_versioned_and_a_newer_one_is_refused)
     snprintf(path, sizeof path, "%s/h.db", dir);
     sonde__store *st, *st2;
     ASSERT_OK(sonde__store_create(path, NULL, &st, err, sizeof err));
-    ASSERT_EQ(scalar(path, "PRAGMA user_version"), 1);
+    ASSERT_EQ(scalar(path, "PRAGMA user_version"), 2);
     ASSERT_EQ(scalar(path, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN"
-                           " ('op_minutes', 'baselines', 'error_groups', 'alerts')"),
-              4);
+                           " ('op_minutes', 'baselines', 'error_groups', 'alerts', 'silences')"),
+              5);
     sqlite3 *db;
     ASSERT_EQ(sqlite3_open(path, &db), SQLITE_OK);
     sqlite3_stmt *q;
