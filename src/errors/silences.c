@@ -527,49 +527,46 @@ static int json_silence(sonde_buf *b, const silence *s, double now, bool with_st
     return rc ? rc : sonde__buf_putc(b, '}');
 }
 
-/* Sort key: active (soonest end first), pending (soonest start first),
+/* Sort order: active (soonest end first), pending (soonest start first),
  * expired (latest end first). */
-static double now_for_sort;
-static int rank(const silence *s)
+typedef struct sort_item {
+    const silence *s;
+    int rank;
+    double key;
+} sort_item;
+
+static int cmp_item(const void *a, const void *b)
 {
-    const char *st = state_name(s, now_for_sort);
-    return st[0] == 'a' ? 0 : st[0] == 'p' ? 1 : 2;
+    const sort_item *x = a, *y = b;
+    if (x->rank != y->rank)
+        return x->rank - y->rank;
+    if (x->key != y->key)
+        return x->key < y->key ? -1 : 1;
+    return x->s->id < y->s->id ? -1 : x->s->id > y->s->id;
 }
 
-static int cmp_silence(const void *a, const void *b)
-{
-    const silence *x = *(const silence *const *)a, *y = *(const silence *const *)b;
-    int rx = rank(x), ry = rank(y);
-    if (rx != ry)
-        return rx - ry;
-    double kx = rx == 0 ? x->ends : rx == 1 ? x->starts : -x->ends;
-    double ky = ry == 0 ? y->ends : ry == 1 ? y->starts : -y->ends;
-    if (kx != ky)
-        return kx < ky ? -1 : 1;
-    return x->id < y->id ? -1 : x->id > y->id;
-}
-
-/* Append the silences that keep(s) selects, sorted. t->lock held. */
+/* Append the silences (current_only: pending and active), sorted. t->lock
+ * held. */
 static int json_list(const sonde_errors *t, sonde_buf *out, double now, bool current_only)
 {
     size_t mark = out->len;
-    silence **v = sonde__malloc((t->nsilences ? t->nsilences : 1) * sizeof *v);
+    sort_item *v = sonde__malloc((t->nsilences ? t->nsilences : 1) * sizeof *v);
     if (!v)
         return SONDE_ENOMEM;
     size_t n = 0;
     for (size_t i = 0; i < t->nsilences; i++) {
-        silence *s = t->silences[i];
-        if (!s->removed && (!current_only || s->ends > now))
-            v[n++] = s;
+        const silence *s = t->silences[i];
+        if (s->removed || (current_only && s->ends <= now))
+            continue;
+        int rank = now < s->starts ? 1 : now < s->ends ? 0 : 2;
+        v[n++] = (sort_item){s, rank, rank == 0 ? s->ends : rank == 1 ? s->starts : -s->ends};
     }
-    /* qsort has no context argument; the lock serialises this. */
-    now_for_sort = now;
-    qsort(v, n, sizeof *v, cmp_silence);
+    qsort(v, n, sizeof *v, cmp_item);
     int rc = sonde__buf_putc(out, '[');
     for (size_t i = 0; i < n && !rc; i++) {
         if (i)
             rc = sonde__buf_putc(out, ',');
-        rc = rc ? rc : json_silence(out, v[i], now, true);
+        rc = rc ? rc : json_silence(out, v[i].s, now, true);
     }
     rc = rc ? rc : sonde__buf_putc(out, ']');
     sonde__free(v);
