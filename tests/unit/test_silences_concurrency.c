@@ -34,7 +34,7 @@ static void *worker(void *arg)
     int k = (int)(intptr_t)arg;
     char value[32];
     for (int i = 0; i < PER_THREAD; i++) {
-        snprintf(value, sizeof value, "rule-%d-%d", k, i);
+        snprintf(value, sizeof value, "rule_%d_%d", k, i);
         sonde_silence_matcher m[] = {{"alertname", value, 0, 1}, {"team", "db|ops", 1, 1}};
         sonde_silence_opts o;
         sonde_silence_opts_init(&o);
@@ -74,7 +74,7 @@ TEST(test_silences_from_many_threads_while_the_worker_evaluates)
     ASSERT_OK(sonde_errors_create(&eo, &tracker));
     sonde_rule_opts r;
     sonde_rule_opts_init(&r);
-    r.name = "rule-0-1";
+    r.name = "rule_0_1";
     r.kind = SONDE_RULE_ERRORS;
     r.threshold = 1;
     r.window_seconds = 600;
@@ -94,7 +94,7 @@ TEST(test_silences_from_many_threads_while_the_worker_evaluates)
     ASSERT_EQ(count(b.data, "\"state\":\"active\""), THREADS * PER_THREAD / 2);
     ASSERT_EQ(count(b.data, "\"state\":\"expired\""), THREADS * PER_THREAD / 2);
     sonde_buf_free(&b);
-    /* rule-0-1 fires and is silenced (odd i: not expired). */
+    /* rule_0_1 fires and is silenced (odd i: not expired). */
     sonde_alert *a;
     size_t n;
     ASSERT_OK(sonde_alerts_get(tracker, 0, &a, &n));
