@@ -22,8 +22,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *auth = z2 ? z2 + 1 : rest + rl;
     size_t n3 = size - (size_t)(auth - s);
 
-    sonde_format f = sonde__http_negotiate(s, n1);
-    if (f != SONDE_FORMAT_PROMETHEUS && f != SONDE_FORMAT_OPENMETRICS)
+    sonde_escaping esc;
+    sonde_format f = sonde_format_negotiate(s, n1, &esc);
+    if ((unsigned)f > SONDE_FORMAT_OPENMETRICS_0_0_1 || f == SONDE_FORMAT_JSON ||
+        (unsigned)esc > SONDE_ESCAPING_ALLOW_UTF8)
         abort();
     (void)sonde__http_accepts_gzip(rest, n2);
     unsigned char out[512];

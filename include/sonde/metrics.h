@@ -186,6 +186,18 @@ typedef struct sonde_metric_opts {
      * OpenMetrics and protobuf. 0: none (the _exemplar calls then only
      * update). Costs about 600 bytes per counter or bucket. */
     int exemplars;
+    /** Series TTL in seconds, for families with label names: a series not
+     * updated (nor looked up) for this long is removed from the exposition
+     * by the runtime worker's sweep (once a second; the TTL is rounded up
+     * to whole seconds) and counted in
+     * sonde_metrics_series_expired_total{family}. Its cells are freed, but
+     * handles to it stay valid: the series itself is kept (about 100 bytes
+     * plus its label values) and comes back, starting from zero, when its
+     * labels are looked up again or when the next sweep sees an update made
+     * through a kept handle (updates between the expiry and that sweep are
+     * lost). The cost on the update path is a relaxed load and compare
+     * (a store once a second). 0: series never expire. */
+    double series_ttl_seconds;
 } sonde_metric_opts;
 
 /** Values of sonde_metric_opts.exemplars. */

@@ -941,6 +941,22 @@ static void emit_self(struct sonde_emitter *em)
                               (double)atomic_load_explicit(&f->dropped, memory_order_relaxed));
         }
     }
+    int ttl = 0;
+    for (struct sonde_family *f = reg->head; f; f = f->next)
+        ttl |= f->ttl_s != 0;
+    if (ttl) {
+        sonde_emit_family(em, SONDE_COUNTER, "sonde_metrics_series_expired_total",
+                          "Series removed because they were not updated within their family's "
+                          "TTL.",
+                          NULL);
+        for (struct sonde_family *f = reg->head; f; f = f->next) {
+            if (!f->ttl_s)
+                continue;
+            const char *kv[2] = {"family", f->name};
+            sonde_emit_sample(em, kv, 1,
+                              (double)atomic_load_explicit(&f->expired, memory_order_relaxed));
+        }
+    }
     int ex = 0;
     for (struct sonde_family *f = reg->head; f; f = f->next)
         ex |= f->exemplars != 0;

@@ -14,14 +14,6 @@
 
 /* ---- parsers: zero-allocation, bounded, total on any input ---- */
 
-/*
- * Choose the exposition format for an Accept header value (n bytes, need not
- * be NUL-terminated; NULL means absent). OpenMetrics when an
- * application/openmetrics-text range has a q-value > 0 at least as high as
- * the best text/plain range; Prometheus text otherwise.
- */
-sonde_format sonde__http_negotiate(const char *accept, size_t n);
-
 /* Whether an Accept-Encoding value allows gzip (gzip or * with q > 0, and
  * gzip not refused with q=0). */
 bool sonde__http_accepts_gzip(const char *ae, size_t n);

@@ -124,68 +124,6 @@ static void each_element(const char *s, size_t n, elem_fn fn, void *ud)
     }
 }
 
-/* Find parameter `name` in a ';'-separated parameter list; returns its value
- * (quotes stripped) or NULL. */
-static const char *find_param(const char *params, size_t pn, const char *name, size_t *vn)
-{
-    size_t nl = strlen(name);
-    size_t j = 0;
-    while (j < pn) {
-        size_t ps = j;
-        while (j < pn && params[j] != ';')
-            j++;
-        const char *p = params + ps;
-        size_t pl = j - ps;
-        j++;
-        trim(&p, &pl);
-        if (pl > nl && p[nl] == '=' && ieq(p, nl, name)) {
-            const char *v = p + nl + 1;
-            size_t l = pl - nl - 1;
-            if (l >= 2 && v[0] == '"' && v[l - 1] == '"') {
-                v++;
-                l -= 2;
-            }
-            *vn = l;
-            return v;
-        }
-    }
-    return NULL;
-}
-
-struct accept_state {
-    double om, text;
-};
-
-static void accept_elem(void *ud, const char *tok, size_t tn, const char *params, size_t pn,
-                        double q)
-{
-    struct accept_state *st = ud;
-    if (ieq(tok, tn, "application/openmetrics-text")) {
-        size_t vn = 0;
-        const char *v = find_param(params, pn, "version", &vn);
-        /* sonde speaks OpenMetrics 1.0.0; 0.0.1 is the same text format as
-         * far as scrapers care. Other versions are not offered. */
-        if (v && !ieq(v, vn, "1.0.0") && !ieq(v, vn, "0.0.1"))
-            return;
-        if (q > st->om)
-            st->om = q;
-    } else if (ieq(tok, tn, "text/plain") || ieq(tok, tn, "text/*") || ieq(tok, tn, "*/*")) {
-        if (q > st->text)
-            st->text = q;
-    }
-}
-
-sonde_format sonde__http_negotiate(const char *accept, size_t n)
-{
-    if (!accept || n == 0)
-        return SONDE_FORMAT_PROMETHEUS;
-    struct accept_state st = {0, 0};
-    each_element(accept, n, accept_elem, &st);
-    if (st.om > 0 && st.om >= st.text)
-        return SONDE_FORMAT_OPENMETRICS;
-    return SONDE_FORMAT_PROMETHEUS;
-}
-
 struct ae_state {
     double gzip, star;
     bool gzip_seen, star_seen;

@@ -113,8 +113,42 @@ struct sonde_series {
         summary_state *summary;
     } u;
     struct sonde__exemplars *ex; /* NULL unless the family keeps exemplars */
+    /* Series TTL (families with series_ttl_seconds): the coarse clock
+     * (sonde__coarse_now) at the last update, stored by the hot path only
+     * when it changed. An expired series is "dormant": out of the
+     * exposition and the live list, its cells freed (updates through a kept
+     * handle go to the sink), but still in the table and still allocated,
+     * so handles stay valid; a lookup of its labels, or an update through
+     * a kept handle seen by the next sweep, revives it from zero. */
+    _Atomic uint32_t touched;
+    _Atomic uint8_t dormant;
+    uint8_t in_dlist;    /* on the family's dormant list, under lock */
+    uint32_t expired_at; /* coarse clock at expiry, under lock */
+    sonde_series *dnext; /* dormant list, under lock */
     char data[];
 };
+
+/* ---- series TTL ---- */
+
+/* Coarse monotonic clock in seconds (never 0 once running), advanced by
+ * the TTL sweep on the runtime worker; 0 while no family has a TTL. */
+extern _Atomic uint32_t sonde__coarse_now;
+
+/* Hot path: note that s was updated now. A relaxed load of the clock and
+ * of s->touched, and a relaxed store at most once per second per series,
+ * so threads updating the same series do not keep writing its line. */
+#define SONDE__TOUCH(s)                                                                            \
+    do {                                                                                           \
+        uint32_t now_ = atomic_load_explicit(&sonde__coarse_now, memory_order_relaxed);            \
+        if (SONDE_UNLIKELY(atomic_load_explicit(&(s)->touched, memory_order_relaxed) != now_))     \
+            atomic_store_explicit(&(s)->touched, now_, memory_order_relaxed);                      \
+    } while (0)
+
+/* Test hooks: stop the worker from advancing the clock and sweeping
+ * (manual != 0), set the clock, and sweep every TTL family as at `now`. */
+void sonde__ttl_manual_clock(int manual);
+void sonde__ttl_set_clock(uint32_t now);
+void sonde__ttl_sweep(uint32_t now);
 
 /* ---- exemplars (exemplar.c) ---- */
 
@@ -209,8 +243,14 @@ struct sonde_family {
     sonde_series *retired;     /* removed, awaiting a grace period */
     size_t nretired;
     _Atomic size_t nseries;
-    size_t table_used;         /* live + tombstones, under lock */
-    _Atomic uint64_t dropped;  /* refused by the cardinality limit */
+    size_t table_used;        /* live + tombstones, under lock */
+    _Atomic uint64_t dropped; /* refused by the cardinality limit */
+    uint32_t ttl_s;           /* series TTL in seconds, 0 none */
+    int ttl_listed;           /* on the sweep list (ttl_lock) */
+    struct sonde_family *ttl_next;
+    sonde_series *dormant;     /* expired series (dnext), under lock */
+    size_t ndormant;           /* dormant series still in the table */
+    _Atomic uint64_t expired;  /* sonde_metrics_series_expired_total */
     sonde_series *sink;        /* returned when a lookup fails */
     sonde_series *single;      /* label-less families */
     struct sonde_family *next; /* registry order */

@@ -1,6 +1,7 @@
 /* Registries, families, series lookup and the hot-path updates. */
 #define SONDE__BUILDING 1
 #include "metrics_int.h"
+#include "core/worker.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -8,6 +9,7 @@
 #include <emmintrin.h>
 #endif
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 
 const double sonde_default_buckets[11] = {.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10};
@@ -299,6 +301,9 @@ static sonde_series *series_new(struct sonde_family *f, const char *const *value
     s->fam = f;
     s->hash = hash;
     s->created_ms = now_ms();
+    atomic_store_explicit(&s->touched,
+                          atomic_load_explicit(&sonde__coarse_now, memory_order_relaxed),
+                          memory_order_relaxed);
     s->slot = UINT32_MAX;
     if (f->cells_per_series) {
         s->slot = sonde__slots_alloc(f->cells_per_series);
@@ -411,7 +416,8 @@ static int table_insert(struct sonde_family *f, sonde_series *s)
 {
     struct series_table *t = atomic_load_explicit(&f->table, memory_order_relaxed);
     if ((f->table_used + 1) * 2 > t->mask + 1) {
-        size_t live = atomic_load_explicit(&f->nseries, memory_order_relaxed);
+        /* Dormant (expired) series stay in the table. */
+        size_t live = atomic_load_explicit(&f->nseries, memory_order_relaxed) + f->ndormant;
         size_t cap = 16;
         while (cap < (live + 1) * 4)
             cap *= 2;
@@ -466,6 +472,32 @@ static void list_append(struct sonde_family *f, sonde_series *s)
     f->tail = s;
 }
 
+/* Under the lock: bring a dormant (expired) series back, starting from
+ * zero. It is still in the table; its dormant-list entry is dropped by the
+ * next sweep. */
+static int revive_locked(struct sonde_family *f, sonde_series *s, int touch)
+{
+    if (atomic_load_explicit(&f->nseries, memory_order_relaxed) >= f->max_series)
+        return SONDE_ELIMIT;
+    uint32_t slot = UINT32_MAX;
+    if (f->cells_per_series) {
+        slot = sonde__slots_alloc(f->cells_per_series);
+        if (slot == UINT32_MAX) {
+            sonde__set_error("metric \"%s\": out of cell space for new series", f->name);
+            return SONDE_ENOMEM;
+        }
+    }
+    s->created_ms = now_ms();
+    if (touch)
+        SONDE__TOUCH(s);
+    __atomic_store_n(&s->slot, slot, __ATOMIC_RELEASE);
+    atomic_store_explicit(&s->dormant, 0, memory_order_release);
+    f->ndormant--;
+    list_append(f, s);
+    atomic_fetch_add_explicit(&f->nseries, 1, memory_order_release);
+    return SONDE_OK;
+}
+
 /* Find or create. Fast path lock-free; creation under the family lock. */
 static int family_lookup(struct sonde_family *f, const char *const *values, size_t n,
                          sonde_series **out)
@@ -495,7 +527,10 @@ static int family_lookup(struct sonde_family *f, const char *const *values, size
         atomic_signal_fence(memory_order_seq_cst);
         s = table_find(atomic_load_explicit(&f->table, memory_order_acquire), h, vals, lens, n);
         atomic_store_explicit(&b->lookup_seq, seq + 2, memory_order_release);
-        if (SONDE_LIKELY(s != NULL)) {
+        if (SONDE_LIKELY(s != NULL) &&
+            SONDE_LIKELY(!atomic_load_explicit(&s->dormant, memory_order_acquire))) {
+            if (f->ttl_s)
+                SONDE__TOUCH(s);
             *out = s;
             return SONDE_OK;
         }
@@ -503,7 +538,19 @@ static int family_lookup(struct sonde_family *f, const char *const *values, size
     pthread_mutex_lock(&f->lock);
     s = table_find(atomic_load_explicit(&f->table, memory_order_relaxed), h, vals, lens, n);
     if (s) {
+        int rc = SONDE_OK;
+        if (atomic_load_explicit(&s->dormant, memory_order_relaxed))
+            rc = revive_locked(f, s, 1);
+        else if (f->ttl_s)
+            SONDE__TOUCH(s);
         pthread_mutex_unlock(&f->lock);
+        if (rc == SONDE_ELIMIT) {
+            atomic_fetch_add_explicit(&f->dropped, 1, memory_order_relaxed);
+            sonde__set_error("metric \"%s\" reached its limit of %zu series; new series dropped",
+                             f->name, f->max_series);
+        }
+        if (rc != SONDE_OK)
+            return rc;
         *out = s;
         return SONDE_OK;
     }
@@ -669,9 +716,9 @@ int sonde_family_remove(sonde_family *f, const char *const *values, size_t n)
     pthread_mutex_lock(&f->lock);
     sonde_series *s =
         table_find(atomic_load_explicit(&f->table, memory_order_relaxed), h, vals, lens, n);
-    if (!s) {
+    if (!s || atomic_load_explicit(&s->dormant, memory_order_relaxed)) {
         pthread_mutex_unlock(&f->lock);
-        return SONDE_ENOTFOUND;
+        return SONDE_ENOTFOUND; /* expired series are already gone from view */
     }
     remove_locked(f, s);
     reclaim_locked(f, 64);
@@ -688,6 +735,165 @@ void sonde_family_clear(sonde_family *f)
         remove_locked(f, f->head);
     reclaim_locked(f, 1);
     pthread_mutex_unlock(&f->lock);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Series TTL                                                               */
+
+_Atomic uint32_t sonde__coarse_now;
+
+/* Families with a TTL, swept by one worker timer. ttl_lock guards the list
+ * and is held by the sweep; ttl_timer_lock serialises starting and
+ * stopping the timer (never held by the sweep, so cancelling the timer
+ * under it cannot wait on a sweep that waits on it). */
+static pthread_mutex_t ttl_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t ttl_timer_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sonde_family *ttl_head;
+static size_t ttl_count;
+static uint64_t ttl_timer;
+static _Atomic int ttl_manual;
+
+static uint32_t mono_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint32_t)ts.tv_sec + 1; /* never 0 */
+}
+
+/* Under f->lock: take s out of view. It stays in the table (lookups
+ * revive it) and allocated (kept handles stay valid). */
+static void expire_locked(struct sonde_family *f, sonde_series *s, uint32_t now)
+{
+    atomic_store_explicit(&s->dormant, 1, memory_order_release);
+    uint32_t slot = s->slot;
+    /* Updates through a kept handle go to the sink from now on. */
+    __atomic_store_n(&s->slot, 0, __ATOMIC_RELEASE);
+    if (slot != UINT32_MAX && slot >= SONDE__SINK_SLOTS)
+        sonde__slots_free(slot, f->cells_per_series);
+    if (f->type == SONDE_GAUGE)
+        atomic_store_explicit(&s->u.gauge, 0, memory_order_relaxed);
+    s->expired_at = now;
+    if (!s->in_dlist) {
+        s->dnext = f->dormant;
+        f->dormant = s;
+        s->in_dlist = 1;
+    }
+    f->ndormant++;
+    atomic_fetch_sub_explicit(&f->nseries, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&f->expired, 1, memory_order_relaxed);
+}
+
+static void ttl_sweep_family(struct sonde_family *f, uint32_t now)
+{
+    pthread_mutex_lock(&f->lock);
+    /* Dormant series: drop the revived ones from the list; revive those
+     * updated through a kept handle since they expired. */
+    sonde_series **pp = &f->dormant;
+    while (*pp) {
+        sonde_series *s = *pp;
+        if (atomic_load_explicit(&s->dormant, memory_order_relaxed)) {
+            /* Updated since it expired, and within the TTL. */
+            uint32_t t = atomic_load_explicit(&s->touched, memory_order_relaxed);
+            if ((int32_t)(t - s->expired_at) <= 0 || (int32_t)(now - t) >= (int32_t)f->ttl_s ||
+                revive_locked(f, s, 0) != SONDE_OK) {
+                pp = &s->dnext;
+                continue;
+            }
+        }
+        *pp = s->dnext;
+        s->in_dlist = 0;
+    }
+    /* Live series not updated for the TTL. */
+    sonde_series *prev = NULL;
+    for (sonde_series *s = f->head; s;) {
+        sonde_series *next = s->next;
+        uint32_t t = atomic_load_explicit(&s->touched, memory_order_relaxed);
+        int32_t idle = (int32_t)(now - t);
+        if (idle >= 0 && (uint32_t)idle >= f->ttl_s) {
+            if (prev)
+                prev->next = next;
+            else
+                f->head = next;
+            s->next = NULL;
+            expire_locked(f, s, now);
+        } else {
+            prev = s;
+        }
+        s = next;
+    }
+    f->tail = prev;
+    pthread_mutex_unlock(&f->lock);
+}
+
+void sonde__ttl_sweep(uint32_t now)
+{
+    pthread_mutex_lock(&ttl_lock);
+    for (struct sonde_family *f = ttl_head; f; f = f->ttl_next)
+        ttl_sweep_family(f, now);
+    pthread_mutex_unlock(&ttl_lock);
+}
+
+void sonde__ttl_manual_clock(int manual)
+{
+    atomic_store(&ttl_manual, manual);
+}
+
+void sonde__ttl_set_clock(uint32_t now)
+{
+    atomic_store_explicit(&sonde__coarse_now, now, memory_order_relaxed);
+}
+
+static void ttl_tick(void *ud, uint64_t now_ns)
+{
+    (void)ud;
+    (void)now_ns;
+    if (atomic_load(&ttl_manual))
+        return;
+    uint32_t now = mono_seconds();
+    atomic_store_explicit(&sonde__coarse_now, now, memory_order_relaxed);
+    sonde__ttl_sweep(now);
+}
+
+static void ttl_list(struct sonde_family *f)
+{
+    pthread_mutex_lock(&ttl_timer_lock);
+    pthread_mutex_lock(&ttl_lock);
+    if (!atomic_load(&ttl_manual) &&
+        atomic_load_explicit(&sonde__coarse_now, memory_order_relaxed) == 0)
+        atomic_store_explicit(&sonde__coarse_now, mono_seconds(), memory_order_relaxed);
+    f->ttl_next = ttl_head;
+    ttl_head = f;
+    f->ttl_listed = 1;
+    ttl_count++;
+    pthread_mutex_unlock(&ttl_lock);
+    if (!ttl_timer && sonde__runtime_every(1000, ttl_tick, NULL, &ttl_timer) == SONDE_OK &&
+        sonde__runtime_start() != SONDE_OK) {
+        sonde__runtime_cancel(ttl_timer);
+        ttl_timer = 0;
+    }
+    pthread_mutex_unlock(&ttl_timer_lock);
+}
+
+static void ttl_unlist(struct sonde_family *f)
+{
+    if (!f->ttl_listed)
+        return;
+    pthread_mutex_lock(&ttl_timer_lock);
+    pthread_mutex_lock(&ttl_lock);
+    for (struct sonde_family **pp = &ttl_head; *pp; pp = &(*pp)->ttl_next)
+        if (*pp == f) {
+            *pp = f->ttl_next;
+            break;
+        }
+    f->ttl_listed = 0;
+    size_t left = --ttl_count;
+    pthread_mutex_unlock(&ttl_lock);
+    if (left == 0 && ttl_timer) {
+        sonde__runtime_cancel(ttl_timer);
+        ttl_timer = 0;
+        sonde__runtime_stop();
+    }
+    pthread_mutex_unlock(&ttl_timer_lock);
 }
 
 size_t sonde_family_series_count(const sonde_family *f)
@@ -735,9 +941,20 @@ static void family_free(struct sonde_family *f)
 {
     if (!f)
         return;
+    ttl_unlist(f);
     for (sonde_series *s = f->head; s;) {
         sonde_series *n = s->next;
         series_free(f, s);
+        s = n;
+    }
+    /* Dormant series: only in the table (the dormant list may miss none
+     * but may hold revived ones, which are on the live list). */
+    for (sonde_series *s = f->dormant; s;) {
+        sonde_series *n = s->dnext;
+        if (atomic_load_explicit(&s->dormant, memory_order_relaxed)) {
+            s->slot = UINT32_MAX; /* cells freed at expiry */
+            series_free(f, s);
+        }
         s = n;
     }
     for (sonde_series *s = f->retired; s;) {
@@ -817,7 +1034,8 @@ static int same_strv(char **a, size_t na, char **b, size_t nb)
 
 static int same_definition(const struct sonde_family *a, const struct sonde_family *b)
 {
-    if (a->type != b->type || a->is_info != b->is_info || a->exemplars != b->exemplars)
+    if (a->type != b->type || a->is_info != b->is_info || a->exemplars != b->exemplars ||
+        a->ttl_s != b->ttl_s)
         return 0;
     if (strcmp(a->help ? a->help : "", b->help ? b->help : "") != 0)
         return 0;
@@ -1166,6 +1384,16 @@ static int family_build(sonde_registry *reg, sonde_metric_type type, const sonde
         goto fail;
     }
     f->exemplars = o->exemplars;
+    if (!(o->series_ttl_seconds >= 0) || o->series_ttl_seconds > 1e9) {
+        sonde__set_error("metric \"%s\": series_ttl_seconds must be 0 (none) or a positive "
+                         "number of seconds up to 1e9",
+                         f->name);
+        rc = SONDE_EINVAL;
+        goto fail;
+    }
+    /* Label-less families have one series, which is the family: no TTL. */
+    if (f->nlabels && o->series_ttl_seconds > 0)
+        f->ttl_s = (uint32_t)ceil(o->series_ttl_seconds);
     f->cells_per_series = cells_for(f);
     if (type == SONDE_HISTOGRAM && o->native_bucket_factor > 1) {
         if ((rc = sonde__native_setup(f, o)) != SONDE_OK)
@@ -1262,7 +1490,10 @@ static int family_create(sonde_registry *reg, sonde_metric_type type, const sond
         list_append(f, s);
         atomic_store_explicit(&f->nseries, 1, memory_order_relaxed);
     }
-    return family_register(reg, f, out);
+    rc = family_register(reg, f, out);
+    if (rc == SONDE_OK && *out == f && f->ttl_s && sonde__on())
+        ttl_list(f);
+    return rc;
 }
 
 int sonde_family_create(sonde_registry *reg, sonde_metric_type type, const sonde_metric_opts *o,
@@ -1406,6 +1637,7 @@ void sonde_counter_inc(sonde_counter *c)
         return;
     }
     SONDE__CELL_ADD_U64(&cells[SLOT(SERIES(c))], 1);
+    SONDE__TOUCH(SERIES(c));
     if (SONDE_UNLIKELY(SERIES(c)->ex != NULL))
         sonde__exemplar_from_log(SERIES(c)->ex, 0, 1);
 }
@@ -1421,6 +1653,7 @@ static inline int counter_add_cells(sonde_counter *c, double v)
             return 0;
     }
     uint32_t slot = SLOT(SERIES(c));
+    SONDE__TOUCH(SERIES(c));
     /* Whole increments stay exact in the integer cell. */
     if (v < 9007199254740992.0 && v == (double)(uint64_t)v)
         SONDE__CELL_ADD_U64(&cells[slot], (uint64_t)v);
@@ -1446,9 +1679,12 @@ double sonde__counter_value(const sonde_series *s)
     return (double)sonde__cells_sum_u64(SLOT(s)) + sonde__cells_sum_f64(SLOT(s) + 1);
 }
 
+/* Sink cells (failed lookups, removed or expired series) read as 0. */
+#define IS_SINK(s) (SLOT(s) < SONDE__SINK_SLOTS)
+
 double sonde_counter_get(const sonde_counter *c)
 {
-    return c ? sonde__counter_value(SERIES(c)) : 0;
+    return c && !IS_SINK(SERIES(c)) ? sonde__counter_value(SERIES(c)) : 0;
 }
 
 static inline double bits_to_d(uint64_t b)
@@ -1470,6 +1706,7 @@ void sonde_gauge_set(sonde_gauge *g, double v)
     if (SONDE_UNLIKELY(!sonde__on()))
         return;
     atomic_store_explicit(&SERIES(g)->u.gauge, d_to_bits(v), memory_order_relaxed);
+    SONDE__TOUCH(SERIES(g));
 }
 
 void sonde_gauge_add(sonde_gauge *g, double v)
@@ -1481,6 +1718,7 @@ void sonde_gauge_add(sonde_gauge *g, double v)
     while (!atomic_compare_exchange_weak_explicit(p, &old, d_to_bits(bits_to_d(old) + v),
                                                   memory_order_relaxed, memory_order_relaxed))
         ;
+    SONDE__TOUCH(SERIES(g));
 }
 
 void sonde_gauge_inc(sonde_gauge *g)
@@ -1564,6 +1802,7 @@ void sonde_histogram_observe(sonde_histogram *h, double v)
     const struct sonde_family *f = s->fam;
     size_t n = f->nb;
     uint64_t *c = cells + SLOT(s);
+    SONDE__TOUCH(s);
     if (SONDE_UNLIKELY(f->native)) {
         native_observe(f, c, v);
         if (SONDE_UNLIKELY(s->ex != NULL))
@@ -1587,6 +1826,7 @@ void sonde_histogram_observe_exemplar(sonde_histogram *h, double v, const char *
     if (SONDE_UNLIKELY(!cells) && !(cells = sonde__cells_acquire()))
         return;
     uint64_t *c = cells + SLOT(s);
+    SONDE__TOUCH(s);
     size_t idx = 0;
     if (f->native)
         native_observe(f, c, v);
@@ -1602,7 +1842,7 @@ void sonde_histogram_observe_exemplar(sonde_histogram *h, double v, const char *
 
 uint64_t sonde_histogram_get_count(const sonde_histogram *h)
 {
-    if (!h)
+    if (!h || IS_SINK(SERIES(h)))
         return 0;
     const sonde_series *s = SERIES(h);
     uint64_t total = 0;
@@ -1619,7 +1859,7 @@ uint64_t sonde_histogram_get_count(const sonde_histogram *h)
 
 double sonde_histogram_get_sum(const sonde_histogram *h)
 {
-    if (!h)
+    if (!h || IS_SINK(SERIES(h)))
         return 0;
     const sonde_series *s = SERIES(h);
     if (s->fam->native)

@@ -87,6 +87,7 @@ void sonde_summary_observe(sonde_summary *h, double v)
     uint32_t slot = __atomic_load_n(&s->slot, __ATOMIC_RELAXED);
     SONDE__CELL_ADD_U64(&cells[slot], 1);
     SONDE__CELL_ADD_F64(&cells[slot + 1], v);
+    SONDE__TOUCH(s);
     summary_state *st = s->u.summary;
     if (!st || st->n == 0)
         return;
@@ -122,13 +123,15 @@ void sonde__summary_snapshot(summary_state *st, const struct sonde_family *f, do
 uint64_t sonde_summary_get_count(const sonde_summary *h)
 {
     const sonde_series *s = (const sonde_series *)(const void *)h;
-    return s ? sonde__cells_sum_u64(s->slot) : 0;
+    uint32_t slot = s ? __atomic_load_n(&s->slot, __ATOMIC_RELAXED) : 0;
+    return slot >= SONDE__SINK_SLOTS ? sonde__cells_sum_u64(slot) : 0;
 }
 
 double sonde_summary_get_sum(const sonde_summary *h)
 {
     const sonde_series *s = (const sonde_series *)(const void *)h;
-    return s ? sonde__cells_sum_f64(s->slot + 1) : 0;
+    uint32_t slot = s ? __atomic_load_n(&s->slot, __ATOMIC_RELAXED) : 0;
+    return slot >= SONDE__SINK_SLOTS ? sonde__cells_sum_f64(slot + 1) : 0;
 }
 
 double sonde_summary_get_quantile(const sonde_summary *h, double q)

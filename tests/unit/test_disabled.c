@@ -155,6 +155,7 @@ TEST(test_disabled_metrics_keep_every_value_at_zero)
     o.help = "l";
     o.label_names = labels;
     o.label_count = 1;
+    o.series_ttl_seconds = 1; /* no sweep thread when disabled (checked below) */
     ASSERT_OK(sonde_family_create(reg, SONDE_GAUGE, &o, &lg));
     sonde_gauge *lgg = sonde_family_gauge(lg, "/a");
     sonde_gauge_set(lgg, 9);
