@@ -72,6 +72,16 @@ typedef struct sonde_registry_opts {
      * sonde_* and process_* families. NULL or "": none. Must be a valid
      * metric name. Copied. */
     const char *metric_namespace;
+    /** Non-zero: metric and label names of the families registered in the
+     * registry may be any non-empty valid UTF-8 ("http.server.duration",
+     * "région"), as Prometheus 3 accepts. A scraper that asks for
+     * escaping=allow-utf-8 (text and OpenMetrics 1.0.0, protobuf) gets them
+     * as they are, quoted in the text formats ({"my.metric","label.x"="v"});
+     * any other scraper gets them escaped per its escaping= scheme
+     * (underscores by default; see sonde_escaping). Names that are valid
+     * legacy names are never changed. Default (0): legacy names only
+     * ([a-zA-Z_:][a-zA-Z0-9_:]* and [a-zA-Z_][a-zA-Z0-9_]*). */
+    int utf8_names;
 } sonde_registry_opts;
 
 /** Zero the options (all defaults). Any thread. */
@@ -99,6 +109,13 @@ SONDE_API void sonde_registry_destroy(sonde_registry *reg);
  * thread.
  */
 SONDE_API int sonde_registry_set_namespace(sonde_registry *reg, const char *ns);
+
+/**
+ * Allow (non-zero) or refuse UTF-8 metric and label names (see
+ * sonde_registry_opts.utf8_names) in reg (NULL: the default registry) for
+ * families registered from now on. Returns SONDE_OK. Any thread.
+ */
+SONDE_API int sonde_registry_set_utf8_names(sonde_registry *reg, int allow);
 
 /**
  * The process-wide default registry, created at first use with the process

@@ -258,6 +258,93 @@ int sonde__valid_label_name(const char *s)
     return 1;
 }
 
+/* One UTF-8 code point at s[0..n) (n > 0): its value, or -1 for an invalid
+ * sequence (one byte is consumed then). *len receives the bytes used. */
+static long utf8_decode(const unsigned char *s, size_t n, size_t *len)
+{
+    unsigned c = s[0];
+    *len = 1;
+    if (c < 0x80)
+        return (long)c;
+    size_t l;
+    unsigned long min, v;
+    if ((c & 0xe0) == 0xc0)
+        l = 2, min = 0x80, v = c & 0x1f;
+    else if ((c & 0xf0) == 0xe0)
+        l = 3, min = 0x800, v = c & 0x0f;
+    else if ((c & 0xf8) == 0xf0)
+        l = 4, min = 0x10000, v = c & 0x07;
+    else
+        return -1;
+    if (l > n)
+        return -1;
+    for (size_t k = 1; k < l; k++) {
+        if ((s[k] & 0xc0) != 0x80)
+            return -1;
+        v = (v << 6) | (s[k] & 0x3f);
+    }
+    if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
+        return -1;
+    *len = l;
+    return (long)v;
+}
+
+int sonde__legacy_name(const char *s, size_t n)
+{
+    if (n == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':' ||
+              (i && c >= '0' && c <= '9')))
+            return 0;
+    }
+    return 1;
+}
+
+int sonde__buf_name_escape(sonde_buf *b, const char *str, size_t n, int scheme)
+{
+    /* Names that are already valid are written as they are (except for the
+     * dots scheme, which doubles underscores: callers only escape names
+     * that need it, as the Go client does). */
+    if (scheme == SONDE_ESCAPING_ALLOW_UTF8 ||
+        (scheme != SONDE_ESCAPING_DOTS && sonde__legacy_name(str, n)))
+        return sonde__buf_append(b, str, n);
+    const unsigned char *s = (const unsigned char *)str;
+    int rc = SONDE_OK;
+    if (scheme == SONDE_ESCAPING_VALUES)
+        rc = sonde__buf_append(b, "U__", 3);
+    for (size_t i = 0; i < n && rc == SONDE_OK;) {
+        size_t len;
+        long cp = utf8_decode(s + i, n - i, &len);
+        int legacy = (cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z') || cp == ':' ||
+                     (i && cp >= '0' && cp <= '9');
+        if (cp == '_') {
+            rc = scheme == SONDE_ESCAPING_UNDERSCORES ? sonde__buf_putc(b, '_')
+                                                      : sonde__buf_append(b, "__", 2);
+        } else if (legacy) {
+            rc = sonde__buf_putc(b, (char)cp);
+        } else if (scheme == SONDE_ESCAPING_UNDERSCORES) {
+            rc = sonde__buf_putc(b, '_');
+        } else if (scheme == SONDE_ESCAPING_DOTS) {
+            rc = cp == '.' ? sonde__buf_append(b, "_dot_", 5) : sonde__buf_append(b, "__", 2);
+        } else if (cp < 0) {
+            rc = sonde__buf_append(b, "_FFFD_", 6);
+        } else {
+            char hex[16];
+            int hl = snprintf(hex, sizeof hex, "_%lx_", (unsigned long)cp);
+            rc = sonde__buf_append(b, hex, (size_t)hl);
+        }
+        i += len;
+    }
+    return rc;
+}
+
+int sonde__valid_utf8_name(const char *s)
+{
+    return s && *s && sonde__utf8_ok(s, strlen(s));
+}
+
 /* Text-format escaping. quote: also escape '"' (label values; OpenMetrics
  * help). Invalid UTF-8 becomes U+FFFD, so the output is always valid UTF-8
  * and no value can end a line or a quoted string early. */

@@ -53,6 +53,20 @@ int sonde__buf_json_time(sonde_buf *b, double wall_seconds);
 int sonde__valid_metric_name(const char *s);
 int sonde__valid_label_name(const char *s);
 
+/* Whether s[0..n) is a legacy name: [a-zA-Z_:][a-zA-Z0-9_:]* (the rule the
+ * name escaping schemes use for metric and label names alike). */
+int sonde__legacy_name(const char *s, size_t n);
+/* Non-empty valid UTF-8 (the rule for names in a registry that allows
+ * UTF-8 names). */
+int sonde__valid_utf8_name(const char *s);
+/* Append name s[0..n) escaped per scheme (a sonde_escaping), as Prometheus
+ * defines the schemes: underscores (every character outside the legacy set
+ * becomes _), dots (_ -> __, . -> _dot_, others -> __), values (U__
+ * prefix, _ -> __, others -> _<hex code point>_, invalid UTF-8 ->
+ * _FFFD_); allow-utf-8 appends s as it is. Legacy names are appended as
+ * they are by every scheme but dots. Total on any bytes. */
+int sonde__buf_name_escape(sonde_buf *b, const char *s, size_t n, int scheme);
+
 /* Label text escaping for the text formats: backslash, quote, newline. */
 int sonde__buf_label_escape(sonde_buf *b, const char *s, size_t n);
 /* The same, choosing whether '"' is escaped (help text in 0.0.4 keeps it). */

@@ -35,6 +35,9 @@ struct sonde_emitter {
     /* Visitor mode (sonde__registry_visit_collectors): samples go to the
      * callbacks, nothing is written. */
     const sonde__visitor *visit;
+    /* Text with escaping=allow-utf-8 and a family name outside the legacy
+     * set: the name goes quoted inside the braces. */
+    int qname;
 };
 
 #define OM(em)                                                                                     \
@@ -141,21 +144,30 @@ static void text_line(struct sonde_emitter *em, const char *name, size_t nlen, c
         return;
     size_t slen = suffix ? strlen(suffix) : 0;
     size_t xnl = xname ? strlen(xname) : 0, xvl = xval ? strlen(xval) : 0;
-    size_t need = nlen + slen + l1n + l2n + xnl + xvl + vlen + 16;
+    size_t need = nlen + slen + l1n + l2n + xnl + xvl + vlen + 24;
     sonde_buf *b = em->out;
     if ((em->rc = sonde__buf_reserve(b, need)) != SONDE_OK)
         return;
     char *o = b->data + b->len;
+    int sep = 0;
+    if (em->qname)
+        *o++ = '{', *o++ = '"';
     memcpy(o, name, nlen);
     o += nlen;
     if (slen) {
         memcpy(o, suffix, slen);
         o += slen;
     }
-    if (l1n || l2n || xnl) {
-        *o++ = '{';
-        int sep = 0;
+    if (em->qname) {
+        *o++ = '"';
+        sep = 1;
+    }
+    if (l1n || l2n || xnl || em->qname) {
+        if (!em->qname)
+            *o++ = '{';
         if (l1n) {
+            if (sep)
+                *o++ = ',';
             memcpy(o, l1, l1n);
             o += l1n;
             sep = 1;
@@ -228,9 +240,12 @@ static void text_header(struct sonde_emitter *em, sonde_metric_type type, const 
                         const char *om_name, const char *help, const char *unit)
 {
     const char *fam = OM(em) ? om_name : name;
+    const char *q = em->qname ? "\"" : "";
     if (help && *help) {
         puts_(em, "# HELP ");
+        puts_(em, q);
         puts_(em, fam);
+        puts_(em, q);
         put(em, " ", 1);
         /* 0.0.4 escapes backslash and newline in help; OpenMetrics also the
          * double quote. */
@@ -239,13 +254,17 @@ static void text_header(struct sonde_emitter *em, sonde_metric_type type, const 
         put(em, "\n", 1);
     }
     puts_(em, "# TYPE ");
+    puts_(em, q);
     puts_(em, fam);
+    puts_(em, q);
     put(em, " ", 1);
     puts_(em, text_type(type, OM(em)));
     put(em, "\n", 1);
     if (OM(em) && unit && *unit) {
         puts_(em, "# UNIT ");
+        puts_(em, q);
         puts_(em, fam);
+        puts_(em, q);
         put(em, " ", 1);
         puts_(em, unit);
         put(em, "\n", 1);
@@ -457,8 +476,9 @@ static void write_native(struct sonde_emitter *em, struct sonde_family *f)
     size_t nlens[SONDE_MAX_LABELS];
     for (size_t i = 0; i < f->nlabels && i < SONDE_MAX_LABELS; i++)
         nlens[i] = strlen(f->label_names[i]);
-    pthread_mutex_lock(&f->lock);
-    for (sonde_series *s = f->head; s && em->rc == SONDE_OK; s = s->next) {
+    struct sonde_family *real = f->base ? f->base : f; /* views share the series */
+    pthread_mutex_lock(&real->lock);
+    for (sonde_series *s = real->head; s && em->rc == SONDE_OK; s = s->next) {
         const char *lt = "";
         size_t ltn = 0;
         if (f->nlabels && !JSON(em)) {
@@ -603,7 +623,8 @@ static void write_native(struct sonde_emitter *em, struct sonde_family *f)
                 sonde_buf st;
                 sonde_buf_init(&st);
                 sonde__buf_label_escape(&st, f->states[i], strlen(f->states[i]));
-                text_line(em, sname, snl, NULL, ct, ctn, lt, ltn, sname, st.data ? st.data : "",
+                text_line(em, sname, snl, NULL, ct, ctn, lt, ltn,
+                          f->state_label ? f->state_label : sname, st.data ? st.data : "",
                           i == cur ? "1" : "0", 1);
                 sonde_buf_free(&st);
             }
@@ -625,7 +646,7 @@ static void write_native(struct sonde_emitter *em, struct sonde_family *f)
         if (JSON(em))
             put(em, "}", 1);
     }
-    pthread_mutex_unlock(&f->lock);
+    pthread_mutex_unlock(&real->lock);
     sonde_buf_free(&lbuf);
     if (JSON(em))
         json_family_close(em);
@@ -979,6 +1000,126 @@ static void emit_self(struct sonde_emitter *em)
     close_collector_family(em);
 }
 
+/* ---- UTF-8 names: render views ---- */
+
+/* A metric name for the view: legacy names as they are; otherwise quoted
+ * text (the quotes are added by the writer) or escaped per scheme. */
+static char *view_metric_name(const char *n, int quote, sonde_escaping esc)
+{
+    sonde_buf b;
+    sonde_buf_init(&b);
+    size_t l = strlen(n);
+    int rc;
+    if (sonde__valid_metric_name(n))
+        rc = sonde__buf_append(&b, n, l);
+    else if (quote)
+        rc = sonde__buf_label_escape(&b, n, l);
+    else
+        rc = sonde__buf_name_escape(&b, n, l, (int)esc);
+    if (rc == SONDE_OK && !b.data)
+        return sonde__strdup("");
+    if (rc != SONDE_OK)
+        sonde_buf_free(&b);
+    return rc == SONDE_OK ? b.data : NULL;
+}
+
+/* A label name for the view: "quoted" (with the quotes) or escaped. */
+static char *view_label_name(const char *n, int quote, sonde_escaping esc)
+{
+    size_t l = strlen(n);
+    if (sonde__valid_label_name(n))
+        return sonde__strdup(n);
+    sonde_buf b;
+    sonde_buf_init(&b);
+    int rc;
+    if (quote) {
+        rc = sonde__buf_putc(&b, '"');
+        if (rc == SONDE_OK)
+            rc = sonde__buf_label_escape(&b, n, l);
+        if (rc == SONDE_OK)
+            rc = sonde__buf_putc(&b, '"');
+    } else {
+        rc = sonde__buf_name_escape(&b, n, l, (int)esc);
+    }
+    if (rc != SONDE_OK || !b.data) {
+        sonde_buf_free(&b);
+        return NULL;
+    }
+    return b.data;
+}
+
+static void view_free(struct sonde_family *v)
+{
+    if (!v || !v->base)
+        return;
+    sonde__free(v->name);
+    sonde__free(v->om_name);
+    for (size_t i = 0; v->label_names && i < v->nlabels; i++)
+        sonde__free(v->label_names[i]);
+    sonde__free(v->label_names);
+    for (size_t i = 0; v->const_kv && i < v->nconst; i++)
+        sonde__free(v->const_kv[2 * i]);
+    sonde__free(v->const_kv);
+    sonde__free(v->const_text);
+    sonde__free(v->state_label);
+    sonde__free(v);
+}
+
+/* The family as a scraper with escaping esc sees it: f itself when its
+ * names are all legacy or when they go out as they are (protobuf with
+ * allow-utf-8); otherwise a view with quoted (text, allow-utf-8) or
+ * escaped names. NULL: no memory. */
+static struct sonde_family *view_of(struct sonde_family *f, int text, sonde_escaping esc)
+{
+    if (!f->utf8 || (!text && esc == SONDE_ESCAPING_ALLOW_UTF8))
+        return f;
+    int quote = text && esc == SONDE_ESCAPING_ALLOW_UTF8;
+    struct sonde_family *v = sonde__malloc(sizeof *v);
+    if (!v)
+        return NULL;
+    memcpy(v, f, sizeof *v);
+    v->base = f;
+    v->name = v->om_name = v->const_text = v->state_label = NULL;
+    v->label_names = NULL;
+    v->const_kv = NULL;
+    v->name = view_metric_name(f->name, quote, esc);
+    v->om_name = view_metric_name(f->om_name, quote, esc);
+    v->state_label = view_label_name(f->name, quote, esc);
+    v->label_names = sonde__calloc(f->nlabels + 1, sizeof(char *));
+    v->const_kv = sonde__calloc(2 * f->nconst + 1, sizeof(char *));
+    if (!v->name || !v->om_name || !v->state_label || !v->label_names || !v->const_kv)
+        goto fail;
+    for (size_t i = 0; i < f->nlabels; i++)
+        if (!(v->label_names[i] = view_label_name(f->label_names[i], quote, esc)))
+            goto fail;
+    sonde_buf b;
+    sonde_buf_init(&b);
+    int rc = SONDE_OK;
+    for (size_t i = 0; i < f->nconst; i++) {
+        v->const_kv[2 * i + 1] = f->const_kv[2 * i + 1];
+        if (!(v->const_kv[2 * i] = view_label_name(f->const_kv[2 * i], quote, esc))) {
+            rc = SONDE_ENOMEM;
+            break;
+        }
+        if (i)
+            rc = rc ? rc : sonde__buf_putc(&b, ',');
+        rc = rc ? rc : sonde__buf_puts(&b, v->const_kv[2 * i]);
+        rc = rc ? rc : sonde__buf_append(&b, "=\"", 2);
+        rc = rc ? rc
+                : sonde__buf_label_escape(&b, f->const_kv[2 * i + 1],
+                                          strlen(f->const_kv[2 * i + 1]));
+        rc = rc ? rc : sonde__buf_putc(&b, '"');
+    }
+    v->const_text = b.data ? b.data : sonde__strdup("");
+    v->const_text_len = b.len;
+    if (rc != SONDE_OK || !v->const_text)
+        goto fail;
+    return v;
+fail:
+    view_free(v);
+    return NULL;
+}
+
 int sonde_registry_write(sonde_registry *reg, sonde_format fmt, const sonde_write_opts *opts,
                          sonde_buf *out)
 {
@@ -993,18 +1134,35 @@ int sonde_registry_write(sonde_registry *reg, sonde_format fmt, const sonde_writ
     em.filter = opts;
     em.reg = reg;
     em.pb.b = out;
+    /* Names outside the legacy set: as they are only for the formats that
+     * can carry them, escaped otherwise. */
+    sonde_escaping esc = opts ? opts->escaping : SONDE_ESCAPING_UNDERSCORES;
+    if ((unsigned)esc > SONDE_ESCAPING_ALLOW_UTF8 ||
+        (esc == SONDE_ESCAPING_ALLOW_UTF8 &&
+         (fmt == SONDE_FORMAT_PROMETHEUS || fmt == SONDE_FORMAT_OPENMETRICS_0_0_1)))
+        esc = SONDE_ESCAPING_UNDERSCORES;
     if (fmt == SONDE_FORMAT_JSON)
         puts_(&em, "{\"families\":[");
     pthread_rwlock_rdlock(&reg->lock);
     for (struct sonde_family *f = reg->head; f && em.rc == SONDE_OK; f = f->next)
         if (name_wanted(opts, f->name, f->om_name)) {
+            struct sonde_family *v = JSON(&em) ? f : view_of(f, !PB(&em), esc);
+            if (!v) {
+                em.rc = SONDE_ENOMEM;
+                break;
+            }
+            em.qname = !PB(&em) && !JSON(&em) && esc == SONDE_ESCAPING_ALLOW_UTF8 &&
+                       !sonde__valid_metric_name(f->name);
             if (PB(&em)) {
                 em.pb.rc = em.rc;
-                sonde__pb_write_family(&em.pb, f);
+                sonde__pb_write_family(&em.pb, v);
                 em.rc = em.pb.rc;
             } else {
-                write_native(&em, f);
+                write_native(&em, v);
             }
+            em.qname = 0;
+            if (v != f)
+                view_free(v);
         }
     for (struct collector *c = reg->collectors; c && em.rc == SONDE_OK; c = c->next) {
         c->fn(&em, c->ud);

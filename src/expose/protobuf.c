@@ -328,8 +328,9 @@ void sonde__pb_write_family(sonde__pb *p, struct sonde_family *f)
         sonde__pb_close(p, fam);
         return;
     }
-    pthread_mutex_lock(&f->lock);
-    for (sonde_series *s = f->head; s && p->rc == SONDE_OK; s = s->next) {
+    struct sonde_family *real = f->base ? f->base : f; /* views share the series */
+    pthread_mutex_lock(&real->lock);
+    for (sonde_series *s = real->head; s && p->rc == SONDE_OK; s = s->next) {
         switch (f->type) {
         case SONDE_COUNTER:
             value_metric(p, f, s, 3, sonde__counter_value(s));
@@ -354,7 +355,8 @@ void sonde__pb_write_family(sonde__pb *p, struct sonde_family *f)
             for (size_t i = 0; i < f->nstates; i++) {
                 size_t m = sonde__pb_open(p, 4);
                 series_labels(p, f, s);
-                sonde__pb_label(p, f->name, f->states[i], strlen(f->states[i]));
+                sonde__pb_label(p, f->state_label ? f->state_label : f->name, f->states[i],
+                                strlen(f->states[i]));
                 size_t g = sonde__pb_open(p, 2);
                 sonde__pb_double(p, 1, i == cur ? 1 : 0);
                 sonde__pb_close(p, g);
@@ -364,6 +366,6 @@ void sonde__pb_write_family(sonde__pb *p, struct sonde_family *f)
         }
         }
     }
-    pthread_mutex_unlock(&f->lock);
+    pthread_mutex_unlock(&real->lock);
     sonde__pb_close(p, fam);
 }

@@ -222,6 +222,12 @@ struct sonde_family {
     /* info */
     int is_info;
     int exemplars; /* SONDE_EXEMPLARS_*, 0 none */
+    int utf8;      /* a metric or label name is outside the legacy set */
+    /* Render views (src/expose): a copy of a family with its names
+     * escaped or quoted; base is the real family (its lock and series),
+     * state_label the stateset label name. NULL in real families. */
+    struct sonde_family *base;
+    char *state_label;
     /* native histogram (native_hist.c); nat_schema is meaningful only
      * when native is set */
     int native;
@@ -273,6 +279,7 @@ struct sonde_registry {
     int is_default;
     _Atomic uint64_t collector_errors; /* sonde_metrics_collector_errors_total */
     char *ns;                          /* registry-wide namespace, NULL for none (under lock) */
+    _Atomic int utf8_names;            /* UTF-8 metric and label names allowed */
 };
 
 /* ---- native histograms (native_hist.c) ---- */

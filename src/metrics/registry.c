@@ -136,6 +136,8 @@ int sonde_registry_create(const sonde_registry_opts *opts, sonde_registry **out)
             return rc;
         }
     }
+    if (opts && opts->utf8_names)
+        atomic_store(&reg->utf8_names, 1);
     if (opts && opts->process_metrics) {
         int rc = sonde_registry_add_collector(reg, "process", sonde__process_collect, NULL);
         if (rc) {
@@ -1060,6 +1062,14 @@ static int same_definition(const struct sonde_family *a, const struct sonde_fami
     return 1;
 }
 
+int sonde_registry_set_utf8_names(sonde_registry *reg, int allow)
+{
+    if (!reg)
+        reg = sonde_registry_default();
+    atomic_store(&reg->utf8_names, allow != 0);
+    return SONDE_OK;
+}
+
 int sonde_registry_set_namespace(sonde_registry *reg, const char *ns)
 {
     sonde__clear_error();
@@ -1165,12 +1175,18 @@ static int family_build(sonde_registry *reg, sonde_metric_type type, const sonde
     sonde__free(rns);
     if (!f->name)
         goto fail;
-    if (!sonde__valid_metric_name(f->name)) {
-        sonde__set_error("invalid metric name \"%s\": must match [a-zA-Z_:][a-zA-Z0-9_:]*",
-                         f->name);
+    int utf8 = atomic_load(&reg->utf8_names);
+    if (utf8 ? !sonde__valid_utf8_name(f->name) : !sonde__valid_metric_name(f->name)) {
+        if (utf8)
+            sonde__set_error("invalid metric name \"%s\": must be non-empty valid UTF-8", f->name);
+        else
+            sonde__set_error("invalid metric name \"%s\": must match [a-zA-Z_:][a-zA-Z0-9_:]* "
+                             "(or allow UTF-8 names in the registry)",
+                             f->name);
         rc = SONDE_EBADNAME;
         goto fail;
     }
+    f->utf8 = !sonde__valid_metric_name(f->name);
     f->help = sonde__strdup(o->help ? o->help : "");
     if (!f->help)
         goto fail;
@@ -1218,13 +1234,15 @@ static int family_build(sonde_registry *reg, sonde_metric_type type, const sonde
         all[nall++] = o->const_labels[2 * i];
     for (size_t i = 0; i < nall; i++) {
         const char *ln = all[i];
-        if (!sonde__valid_label_name(ln)) {
-            sonde__set_error("metric \"%s\": invalid label name \"%s\": must match "
-                             "[a-zA-Z_][a-zA-Z0-9_]*",
-                             f->name, ln ? ln : "(null)");
+        if (utf8 ? !sonde__valid_utf8_name(ln) : !sonde__valid_label_name(ln)) {
+            sonde__set_error("metric \"%s\": invalid label name \"%s\": must %s", f->name,
+                             ln ? ln : "(null)",
+                             utf8 ? "be non-empty valid UTF-8" : "match [a-zA-Z_][a-zA-Z0-9_]*");
             rc = SONDE_EBADLABEL;
             goto fail;
         }
+        if (!sonde__valid_label_name(ln))
+            f->utf8 = 1;
         if (ln[0] == '_' && ln[1] == '_') {
             sonde__set_error("metric \"%s\": label name \"%s\" is reserved (starts with __)",
                              f->name, ln);
