@@ -96,6 +96,7 @@ void sonde_bench_log(void);     /* bench_log.c; weak in main.c until it exists *
 void sonde_bench_trace(void);   /* bench_trace.c */
 void sonde_bench_errors(void);  /* bench_errors.c */
 void sonde_bench_sql(void);     /* bench_sql.c */
+void sonde_bench_expose(void);  /* bench_expose.c */
 void sonde_bench_app(void);     /* bench_app.c */
 void sonde_bench_export(void);  /* bench_export.c */
 

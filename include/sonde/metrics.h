@@ -82,6 +82,13 @@ typedef struct sonde_registry_opts {
      * legacy names are never changed. Default (0): legacy names only
      * ([a-zA-Z_:][a-zA-Z0-9_:]* and [a-zA-Z_][a-zA-Z0-9_]*). */
     int utf8_names;
+    /** Non-zero: expose each counter, histogram and summary series' creation
+     * time: OpenMetrics <name>_created lines and the protobuf
+     * created_timestamp fields (Prometheus reads them with
+     * --enable-feature=created-timestamp-zero-ingestion). Off by default,
+     * as in the Go client: they add a series per series. The JSON format
+     * always carries "created". */
+    int created_timestamps;
 } sonde_registry_opts;
 
 /** Zero the options (all defaults). Any thread. */
@@ -109,6 +116,13 @@ SONDE_API void sonde_registry_destroy(sonde_registry *reg);
  * thread.
  */
 SONDE_API int sonde_registry_set_namespace(sonde_registry *reg, const char *ns);
+
+/**
+ * Turn created timestamps on (non-zero) or off for reg (NULL: the default
+ * registry); see sonde_registry_opts.created_timestamps. Takes effect at
+ * the next scrape. Returns SONDE_OK. Any thread.
+ */
+SONDE_API int sonde_registry_set_created_timestamps(sonde_registry *reg, int on);
 
 /**
  * Allow (non-zero) or refuse UTF-8 metric and label names (see

@@ -38,6 +38,7 @@ struct sonde_emitter {
     /* Text with escaping=allow-utf-8 and a family name outside the legacy
      * set: the name goes quoted inside the braces. */
     int qname;
+    int created; /* OpenMetrics _created lines (registry option) */
 };
 
 #define OM(em)                                                                                     \
@@ -507,9 +508,11 @@ static void write_native(struct sonde_emitter *em, struct sonde_family *f)
                           NULL, val, vl);
                 if (s->ex)
                     om_exemplar(em, &s->ex->slot[0]);
-                cl = fmt_ms(created, s->created_ms);
-                text_line(em, f->om_name, strlen(f->om_name), "_created", ct, ctn, lt, ltn, NULL,
-                          NULL, created, cl);
+                if (em->created) {
+                    cl = fmt_ms(created, s->created_ms);
+                    text_line(em, f->om_name, strlen(f->om_name), "_created", ct, ctn, lt, ltn,
+                              NULL, NULL, created, cl);
+                }
             } else {
                 text_line(em, sname, snl, NULL, ct, ctn, lt, ltn, NULL, NULL, val, vl);
             }
@@ -560,7 +563,7 @@ static void write_native(struct sonde_emitter *em, struct sonde_family *f)
             text_line(em, sname, snl, "_count", ct, ctn, lt, ltn, NULL, NULL, val, vl);
             vl = fmt_value(val, sum);
             text_line(em, sname, snl, "_sum", ct, ctn, lt, ltn, NULL, NULL, val, vl);
-            if (om) {
+            if (om && em->created) {
                 cl = fmt_ms(created, s->created_ms);
                 text_line(em, sname, snl, "_created", ct, ctn, lt, ltn, NULL, NULL, created, cl);
             }
@@ -599,7 +602,7 @@ static void write_native(struct sonde_emitter *em, struct sonde_family *f)
             text_line(em, sname, snl, "_sum", ct, ctn, lt, ltn, NULL, NULL, val, vl);
             vl = sonde__fmt_u64(val, count);
             text_line(em, sname, snl, "_count", ct, ctn, lt, ltn, NULL, NULL, val, vl);
-            if (om) {
+            if (om && em->created) {
                 cl = fmt_ms(created, s->created_ms);
                 text_line(em, sname, snl, "_created", ct, ctn, lt, ltn, NULL, NULL, created, cl);
             }
@@ -1134,6 +1137,8 @@ int sonde_registry_write(sonde_registry *reg, sonde_format fmt, const sonde_writ
     em.filter = opts;
     em.reg = reg;
     em.pb.b = out;
+    em.created = atomic_load(&reg->created_timestamps);
+    em.pb.created = em.created;
     /* Names outside the legacy set: as they are only for the formats that
      * can carry them, escaped otherwise. */
     sonde_escaping esc = opts ? opts->escaping : SONDE_ESCAPING_UNDERSCORES;

@@ -19,6 +19,7 @@ enum {
 typedef struct sonde__pb {
     sonde_buf *b;
     int rc;
+    int created; /* write created_timestamp fields */
 } sonde__pb;
 
 void sonde__pb_raw(sonde__pb *p, const void *d, size_t n);

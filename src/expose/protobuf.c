@@ -160,6 +160,18 @@ static void pb_exemplar(sonde__pb *p, unsigned field, const struct sonde__exempl
     sonde__pb_close(p, m);
 }
 
+/* A google.protobuf.Timestamp in `field`: the series' creation time, when
+ * created timestamps are on. */
+static void pb_created(sonde__pb *p, unsigned field, const sonde_series *s)
+{
+    if (!p->created || !s)
+        return;
+    size_t t = sonde__pb_open(p, field);
+    sonde__pb_uint(p, 1, s->created_ms / 1000);
+    sonde__pb_uint(p, 2, (s->created_ms % 1000) * 1000000u);
+    sonde__pb_close(p, t);
+}
+
 static void value_metric(sonde__pb *p, const struct sonde_family *f, const sonde_series *s,
                          unsigned field, double v)
 {
@@ -169,6 +181,8 @@ static void value_metric(sonde__pb *p, const struct sonde_family *f, const sonde
     sonde__pb_double(p, 1, v);
     if (field == 3 && s && s->ex)
         pb_exemplar(p, 2, &s->ex->slot[0]);
+    if (field == 3)
+        pb_created(p, 3, s);
     sonde__pb_close(p, g);
     sonde__pb_close(p, m);
 }
@@ -265,6 +279,7 @@ static void histogram_metric(sonde__pb *p, const struct sonde_family *f, const s
         for (uint32_t i = 0; s->ex && i < s->ex->n; i++)
             pb_exemplar(p, 16, &s->ex->slot[i]);
     }
+    pb_created(p, 15, s);
     sonde__pb_close(p, h);
     sonde__pb_close(p, m);
 }
@@ -284,6 +299,7 @@ static void summary_metric(sonde__pb *p, const struct sonde_family *f, const son
         sonde__pb_double(p, 2, qv[i]);
         sonde__pb_close(p, q);
     }
+    pb_created(p, 4, s);
     sonde__pb_close(p, sm);
     sonde__pb_close(p, m);
 }

@@ -280,6 +280,7 @@ struct sonde_registry {
     _Atomic uint64_t collector_errors; /* sonde_metrics_collector_errors_total */
     char *ns;                          /* registry-wide namespace, NULL for none (under lock) */
     _Atomic int utf8_names;            /* UTF-8 metric and label names allowed */
+    _Atomic int created_timestamps;    /* expose _created / created_timestamp */
 };
 
 /* ---- native histograms (native_hist.c) ---- */

@@ -138,6 +138,8 @@ int sonde_registry_create(const sonde_registry_opts *opts, sonde_registry **out)
     }
     if (opts && opts->utf8_names)
         atomic_store(&reg->utf8_names, 1);
+    if (opts && opts->created_timestamps)
+        atomic_store(&reg->created_timestamps, 1);
     if (opts && opts->process_metrics) {
         int rc = sonde_registry_add_collector(reg, "process", sonde__process_collect, NULL);
         if (rc) {
@@ -1060,6 +1062,14 @@ static int same_definition(const struct sonde_family *a, const struct sonde_fami
     if (a->cb || b->cb)
         return 0; /* callbacks are never shared */
     return 1;
+}
+
+int sonde_registry_set_created_timestamps(sonde_registry *reg, int on)
+{
+    if (!reg)
+        reg = sonde_registry_default();
+    atomic_store(&reg->created_timestamps, on != 0);
+    return SONDE_OK;
 }
 
 int sonde_registry_set_utf8_names(sonde_registry *reg, int allow)

@@ -1,3 +1,4 @@
+#define _GNU_SOURCE
 /* Encoders: golden files for each format, escaping, numbers, locale. */
 #include "test.h"
 
@@ -57,6 +58,40 @@ TEST(test_openmetrics_text_matches_golden)
     char *txt = sonde_registry_render(r, SONDE_FORMAT_OPENMETRICS, NULL);
     check_golden("expose.om", txt);
     sonde_free(txt);
+    sonde_registry_destroy(r);
+}
+
+TEST(test_created_timestamps_are_opt_in)
+{
+    sonde_registry *r = fixture_build();
+    /* Off by default (golden file above has none). */
+    char *txt = sonde_registry_render(r, SONDE_FORMAT_OPENMETRICS, NULL);
+    ASSERT_NOT_CONTAINS(txt, "_created");
+    sonde_free(txt);
+    size_t n0 = 0, n1 = 0;
+    char *pb0 = sonde_registry_render(r, SONDE_FORMAT_PROTOBUF, &n0);
+    ASSERT_OK(sonde_registry_set_created_timestamps(r, 1));
+    txt = sonde_registry_render(r, SONDE_FORMAT_OPENMETRICS, NULL);
+    ASSERT_CONTAINS(txt, "fixture_requests_created{service=\"fixture\",method=\"GET\",path=\"/a\"} "
+                         "1700000000.123\n");
+    ASSERT_CONTAINS(txt, "fixture_latency_seconds_created 1700000000.123\n");
+    ASSERT_CONTAINS(txt, "fixture_payload_bytes_created 1700000000.123\n");
+    sonde_free(txt);
+    /* The 0.0.4 text format has no created lines at all. */
+    txt = sonde_registry_render(r, SONDE_FORMAT_PROMETHEUS, NULL);
+    ASSERT_NOT_CONTAINS(txt, "_created");
+    sonde_free(txt);
+    /* Protobuf: a Timestamp{seconds=1700000000, nanos=123000000} per
+     * counter, histogram and summary series (decoded field by field in
+     * test_protobuf). */
+    char *pb1 = sonde_registry_render(r, SONDE_FORMAT_PROTOBUF, &n1);
+    ASSERT(n1 > n0);
+    static const unsigned char ts[] = {0x08, 0x80, 0xe2, 0xcf, 0xaa, 0x06,
+                                       0x10, 0xc0, 0xa9, 0xd3, 0x3a};
+    ASSERT(memmem(pb1, n1, ts, sizeof ts) != NULL);
+    ASSERT(memmem(pb0, n0, ts, sizeof ts) == NULL);
+    sonde_free(pb0);
+    sonde_free(pb1);
     sonde_registry_destroy(r);
 }
 
