@@ -131,6 +131,21 @@ void sonde__runtime_trigger(uint64_t id)
     pthread_mutex_unlock(&rt.lock);
 }
 
+void sonde__runtime_set_interval(uint64_t id, uint32_t interval_ms)
+{
+    if (interval_ms == 0)
+        interval_ms = 1;
+    pthread_once(&cond_once, init_cond);
+    pthread_mutex_lock(&rt.lock);
+    timer *t = find_timer(id);
+    if (t) {
+        t->interval_ns = (uint64_t)interval_ms * 1000000u;
+        t->next_ns = sonde__now_mono_ns() + t->interval_ns;
+        pthread_cond_signal(&rt.wake);
+    }
+    pthread_mutex_unlock(&rt.lock);
+}
+
 static void *worker_main(void *arg)
 {
     SONDE_UNUSED(arg);

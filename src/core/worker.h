@@ -42,6 +42,13 @@ void sonde__runtime_cancel(uint64_t id);
 void sonde__runtime_trigger(uint64_t id);
 
 /*
+ * Change a timer's interval; its next run is interval_ms (minimum 1) from
+ * now. Called by the timer's own callback, this sets when it runs next.
+ * Unknown ids are ignored. Any thread.
+ */
+void sonde__runtime_set_interval(uint64_t id, uint32_t interval_ms);
+
+/*
  * Start the worker thread (or add a reference if it runs). Returns SONDE_OK
  * or SONDE_ENOMEM (thread creation failed). Any thread.
  */

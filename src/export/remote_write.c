@@ -26,6 +26,9 @@
 #include <unistd.h>
 
 #define RW_TICK_MS 20
+/* Longest tick while there is nothing to send: the next sampling is
+ * awaited with one wake-up, not fifty a second. */
+#define RW_IDLE_TICK_MS 1000
 /* Longest time one tick waits for a fast receiver's answer. */
 #define RW_TICK_WAIT_MS 8
 
@@ -63,6 +66,7 @@ struct sonde_remote_write {
     bool logged_reject;
 
     uint64_t timer_id;
+    uint32_t tick_ms; /* current interval of the timer */
     bool started;
 
     /* figures */
@@ -402,7 +406,30 @@ static void tick(void *ud, uint64_t now_ns)
     cut_batches(rw, now_ns, false);
     drive(rw, now_ns, RW_TICK_WAIT_MS);
     publish(rw);
+    /* Tick fast while something waits to be sent; otherwise sleep until
+     * the next sampling (sample_now and flush wake the timer). */
+    uint64_t now = sonde__now_mono_ns();
+    uint32_t ms = RW_TICK_MS;
+    if (!rw->inflight && !rw->q.head && rw->smp.npending == 0 &&
+        sonde__rw_queue_disk_bytes(&rw->q) == 0) {
+        uint64_t wait = rw->next_sample_ns > now ? (rw->next_sample_ns - now) / 1000000u : 0;
+        ms = wait < RW_TICK_MS        ? RW_TICK_MS
+             : wait > RW_IDLE_TICK_MS ? RW_IDLE_TICK_MS
+                                      : (uint32_t)wait;
+    }
+    if (ms != rw->tick_ms || ms != RW_TICK_MS) {
+        rw->tick_ms = ms;
+        sonde__runtime_set_interval(rw->timer_id, ms);
+    }
     pthread_mutex_unlock(&rw->lock);
+}
+
+/* Make the worker tick now (after batches were queued by another
+ * thread). Under lock. */
+static void wake(sonde_remote_write *rw)
+{
+    if (rw->started && rw->tick_ms != RW_TICK_MS)
+        sonde__runtime_trigger(rw->timer_id);
 }
 
 /* ---- self-metrics ---- */
@@ -702,8 +729,11 @@ int sonde_remote_write_start(sonde_remote_write *rw)
     cut_batches(rw, now, false);
     publish(rw);
     rw->next_sample_ns = now + rw->interval_ns;
-    pthread_mutex_unlock(&rw->lock);
+    rw->tick_ms = RW_TICK_MS;
+    /* Registered under the lock: a tick (which reads timer_id) cannot run
+     * before the id is stored. Lock order: rw->lock, then the worker's. */
     int rc = sonde__runtime_every(RW_TICK_MS, tick, rw, &rw->timer_id);
+    pthread_mutex_unlock(&rw->lock);
     if (rc != SONDE_OK)
         return rc;
     rc = sonde__runtime_start();
@@ -726,6 +756,7 @@ int sonde_remote_write_sample_now(sonde_remote_write *rw)
     long n = do_sample(rw, now);
     int rc = cut_batches(rw, now, true);
     publish(rw);
+    wake(rw);
     pthread_mutex_unlock(&rw->lock);
     if (n < 0)
         return (int)n;
@@ -748,6 +779,7 @@ int sonde_remote_write_flush(sonde_remote_write *rw, int timeout_ms)
     pthread_mutex_lock(&rw->lock);
     cut_batches(rw, sonde__now_mono_ns(), true);
     publish(rw);
+    wake(rw);
     bool started = rw->started;
     pthread_mutex_unlock(&rw->lock);
     if (!started)
