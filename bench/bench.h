@@ -99,5 +99,6 @@ void sonde_bench_sql(void);     /* bench_sql.c */
 void sonde_bench_expose(void);  /* bench_expose.c */
 void sonde_bench_app(void);     /* bench_app.c */
 void sonde_bench_export(void);  /* bench_export.c */
+void sonde_bench_rules(void);   /* bench_rules.c */
 
 #endif

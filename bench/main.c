@@ -31,7 +31,7 @@ struct group {
 static const struct group groups[] = {
     {"metrics", sonde_bench_metrics}, {"log", sonde_bench_log},       {"trace", sonde_bench_trace},
     {"errors", sonde_bench_errors},   {"app", sonde_bench_app},       {"sql", sonde_bench_sql},
-    {"export", sonde_bench_export},   {"expose", sonde_bench_expose},
+    {"export", sonde_bench_export},   {"expose", sonde_bench_expose}, {"rules", sonde_bench_rules},
 };
 
 #define NGROUPS (sizeof groups / sizeof groups[0])

@@ -504,7 +504,8 @@ static int key_of(sonde_buf *b, const pair *p, size_t n, bool keep_le)
         if (!first)
             rc = sonde__buf_putc(b, ',');
         first = false;
-        rc = rc ? rc : sonde__buf_printf(b, "%s=\"", p[i].k);
+        rc = rc ? rc : sonde__buf_puts(b, p[i].k);
+        rc = rc ? rc : sonde__buf_puts(b, "=\"");
         rc = rc ? rc : sonde__buf_label_escape(b, p[i].v, strlen(p[i].v));
         rc = rc ? rc : sonde__buf_putc(b, '"');
     }
@@ -523,6 +524,45 @@ typedef struct grp {
     size_t nb, capb;
 } grp;
 
+/* An open-addressing index of hashes to positions (position + 1; 0 empty),
+ * kept at most half full; lookups compare the keys themselves. */
+typedef struct hidx {
+    uint32_t *s;
+    size_t mask;
+} hidx;
+
+/* Make room for n entries, re-inserting the hashes hs[0..n) when the table
+ * grows. False when memory is short. */
+static bool hidx_reserve(hidx *h, size_t n, const uint64_t *hs, size_t have)
+{
+    if (h->s && 2 * n <= h->mask + 1)
+        return true;
+    size_t cap = 64;
+    while (cap < 2 * n)
+        cap *= 2;
+    uint32_t *s = sonde__calloc(cap, sizeof *s);
+    if (!s)
+        return false;
+    sonde__free(h->s);
+    h->s = s;
+    h->mask = cap - 1;
+    for (size_t i = 0; i < have; i++) {
+        size_t k = hs[i] & h->mask;
+        while (h->s[k])
+            k = (k + 1) & h->mask;
+        h->s[k] = (uint32_t)i + 1;
+    }
+    return true;
+}
+
+static void hidx_put(hidx *h, uint64_t hash, size_t pos)
+{
+    size_t k = hash & h->mask;
+    while (h->s[k])
+        k = (k + 1) & h->mask;
+    h->s[k] = (uint32_t)pos + 1;
+}
+
 typedef struct evalctx {
     metric_rule *m;
     double now;
@@ -531,6 +571,8 @@ typedef struct evalctx {
     char want[300]; /* sample name wanted */
     grp *g;
     size_t ng, capg;
+    uint64_t *gh; /* hashes of g, for the index */
+    hidx gi;
     sonde_buf key, gkey;
     bool oom;
 } evalctx;
@@ -629,9 +671,12 @@ static grp *grp_get(evalctx *c, const pair *p, size_t n)
         return NULL;
     }
     uint64_t h = hash_str(c->gkey.data, c->gkey.len);
-    for (size_t i = 0; i < c->ng; i++)
-        if (c->g[i].h == h && strcmp(c->g[i].key, c->gkey.data) == 0)
-            return &c->g[i];
+    if (c->gi.s)
+        for (size_t k = h & c->gi.mask; c->gi.s[k]; k = (k + 1) & c->gi.mask) {
+            grp *x = &c->g[c->gi.s[k] - 1];
+            if (x->h == h && strcmp(x->key, c->gkey.data) == 0)
+                return x;
+        }
     if (c->ng >= MAX_ALERTS) {
         m->dropped++;
         return NULL;
@@ -639,12 +684,19 @@ static grp *grp_get(evalctx *c, const pair *p, size_t n)
     if (c->ng == c->capg) {
         size_t cap = c->capg ? 2 * c->capg : 16;
         grp *ng2 = sonde__realloc(c->g, cap * sizeof *ng2);
-        if (!ng2) {
+        if (ng2)
+            c->g = ng2;
+        uint64_t *gh = ng2 ? sonde__realloc(c->gh, cap * sizeof *gh) : NULL;
+        if (!ng2 || !gh) {
             c->oom = true;
             return NULL;
         }
-        c->g = ng2;
+        c->gh = gh;
         c->capg = cap;
+    }
+    if (!hidx_reserve(&c->gi, c->ng + 1, c->gh, c->ng)) {
+        c->oom = true;
+        return NULL;
     }
     grp *g = &c->g[c->ng];
     memset(g, 0, sizeof *g);
@@ -657,6 +709,8 @@ static grp *grp_get(evalctx *c, const pair *p, size_t n)
              (g->labels[2 * i + 1] = sonde__strdup(gp[i].v)) != NULL;
         g->nlabels = i + 1;
     }
+    c->gh[c->ng] = h;
+    hidx_put(&c->gi, h, c->ng);
     c->ng++;
     if (!ok) {
         c->oom = true;
@@ -721,7 +775,7 @@ static void take(evalctx *c, const char *name, pair *p, size_t n, double v)
         }
         return;
     }
-    if (key_of(&c->key, p, n, true) || sonde__buf_printf(&c->key, "%d", c->side)) {
+    if (key_of(&c->key, p, n, true) || sonde__buf_putc(&c->key, (char)('0' + c->side))) {
         c->oom = true;
         return;
     }
@@ -961,11 +1015,32 @@ static rule *kid_new(rule *r, const grp *g, double now)
     return k;
 }
 
-static rule *kid_find(metric_rule *m, const char *key)
+/* The per-series alerts by hash of their series text, for one
+ * evaluation. */
+typedef struct kidx {
+    hidx h;
+    uint64_t *hs;
+    size_t cap;
+} kidx;
+
+static bool kidx_build(kidx *x, const metric_rule *m, size_t extra)
 {
+    x->cap = m->nkids + extra;
+    x->hs = x->cap ? sonde__calloc(x->cap, sizeof *x->hs) : NULL;
+    if (x->cap && !x->hs)
+        return false;
     for (size_t i = 0; i < m->nkids; i++)
-        if (strcmp(m->kids[i]->series, key) == 0)
+        x->hs[i] = hash_str(m->kids[i]->series, strlen(m->kids[i]->series));
+    return hidx_reserve(&x->h, x->cap ? x->cap : 1, x->hs, m->nkids);
+}
+
+static rule *kid_find(const kidx *x, const metric_rule *m, const char *key, uint64_t h)
+{
+    for (size_t k = h & x->h.mask; x->h.s[k]; k = (k + 1) & x->h.mask) {
+        size_t i = x->h.s[k] - 1;
+        if (x->hs[i] == h && strcmp(m->kids[i]->series, key) == 0)
             return m->kids[i];
+    }
     return NULL;
 }
 
@@ -1015,6 +1090,9 @@ void sonde__metric_rule_eval(sonde_errors *t, rule *r, double now)
         walk(&c, t->registry);
     }
     /* Values of the groups, and their alerts. */
+    kidx kx = {0};
+    if (!kidx_build(&kx, m, c.ng))
+        c.oom = true;
     for (size_t i = 0; i < c.ng && !c.oom; i++) {
         grp *g = &c.g[i];
         double v = NAN;
@@ -1036,7 +1114,7 @@ void sonde__metric_rule_eval(sonde_errors *t, rule *r, double now)
         }
         if (!g->has_a && m->kind != SONDE_RULE_RATIO)
             continue;
-        rule *k = kid_find(m, g->key);
+        rule *k = kid_find(&kx, m, g->key, g->h);
         if (!k) {
             if (m->nkids >= MAX_ALERTS) {
                 m->dropped++;
@@ -1052,6 +1130,8 @@ void sonde__metric_rule_eval(sonde_errors *t, rule *r, double now)
             }
             if (!(k = kid_new(r, g, now)))
                 break;
+            kx.hs[m->nkids] = g->h;
+            hidx_put(&kx.h, g->h, m->nkids);
             m->kids[m->nkids++] = k;
         }
         k->seen_gen = m->gen;
@@ -1062,6 +1142,10 @@ void sonde__metric_rule_eval(sonde_errors *t, rule *r, double now)
     for (size_t i = 0; i < c.ng; i++)
         grp_free(&c.g[i]);
     sonde__free(c.g);
+    sonde__free(c.gh);
+    sonde__free(c.gi.s);
+    sonde__free(kx.h.s);
+    sonde__free(kx.hs);
     sonde_buf_free(&c.key);
     sonde_buf_free(&c.gkey);
     /* Step every alert; a series gone has no value: its alert resolves.
