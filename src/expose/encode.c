@@ -1184,6 +1184,52 @@ int sonde_registry_write(sonde_registry *reg, sonde_format fmt, const sonde_writ
     return em.rc;
 }
 
+/* ---- pre-encoded collector output ---- */
+
+int sonde__emit_raw_format(const sonde_emitter *em)
+{
+    if (!em || em->visit || (em->filter && em->filter->name_count))
+        return -1;
+    return (int)em->fmt;
+}
+
+int sonde__emit_raw(sonde_emitter *em, const char *data, size_t n)
+{
+    if (!em)
+        return SONDE_EINVAL;
+    close_collector_family(em);
+    if (n == 0)
+        return em->rc;
+    /* JSON blocks are rendered as if families came before them: each
+     * family starts with its separating comma, dropped when none did. */
+    if (JSON(em) && em->nfamilies++ == 0 && data[0] == ',') {
+        data++;
+        n--;
+    }
+    put(em, data, n);
+    return em->rc;
+}
+
+int sonde__emit_render(sonde_registry *reg, sonde_format fmt, sonde_collect_fn fn, void *ud,
+                       sonde_buf *out)
+{
+    if (!out || !fn || (unsigned)fmt > SONDE_FORMAT_OPENMETRICS_0_0_1)
+        return SONDE_EINVAL;
+    if (!reg)
+        reg = sonde_registry_default();
+    struct sonde_emitter em;
+    memset(&em, 0, sizeof em);
+    em.fmt = fmt;
+    em.out = out;
+    em.reg = reg;
+    em.pb.b = out;
+    em.nfamilies = 1;
+    fn(&em, ud);
+    close_collector_family(&em);
+    sonde_buf_free(&em.lb);
+    return em.rc;
+}
+
 int sonde__registry_visit_collectors(sonde_registry *reg, const sonde__visitor *v)
 {
     if (!reg)

@@ -9,14 +9,22 @@
  *    runs them on the database's connection without holding any lock; it
  *    builds the new snapshot privately and takes snap_lock (write) only to
  *    swap the query's snapshot pointer and copy its last error;
- *  - scrapes take snap_lock (read) while encoding the snapshots, so they
+ *  - scrapes take snap_lock (read) while copying the snapshots, so they
  *    never wait for a query: at worst for a pointer swap.
  * Counters read by scrapes are atomics written by the executor.
+ *
+ * Scrape cost: a snapshot is encoded once per exposition format (Prometheus
+ * text and OpenMetrics by the executor when the run finishes, the others by
+ * the first scrape that asks) and every scrape copies the bytes. The
+ * self-metrics change only when a run finishes, so they are encoded once
+ * per change (self_gen) and per format, under cache_mu. Scrapes with a name
+ * filter, and the remote writer's structured walk, emit family by family.
  */
 #include "sql/sql_int.h"
 
 #include "metrics/metrics_int.h"
 #include "core/worker.h"
+#include "expose/visit.h"
 
 #include <errno.h>
 #include <math.h>
@@ -54,13 +62,32 @@ typedef struct sample {
     uint32_t off; /* label values in the arena, NUL-separated */
 } sample;
 
+/* Exposition formats a collector's output is cached for. */
+#define NFMT (SONDE_FORMAT_OPENMETRICS_0_0_1 + 1)
+
+/* Bytes of one snapshot in one format, as sonde__emit_render wrote them. */
+typedef struct enc_block {
+    size_t len;
+    char data[];
+} enc_block;
+
 typedef struct snapshot {
     uint64_t mono_ns; /* when the run that made it finished */
     size_t series;
     size_t *count;    /* per metric */
     sample **samples; /* per metric */
     char *arena;
+    /* Encoded once per format (NULL: not yet); set by compare-and-swap. */
+    _Atomic(enc_block *) enc[NFMT];
 } snapshot;
+
+/* The self-metrics of every query, encoded in one format. */
+typedef struct self_cache {
+    bool valid;
+    uint64_t gen;             /* sonde_sql.self_gen it was encoded at */
+    unsigned char stale[256]; /* the staleness it was encoded with */
+    sonde_buf buf;
+} self_cache;
 
 typedef struct database database;
 
@@ -116,6 +143,10 @@ struct sonde_sql {
     size_t nqueries;
     pthread_rwlock_t snap_lock;
     bool started, runtime_ref;
+    /* Bumped after anything the self-metrics show has changed. */
+    atomic_uint_fast64_t self_gen;
+    pthread_mutex_t cache_mu;
+    self_cache self[NFMT];
 };
 
 /* ---- small helpers ---- */
@@ -189,6 +220,8 @@ static void snapshot_free(snapshot *s)
     }
     sonde__free(s->samples);
     sonde__free(s->arena);
+    for (int f = 0; f < NFMT; f++)
+        sonde__free(atomic_load(&s->enc[f]));
     sonde__free(s);
 }
 
@@ -230,6 +263,14 @@ int sonde_sql_create(const sonde_sql_opts *opts, sonde_sql **out)
         sonde__free(s);
         return SONDE_ENOMEM;
     }
+    if (pthread_mutex_init(&s->cache_mu, NULL) != 0) {
+        pthread_rwlock_destroy(&s->snap_lock);
+        sonde__free(s->collector);
+        sonde__free(s);
+        return SONDE_ENOMEM;
+    }
+    for (int f = 0; f < NFMT; f++)
+        sonde_buf_init(&s->self[f].buf);
     *out = s;
     return SONDE_OK;
 }
@@ -291,6 +332,9 @@ void sonde_sql_destroy(sonde_sql *s)
     sonde__free(s->queries);
     sonde__free(s->dbs);
     pthread_rwlock_destroy(&s->snap_lock);
+    pthread_mutex_destroy(&s->cache_mu);
+    for (int f = 0; f < NFMT; f++)
+        sonde_buf_free(&s->self[f].buf);
     sonde__free(s->collector);
     sonde__free(s);
 }
@@ -779,6 +823,8 @@ static void log_state(database *d, query *q, int reason, const char *err, bool w
                    reason_names[reason - 1], err);
 }
 
+static const enc_block *snapshot_block(sonde_sql *s, const query *q, snapshot *sn, int fmt);
+
 static void run_query(database *d, query *q)
 {
     sonde_sql *s = d->sql;
@@ -854,6 +900,10 @@ static void run_query(database *d, query *q)
         if (!fresh) {
             reason = SQLR_QUERY;
             snprintf(err, sizeof err, "out of memory");
+        } else {
+            /* The formats Prometheus scrapes in, ready before the swap. */
+            snapshot_block(s, q, fresh, SONDE_FORMAT_PROMETHEUS);
+            snapshot_block(s, q, fresh, SONDE_FORMAT_OPENMETRICS);
         }
     }
     if (r.value_errs)
@@ -917,6 +967,7 @@ static void *executor(void *arg)
         atomic_store(&q->running, 1);
         pthread_mutex_unlock(&d->mu);
         run_query(d, q);
+        atomic_fetch_add(&d->sql->self_gen, 1);
         pthread_mutex_lock(&d->mu);
         atomic_store(&q->running, 0);
         q->done_gen = gen;
@@ -928,6 +979,7 @@ static void *executor(void *arg)
         d->conn = NULL;
     }
     atomic_store(&d->up, 0);
+    atomic_fetch_add(&d->sql->self_gen, 1);
     return NULL;
 }
 
@@ -1168,26 +1220,61 @@ static void emit_snapshot(sonde_emitter *em, const query *q, const snapshot *sn)
     }
 }
 
+/* A snapshot in format fmt, encoded by the first caller (the executor for
+ * the text formats); NULL when out of memory. Under snap_lock (read or
+ * write) or before the snapshot is published. */
+typedef struct snap_ctx {
+    const query *q;
+    const snapshot *sn;
+} snap_ctx;
+
+static void render_snapshot(sonde_emitter *em, void *ud)
+{
+    const snap_ctx *c = ud;
+    emit_snapshot(em, c->q, c->sn);
+}
+
+static const enc_block *snapshot_block(sonde_sql *s, const query *q, snapshot *sn, int fmt)
+{
+    enc_block *e = atomic_load_explicit(&sn->enc[fmt], memory_order_acquire);
+    if (e)
+        return e;
+    snap_ctx c = {q, sn};
+    sonde_buf b;
+    sonde_buf_init(&b);
+    if (sonde__emit_render(s->reg, (sonde_format)fmt, render_snapshot, &c, &b) == SONDE_OK &&
+        (e = sonde__malloc(sizeof *e + b.len + 1)) != NULL) {
+        e->len = b.len;
+        if (b.len)
+            memcpy(e->data, b.data, b.len);
+        e->data[b.len] = '\0';
+    }
+    sonde_buf_free(&b);
+    if (!e)
+        return NULL;
+    enc_block *prev = NULL;
+    if (!atomic_compare_exchange_strong_explicit(&sn->enc[fmt], &prev, e, memory_order_acq_rel,
+                                                 memory_order_acquire)) {
+        sonde__free(e); /* a concurrent scrape encoded it first */
+        return prev;
+    }
+    return e;
+}
+
 enum { F_SUCCESS, F_DURATION, F_LAST, F_RUNS, F_SERIES, F_DROPPED, F_STALE, F_COUNT };
 
-static void collect(sonde_emitter *em, void *ud)
-{
-    sonde_sql *s = ud;
-    uint64_t now = sonde__now_mono_ns();
-    bool stale[256];
-    size_t nq = s->nqueries;
-    pthread_rwlock_rdlock(&s->snap_lock);
-    for (size_t i = 0; i < nq; i++) {
-        const query *q = s->queries[i];
-        const snapshot *sn = q->snap;
-        bool fresh = sn && (double)(now - sn->mono_ns) / 1e9 <= q->max_age_s;
-        if (i < 256)
-            stale[i] = sn && !fresh;
-        if (fresh)
-            emit_snapshot(em, q, sn);
-    }
-    pthread_rwlock_unlock(&s->snap_lock);
+typedef struct self_ctx {
+    sonde_sql *s;
+    const unsigned char *stale; /* per query (the first 256) */
+} self_ctx;
 
+/* The collector's own families: per query and per database. */
+static void emit_self_metrics(sonde_emitter *em, void *ud)
+{
+    const self_ctx *c = ud;
+    sonde_sql *s = c->s;
+    const unsigned char *stale = c->stale;
+    size_t nq = s->nqueries;
     static const struct {
         sonde_metric_type type;
         const char *name, *help;
@@ -1266,6 +1353,59 @@ static void collect(sonde_emitter *em, void *ud)
             kv[3] = "failure";
             sonde_emit_sample(em, kv, 2, (double)atomic_load(&s->dbs[i]->connects_fail));
         }
+}
+
+static void collect(sonde_emitter *em, void *ud)
+{
+    sonde_sql *s = ud;
+    unsigned char stale[256];
+    size_t nq = s->nqueries;
+    int fmt = sonde__emit_raw_format(em);
+    pthread_rwlock_rdlock(&s->snap_lock);
+    /* Read the clock under the lock: a snapshot swapped in just before is
+     * never "older" than a time read before it was made. */
+    uint64_t now = sonde__now_mono_ns();
+    for (size_t i = 0; i < nq; i++) {
+        const query *q = s->queries[i];
+        snapshot *sn = q->snap;
+        bool fresh =
+            sn && (sn->mono_ns >= now || (double)(now - sn->mono_ns) / 1e9 <= q->max_age_s);
+        if (i < 256)
+            stale[i] = sn && !fresh;
+        if (!fresh)
+            continue;
+        const enc_block *e = fmt >= 0 ? snapshot_block(s, q, sn, fmt) : NULL;
+        if (e)
+            sonde__emit_raw(em, e->data, e->len);
+        else
+            emit_snapshot(em, q, sn);
+    }
+    pthread_rwlock_unlock(&s->snap_lock);
+
+    size_t ns = nq < 256 ? nq : 256;
+    self_ctx c = {s, stale};
+    if (fmt < 0) {
+        emit_self_metrics(em, &c);
+        return;
+    }
+    /* Read the generation before the values: an encoding made from values
+     * newer than its tag is only redone once more. */
+    uint64_t gen = atomic_load(&s->self_gen);
+    pthread_mutex_lock(&s->cache_mu);
+    self_cache *sc = &s->self[fmt];
+    if (!sc->valid || sc->gen != gen || memcmp(sc->stale, stale, ns) != 0) {
+        sonde_buf_reset(&sc->buf);
+        sc->valid = sonde__emit_render(s->reg, (sonde_format)fmt, emit_self_metrics, &c,
+                                       &sc->buf) == SONDE_OK;
+        sc->gen = gen;
+        memcpy(sc->stale, stale, ns);
+    }
+    bool valid = sc->valid;
+    if (valid)
+        sonde__emit_raw(em, sc->buf.data, sc->buf.len);
+    pthread_mutex_unlock(&s->cache_mu);
+    if (!valid)
+        emit_self_metrics(em, &c);
 }
 
 size_t sonde_sql_database_count(const sonde_sql *s)
