@@ -21,7 +21,7 @@ start_demo() { # extra env assignments...
     --web.listen-address 127.0.0.1:0 >"$tmp/demo.out" 2>"$tmp/demo.err" &
   demo_pid=$!
   addr=""
-  for _ in $(seq 200); do
+  for _ in $(seq 1200); do
     addr=$(sed -n 's/^listening on //p' "$tmp/demo.out")
     [ -n "$addr" ] && break
     kill -0 "$demo_pid" 2>/dev/null || { cat "$tmp/demo.err" >&2; fail "demo exited"; }
@@ -32,30 +32,52 @@ start_demo() { # extra env assignments...
 
 browse() { # url dom-out log-out
   local profile; profile=$(mktemp -d "$tmp/profile-XXXXXX")
-  timeout 90 chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+  timeout 240 chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
     --disable-background-networking --disable-component-update --disable-sync \
-    --user-data-dir="$profile" --enable-logging=stderr --v=0 --virtual-time-budget=6000 \
+    --user-data-dir="$profile" --enable-logging=stderr --v=0 --virtual-time-budget=15000 \
     --dump-dom "$1" >"$2.full" 2>"$3" || fail "chromium failed: $(tail -5 "$3")"
   # The page's own script is in the DOM too: keep only what it rendered.
   sed '/<script>/,$d' "$2.full" >"$2"
 }
 
+wait_until() { # what seconds command...: poll the command until it succeeds
+  local what=$1 secs=$2; shift 2
+  local end=$((SECONDS + secs))
+  until "$@"; do
+    [ "$SECONDS" -lt "$end" ] || fail "timed out after ${secs}s waiting for $what"
+    sleep 0.2
+  done
+}
+alert_firing() { [ "$(curl -fsS "$base/alerts" | jq '.firing | length')" -gt 0 ]; }
+# Every chart's series has points: request and operation rates need two
+# samples of their counters, so wait for four history points.
+history_ready() {
+  curl -fsS "$base/dashboard/history" |
+    jq -e '(.timestamps | length) >= 4 and (.series | length) > 0' >/dev/null
+}
+
 start_demo
 base="http://$addr"
-# Let the history hold several points and the demo fire its alert.
-for _ in $(seq 100); do
-  n=$(curl -fsS "$base/alerts" | jq '.firing | length')
-  [ "$n" -gt 0 ] && break
-  sleep 0.1
-done
-sleep 2
+# The data the page shows: the demo's alert firing and a few history points.
+wait_until "the demo's alert to fire" 120 alert_firing
+wait_until "four history points" 120 history_ready
 
 curl -fsS "$base/dashboard" -o "$tmp/page.html"
 size=$(stat -c %s "$tmp/page.html")
 [ "$size" -lt 204800 ] || fail "the page is $size bytes, not well under 200 KB"
 if grep -Eo '(src|href)="(https?:)?//[^"]*' "$tmp/page.html"; then fail "the page loads something from elsewhere"; fi
 
-browse "$base/dashboard" "$tmp/dom.html" "$tmp/chromium.log"
+# The page and the JSON endpoints are read at slightly different times: an
+# alert that fires or resolves in between makes them differ honestly, so
+# the page is loaded again (at most three times) until /alerts said the
+# same before and after it.
+for attempt in 1 2 3; do
+  curl -fsS "$base/alerts" | jq -r '.firing[].rule' | sort | tr '\n' ' ' >"$tmp/firing.before"
+  browse "$base/dashboard" "$tmp/dom.html" "$tmp/chromium.log"
+  curl -fsS "$base/alerts" | jq -r '.firing[].rule' | sort | tr '\n' ' ' >"$tmp/firing.after"
+  cmp -s "$tmp/firing.before" "$tmp/firing.after" && break
+  echo "alerts changed while the page loaded (attempt $attempt); loading it again"
+done
 if grep -F 'CONSOLE' "$tmp/chromium.log"; then fail "the page wrote to the console"; fi
 grep -q 'data-refreshed="[1-9]' "$tmp/dom.html" || fail "the page never finished a refresh"
 
@@ -80,7 +102,7 @@ comm -23 "$tmp/errors.page.txt" "$tmp/errors.json.txt" | grep . && fail "groups 
 echo "error groups: $(tr '\n' ' ' <"$tmp/errors.page.txt")"
 
 # Alerts: the page lists the firing alerts of /alerts.
-firing=$(curl -fsS "$base/alerts" | jq -r '.firing[].rule' | sort | tr '\n' ' ')
+firing=$(cat "$tmp/firing.after")
 shown=$(grep -o 'data-rule="[^"]*"' "$tmp/dom.html" | sed 's/.*="//; s/"$//' | sort | tr '\n' ' ')
 [ -n "$firing" ] || fail "the demo has no firing alert"
 [ "$shown" = "$firing" ] || fail "alerts on the page '$shown', firing in /alerts '$firing'"
@@ -92,8 +114,13 @@ echo "$h" | jq -e '.series | length > 0 and all(.name == "demo_requests_total")'
   fail "match did not filter the history"
 last=$(echo "$h" | jq '.timestamps[-1]')
 echo "$h" | jq -e '.capacity == 180 and (.timestamps | length) <= 180' >/dev/null || fail "history not bounded"
-n=$(curl -fsS "$base/dashboard/history?since=$last" | jq '.timestamps | length')
-[ "$n" -le 2 ] || fail "since=$last returned $n points"
+# since: only points from that time on, whatever the history gained since
+# (nothing older than it, and never the point before it).
+prev=$(echo "$h" | jq '.timestamps[-2]')
+curl -fsS "$base/dashboard/history?since=$last" >"$tmp/since.json"
+jq -e --argjson last "$last" --argjson prev "$prev" \
+  '(.timestamps | length) >= 1 and all(.timestamps[]; . >= $last) and (.timestamps | index($prev) == null)' \
+  "$tmp/since.json" >/dev/null || fail "since=$last returned $(jq -c .timestamps "$tmp/since.json")"
 code=$(curl -s -o /dev/null -w '%{http_code}' "$base/dashboard/history?since=abc")
 [ "$code" = 400 ] || fail "since=abc answered $code"
 
