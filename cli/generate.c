@@ -202,7 +202,8 @@ static int fetch(model *m, const char *url, const char *key, char *service, size
     return 0;
 }
 
-static int from_config(model *m, const char *file, char *listen, size_t ln, char *key, size_t kn)
+static int from_config(model *m, const char *file, char *listen, size_t ln, char *key, size_t kn,
+                       char *service, size_t sn)
 {
     sonde_config *cfg = NULL;
     sonde_config_error errs[16];
@@ -220,6 +221,17 @@ static int from_config(model *m, const char *file, char *listen, size_t ln, char
     snprintf(listen, ln, "%s", so.listen ? so.listen : ":9464");
     if (so.api_key && !*key)
         snprintf(key, kn, "%s", so.api_key);
+    if (so.service_name && *so.service_name)
+        snprintf(service, sn, "%s", so.service_name);
+    /* The families the agent exposes: its health set and host metrics on
+     * the registry, like sonde serve (the checks are not run). */
+    const char *const *paths = NULL;
+    size_t npaths = 0;
+    if (sonde_config_host_metrics(cfg, &paths, &npaths))
+        sonde_host_metrics_add(NULL, paths, npaths);
+    sonde_health_opts ho;
+    memset(&ho, 0, sizeof ho);
+    ho.registry = sonde_registry_default();
     sonde_health *h = NULL;
     sonde_errors *t = NULL;
     sonde_errors_opts eo;
@@ -228,9 +240,10 @@ static int from_config(model *m, const char *file, char *listen, size_t ln, char
     sonde_buf_init(&hb);
     sonde_buf_init(&ab);
     sonde_buf_init(&mb);
-    rc = sonde_health_create(NULL, &h);
+    rc = sonde_health_create(&ho, &h);
     rc = rc ? rc : sonde_config_add_checks(cfg, h);
     rc = rc ? rc : sonde_health_write_json(h, 1, &hb);
+    eo.service_name = service[0] ? service : NULL; /* the alerts' service label */
     rc = rc ? rc : sonde_errors_create(&eo, &t);
     rc = rc ? rc : sonde_config_apply_alerts(cfg, t);
     rc = rc ? rc : sonde_alerts_write_json(t, &ab);
@@ -328,6 +341,11 @@ int cmd_generate_config(int argc, char **argv)
         fprintf(stderr, "sonde generate-config: give --url or --config, not both\n");
         return EXIT_USAGE;
     }
+    if (!sonde_enabled()) {
+        fprintf(stderr, "sonde generate-config: sonde is off (SONDE_ENABLED=0 or a SONDE_DISABLE "
+                        "build): nothing written\n");
+        return 0;
+    }
     model m;
     memset(&m, 0, sizeof m);
     char service[256] = "", prefix[256] = "", hostport[256], scheme[16], path[256];
@@ -335,7 +353,8 @@ int cmd_generate_config(int argc, char **argv)
     int rc;
     if (config) {
         snprintf(keybuf, sizeof keybuf, "%s", key ? key : "");
-        rc = from_config(&m, config, listen, sizeof listen, keybuf, sizeof keybuf);
+        rc = from_config(&m, config, listen, sizeof listen, keybuf, sizeof keybuf, service,
+                         sizeof service);
         key = keybuf[0] ? keybuf : NULL;
         /* ":9464" or "host:port": Prometheus scrapes localhost by default. */
         if (listen[0] == ':')
@@ -343,11 +362,13 @@ int cmd_generate_config(int argc, char **argv)
         else
             snprintf(hostport, sizeof hostport, "%s", listen);
         snprintf(scheme, sizeof scheme, "http");
-        const char *slash = strrchr(config, '/');
-        snprintf(service, sizeof service, "%s", slash ? slash + 1 : config);
-        char *dot = strchr(service, '.');
-        if (dot)
-            *dot = '\0';
+        if (!service[0]) { /* no service.name: the file's name */
+            const char *slash = strrchr(config, '/');
+            snprintf(service, sizeof service, "%s", slash ? slash + 1 : config);
+            char *dot = strchr(service, '.');
+            if (dot)
+                *dot = '\0';
+        }
     } else {
         if (!url)
             url = cli_default_url();
