@@ -124,7 +124,8 @@ typedef struct sonde_gen_input {
  * which), SONDE_ECONFLICT (a file exists and force is not set), SONDE_EIO or
  * SONDE_ENOMEM; on failure err (errlen bytes, may be NULL) holds the
  * reason. Rules without a PromQL equivalent are listed in rules.yml as
- * comments, and their count is stored in *skipped (may be NULL).
+ * comments, and their count is stored in *skipped (may be NULL). With sonde
+ * off (SONDE_ENABLED=0, SONDE_DISABLE) writes nothing and returns SONDE_OK.
  */
 SONDE_API int sonde_gen_write(const sonde_gen_opts *opts, const sonde_gen_input *in,
                               const char *dir, size_t *skipped, char *err, size_t errlen);

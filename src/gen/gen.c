@@ -1008,6 +1008,8 @@ int sonde_gen_write(const sonde_gen_opts *opts, const sonde_gen_input *in, const
         err[0] = '\0';
     if (skipped)
         *skipped = 0;
+    if (!sonde_enabled())
+        return SONDE_OK; /* off: nothing is written */
     sonde_gen_opts defaults;
     sonde_gen_opts_init(&defaults);
     if (!opts)

@@ -258,7 +258,7 @@ static void sample_series(sonde__history *h, struct sonde_family *f, sonde_serie
 
 void sonde__history_sample(sonde__history *h)
 {
-    if (!h)
+    if (!h || !sonde_enabled())
         return;
     sonde_buf lb, kb;
     sonde_buf_init(&lb);
@@ -310,6 +310,10 @@ int sonde__history_create(sonde_registry *reg, uint32_t interval_ms, sonde__hist
     h->reg = reg ? reg : sonde_registry_default();
     h->interval_ms = interval_ms;
     pthread_mutex_init(&h->lock, NULL);
+    if (!sonde_enabled()) { /* off: an empty history, no timer, no thread */
+        *out = h;
+        return SONDE_OK;
+    }
     sonde_family *fam = NULL;
     sonde_metric_opts mo;
     sonde_metric_opts_init(&mo);

@@ -24,7 +24,8 @@ typedef struct sonde__history sonde__history;
  * Create a history of reg (NULL: the default registry) sampled every
  * interval_ms (0: 5000; 100..60000) and register its sampling timer on the
  * runtime worker (which must be running) with one sample taken at once.
- * Returns SONDE_OK, SONDE_EINVAL, SONDE_ENOMEM or the worker's error.
+ * Returns SONDE_OK, SONDE_EINVAL, SONDE_ENOMEM or the worker's error. With
+ * sonde off: an empty history that never samples (no timer, no thread).
  */
 int sonde__history_create(sonde_registry *reg, uint32_t interval_ms, sonde__history **out);
 

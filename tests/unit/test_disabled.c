@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "core/worker.h"
+#include "http/history.h"
 
 TEST_MAIN()
 
@@ -480,6 +481,43 @@ TEST(test_disabled_remote_write_and_push_do_nothing)
     int status = -1;
     ASSERT_OK(sonde_push(&po, &status));
     ASSERT_EQ(status, 0);
+    ASSERT_EQ(threads(), before);
+}
+
+TEST(test_disabled_dashboard_history_and_generate_config_do_nothing)
+{
+    int before = threads();
+    sonde__history *h = NULL;
+    ASSERT_OK(sonde__history_create(NULL, 100, &h));
+    ASSERT(h != NULL);
+    sonde__history_sample(h);
+    sonde_buf b;
+    sonde_buf_init(&b);
+    ASSERT_OK(sonde__history_write_json(h, 0, NULL, &b));
+    ASSERT_CONTAINS(b.data, "\"timestamps\":[]");
+    ASSERT_CONTAINS(b.data, "\"series\":[\n]");
+    sonde_buf_free(&b);
+    ASSERT(!sonde__runtime_running());
+    ASSERT_EQ(threads(), before);
+    sonde__history_destroy(h);
+
+    static const char *const lbl[] = {"route"};
+    sonde_gen_family fam;
+    memset(&fam, 0, sizeof fam);
+    fam.name = "app_requests_total";
+    fam.type = "counter";
+    fam.labels = lbl;
+    fam.label_count = 1;
+    sonde_gen_input in;
+    memset(&in, 0, sizeof in);
+    in.families = &fam;
+    in.family_count = 1;
+    char dir[160], err[128];
+    snprintf(dir, sizeof dir, "%s", tmp_path("generated"));
+    size_t skipped = 7;
+    ASSERT_OK(sonde_gen_write(NULL, &in, dir, &skipped, err, sizeof err));
+    ASSERT_EQ(skipped, 0);
+    ASSERT(!exists(dir));
     ASSERT_EQ(threads(), before);
 }
 
