@@ -27,7 +27,7 @@ static void check(int rc, const char *what)
 {
     if (rc != SONDE_OK) {
         fprintf(stderr, "sonde-bench: %s failed: %s (%s)\n", what, sonde_strerror(rc),
-                sonde_registry_last_error());
+                sonde_last_error());
         exit(1);
     }
 }

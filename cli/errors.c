@@ -207,7 +207,7 @@ static int read_store(const char *cmd, const char *store, const sonde_errors_fil
                                              : sonde_alerts_read_store(store, &b);
     if (rc) {
         fprintf(stderr, "sonde %s: cannot read the store %s: %s (%s)\n", cmd, store,
-                sonde_strerror(rc), sonde_registry_last_error());
+                sonde_strerror(rc), sonde_last_error());
         sonde_buf_free(&b);
         return rc == SONDE_EUNREACHABLE ? EXIT_UNREACHABLE : 1;
     }

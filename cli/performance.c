@@ -292,7 +292,7 @@ static int from_store(const char *store, const char *op, unsigned minutes, bool 
     int rc = sonde_trace_read_store(store, op, minutes, &v, &n);
     if (rc != SONDE_OK) {
         fprintf(stderr, "sonde performance: %s: %s\n", store,
-                sonde_registry_last_error()[0] ? sonde_registry_last_error() : sonde_strerror(rc));
+                sonde_last_error()[0] ? sonde_last_error() : sonde_strerror(rc));
         return rc == SONDE_EINVAL ? EXIT_USAGE : EXIT_UNREACHABLE;
     }
     if (op && n == 0) {

@@ -170,7 +170,7 @@ int cmd_push(int argc, char **argv)
     free(body);
     if (prc != SONDE_OK) {
         fprintf(stderr, "sonde push: %s\n",
-                sonde_last_error_message()[0] ? sonde_last_error_message() : sonde_strerror(prc));
+                sonde_last_error()[0] ? sonde_last_error() : sonde_strerror(prc));
         rc = 1;
         goto out;
     }

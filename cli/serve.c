@@ -190,7 +190,7 @@ static int start_server(agent *a, const sonde_config *cfg)
     int rc = sonde_start(&o);
     if (rc != SONDE_OK) {
         fprintf(stderr, "sonde serve: cannot start: %s (%s)\n", sonde_strerror(rc),
-                sonde_last_error_message());
+                sonde_last_error());
         return rc;
     }
     char addr[96];
@@ -207,8 +207,7 @@ static int apply_sql(agent *a, const sonde_config *cfg)
     sonde_sql *fresh = NULL;
     int rc = sonde_config_sql(cfg, NULL, &fresh);
     if (rc != SONDE_OK) {
-        fprintf(stderr, "sonde serve: sql: %s (%s)\n", sonde_strerror(rc),
-                sonde_registry_last_error());
+        fprintf(stderr, "sonde serve: sql: %s (%s)\n", sonde_strerror(rc), sonde_last_error());
         return -1;
     }
     sonde_sql_destroy(a->sql);
@@ -241,7 +240,7 @@ static int apply_remote_write(agent *a, const sonde_config *cfg)
         }
         if (rc != SONDE_OK) {
             fprintf(stderr, "sonde serve: remote_write entry %zu: %s (%s)\n", i + 1,
-                    sonde_strerror(rc), sonde_last_error_message());
+                    sonde_strerror(rc), sonde_last_error());
             ret = -1;
             continue;
         }
@@ -284,7 +283,7 @@ static sonde_health *build_checks(const sonde_config *cfg)
     int rc = sonde_config_add_checks(cfg, h);
     if (rc) {
         fprintf(stderr, "sonde serve: cannot add the checks: %s (%s)\n", sonde_strerror(rc),
-                sonde_registry_last_error());
+                sonde_last_error());
         sonde_health_destroy(h);
         return NULL;
     }
@@ -376,7 +375,7 @@ static void reload(agent *a)
     int arc = sonde_config_apply_alerts(next, NULL);
     if (arc)
         fprintf(stderr, "sonde serve: alert rules and notifiers not all applied: %s (%s)\n",
-                sonde_strerror(arc), sonde_registry_last_error());
+                sonde_strerror(arc), sonde_last_error());
     sonde_config_destroy(a->cfg);
     a->cfg = next;
     fprintf(stderr, "sonde serve: configuration reloaded (%zu check%s%s)\n",
@@ -435,7 +434,7 @@ int cmd_serve(int argc, char **argv)
     int arc = sonde_config_apply_alerts(a.cfg, NULL);
     if (arc) {
         fprintf(stderr, "sonde serve: cannot apply the alert rules and notifiers: %s (%s)\n",
-                sonde_strerror(arc), sonde_registry_last_error());
+                sonde_strerror(arc), sonde_last_error());
         sonde_config_destroy(a.cfg);
         return 1;
     }

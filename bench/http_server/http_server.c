@@ -107,8 +107,7 @@ int main(int argc, char **argv)
     sonde_family *fam = NULL;
     int rc = sonde_family_create(NULL, SONDE_COUNTER, &o, &fam);
     if (rc) {
-        fprintf(stderr, "sonde-bench-http: %s (%s)\n", sonde_strerror(rc),
-                sonde_registry_last_error());
+        fprintf(stderr, "sonde-bench-http: %s (%s)\n", sonde_strerror(rc), sonde_last_error());
         return 1;
     }
     for (long i = 0; i < series; i++) {
@@ -133,7 +132,7 @@ int main(int argc, char **argv)
     rc = sonde_start(&so);
     if (rc) {
         fprintf(stderr, "sonde-bench-http: cannot serve: %s (%s)\n", sonde_strerror(rc),
-                sonde_last_error_message());
+                sonde_last_error());
         return 1;
     }
     char addr[96];

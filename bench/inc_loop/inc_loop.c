@@ -23,7 +23,7 @@ int main(int argc, char **argv)
     sonde_counter *c;
     if (sonde_registry_create(NULL, &reg) != SONDE_OK ||
         sonde_counter_create(reg, "inc_loop_total", "Increments.", &c) != SONDE_OK) {
-        fprintf(stderr, "sonde-bench-inc: setup failed: %s\n", sonde_registry_last_error());
+        fprintf(stderr, "sonde-bench-inc: setup failed: %s\n", sonde_last_error());
         return 1;
     }
     sonde_counter_inc(c);

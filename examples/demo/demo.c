@@ -72,8 +72,7 @@ static double hit_ratio(void *ud)
 
 static void die(const char *what, int rc)
 {
-    fprintf(stderr, "sonde-demo: %s: %s (%s)\n", what, sonde_strerror(rc),
-            sonde_registry_last_error());
+    fprintf(stderr, "sonde-demo: %s: %s (%s)\n", what, sonde_strerror(rc), sonde_last_error());
     exit(1);
 }
 
@@ -594,8 +593,7 @@ int main(int argc, char **argv)
     to.ns = "demo";
     int trc = sonde_trace_start(&to);
     if (trc)
-        fprintf(stderr, "sonde-demo: tracing: %s (%s)\n", sonde_strerror(trc),
-                sonde_registry_last_error());
+        fprintf(stderr, "sonde-demo: tracing: %s (%s)\n", sonde_strerror(trc), sonde_last_error());
     setup_http_instrumentation();
     op_request = sonde_op_get("request");
     op_cache = sonde_op_get("cache_lookup");
@@ -618,7 +616,7 @@ int main(int argc, char **argv)
         int rc = sonde_start(&so);
         if (rc) {
             fprintf(stderr, "sonde-demo: cannot serve: %s (%s)\n", sonde_strerror(rc),
-                    sonde_last_error_message());
+                    sonde_last_error());
             return 1;
         }
         print_urls();

@@ -77,15 +77,6 @@ SONDE_API sonde_http_method sonde_http_method_parse(const char *name);
 /** "GET", "HEAD", ..., "OTHER" for one method bit. Static text. */
 SONDE_API const char *sonde_http_method_name(sonde_http_method m);
 
-/** Append n bytes to a buffer (handlers write their bodies with these).
- * Returns SONDE_OK, SONDE_ENOMEM or SONDE_ETOOBIG (past b->max when set).
- * Owner thread of the buffer. */
-SONDE_API int sonde_buf_append(sonde_buf *b, const void *data, size_t n);
-/** Append formatted text (see sonde_buf_append). */
-SONDE_API int sonde_buf_printf(sonde_buf *b, const char *fmt, ...) SONDE_PRINTF(2, 3);
-/** Append s as a JSON string literal, quotes included (NULL: null). */
-SONDE_API int sonde_buf_json_string(sonde_buf *b, const char *s);
-
 /* ------------------------------------------------------------------------ */
 /* Application routes on the monitoring server                              */
 
@@ -193,7 +184,7 @@ SONDE_API void sonde_route_opts_init(sonde_route_opts *opts);
  * this process, and the next ones). fn and userdata are borrowed until the
  * route is removed and its running requests have returned. Returns
  * SONDE_OK; SONDE_EINVAL (bad path or option); SONDE_ECONFLICT (the path
- * is taken: sonde_registry_last_error names both owners, as in
+ * is taken: sonde_last_error names both owners, as in
  * "route GET /metrics of demo conflicts with /metrics of sonde");
  * SONDE_ELIMIT (256 application routes); SONDE_ENOMEM. Any thread.
  */

@@ -1,5 +1,6 @@
 /*
- * sonde/common.h - error codes, version, symbol visibility.
+ * sonde/common.h - error codes, the last error's reason, version, the
+ * output buffer, symbol visibility.
  *
  * Threading rule for the whole API: unless a function's comment says
  * otherwise it may be called from any thread. Hot-path calls (counter inc,
@@ -28,6 +29,12 @@ extern "C" {
 #define SONDE_PRINTF(fmt_idx, first_arg) __attribute__((format(printf, fmt_idx, first_arg)))
 #else
 #define SONDE_PRINTF(fmt_idx, first_arg)
+#endif
+
+#if defined(__GNUC__)
+#define SONDE_DEPRECATED(msg) __attribute__((deprecated(msg)))
+#else
+#define SONDE_DEPRECATED(msg)
 #endif
 
 #define SONDE_VERSION_MAJOR 0
@@ -80,6 +87,43 @@ SONDE_API const char *sonde_strerror(int err);
  * Any thread, lock-free, async-signal-safe.
  */
 SONDE_API const char *sonde_err_name(int err);
+
+/**
+ * Why this thread's last failed sonde call failed, in words naming the
+ * problem ("" if none): registration conflicts, invalid options, store and
+ * configuration errors. Static per-thread storage, valid until the next
+ * sonde call on this thread. Any thread.
+ */
+SONDE_API const char *sonde_last_error(void);
+
+/**
+ * A growable output buffer. Zero-initialise (or sonde_buf_init), pass to
+ * writers, read data[0..len), free with sonde_buf_free. data is always
+ * NUL-terminated when non-NULL. max bounds growth (0: 1 GiB); a write past
+ * it fails with SONDE_ETOOBIG and leaves len unchanged. Not thread-safe.
+ */
+typedef struct sonde_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+    size_t max;
+} sonde_buf;
+
+SONDE_API void sonde_buf_init(sonde_buf *b);
+/** Free the buffer's memory; accepts NULL; the buffer can be reused. */
+SONDE_API void sonde_buf_free(sonde_buf *b);
+/** Empty the buffer, keeping its memory for reuse. */
+SONDE_API void sonde_buf_reset(sonde_buf *b);
+/** Append n bytes. Returns SONDE_OK, SONDE_EINVAL, SONDE_ENOMEM or
+ * SONDE_ETOOBIG (past b->max when set). Owner thread of the buffer. */
+SONDE_API int sonde_buf_append(sonde_buf *b, const void *data, size_t n);
+/** Append formatted text (see sonde_buf_append). */
+SONDE_API int sonde_buf_printf(sonde_buf *b, const char *fmt, ...) SONDE_PRINTF(2, 3);
+/** Append s as a JSON string literal, quotes included (NULL: null). */
+SONDE_API int sonde_buf_json_string(sonde_buf *b, const char *s);
+
+/** Free memory that a sonde function returned for the caller to free. */
+SONDE_API void sonde_free(void *p);
 
 /** The library's version string at run time ("0.1.0"). Any thread. */
 SONDE_API const char *sonde_version(void);

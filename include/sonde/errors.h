@@ -354,7 +354,7 @@ SONDE_API int sonde_errors_write_json(sonde_errors *t, const sonde_errors_filter
  * filtered as by sonde_errors_write_json. The store is opened read-only and
  * closed before returning. Returns SONDE_OK, SONDE_EINVAL (bad address, or
  * one that keeps nothing), SONDE_EIO (cannot open or read; the reason in
- * sonde_registry_last_error), SONDE_EUNREACHABLE (Redis), SONDE_ENOMEM.
+ * sonde_last_error), SONDE_EUNREACHABLE (Redis), SONDE_ENOMEM.
  * Any thread; allocates; blocks up to the store's timeouts.
  */
 SONDE_API int sonde_errors_read_store(const char *store, const sonde_errors_filter *f,
@@ -505,7 +505,7 @@ SONDE_API void sonde_rule_opts_init(sonde_rule_opts *opts);
 /**
  * Validate a rule's options as sonde_alerts_add_rule would, without adding
  * it (for configuration checkers). Returns SONDE_OK or the error
- * sonde_alerts_add_rule would return, the reason in sonde_registry_last_error.
+ * sonde_alerts_add_rule would return, the reason in sonde_last_error.
  * Works the same when sonde is disabled. Any thread.
  */
 SONDE_API int sonde_rule_opts_check(const sonde_rule_opts *opts);
@@ -520,7 +520,7 @@ SONDE_API int sonde_rule_selector_check(const char *selector);
 /**
  * Add a rule to t (NULL: default tracker). Returns SONDE_OK, SONDE_EINVAL
  * (bad name, kind, missing operation or percent, out-of-bounds value; the
- * reason in sonde_registry_last_error), SONDE_ECONFLICT (name taken),
+ * reason in sonde_last_error), SONDE_ECONFLICT (name taken),
  * SONDE_ELIMIT (more than 256 rules) or SONDE_ENOMEM. Any thread.
  */
 SONDE_API int sonde_alerts_add_rule(sonde_errors *t, const sonde_rule_opts *opts);
@@ -536,7 +536,7 @@ SONDE_API int sonde_alerts_remove_rule(sonde_errors *t, const char *name);
  * sent); a rule no longer listed, or changed, is removed and its alert
  * resolved; new rules start inactive. When one entry is invalid nothing
  * changes: SONDE_EINVAL or SONDE_ECONFLICT (a name listed twice) with the
- * reason in sonde_registry_last_error. Returns SONDE_OK, SONDE_EINVAL,
+ * reason in sonde_last_error. Returns SONDE_OK, SONDE_EINVAL,
  * SONDE_ECONFLICT, SONDE_ELIMIT or SONDE_ENOMEM. Any thread.
  */
 SONDE_API int sonde_alerts_set_rules(sonde_errors *t, const sonde_rule_opts *rules, size_t n);
@@ -610,7 +610,7 @@ SONDE_API void sonde_notifier_opts_init(sonde_notifier_opts *opts);
 /**
  * Validate a notifier's options as sonde_alerts_add_notifier would, without
  * adding it. Returns SONDE_OK or the error sonde_alerts_add_notifier would
- * return, the reason in sonde_registry_last_error. Works the same when sonde is
+ * return, the reason in sonde_last_error. Works the same when sonde is
  * disabled. Any thread.
  */
 SONDE_API int sonde_notifier_opts_check(const sonde_notifier_opts *opts);
@@ -618,7 +618,7 @@ SONDE_API int sonde_notifier_opts_check(const sonde_notifier_opts *opts);
 /**
  * Add a notifier to t (NULL: default tracker). Every alert transition from
  * then on is queued for it. Returns SONDE_OK, SONDE_EINVAL (bad kind,
- * name, URL, header, empty argv; the reason in sonde_registry_last_error),
+ * name, URL, header, empty argv; the reason in sonde_last_error),
  * SONDE_ECONFLICT (name taken), SONDE_ELIMIT (more than 32 notifiers) or
  * SONDE_ENOMEM. Any thread.
  */

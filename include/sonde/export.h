@@ -130,7 +130,7 @@ SONDE_API void sonde_remote_write_opts_init(sonde_remote_write_opts *opts);
  * the self-metrics. *out receives the writer, freed by
  * sonde_remote_write_destroy. Returns SONDE_OK; SONDE_EINVAL (no or bad
  * URL, bad pattern, bad label, out-of-bounds option) with the reason in
- * sonde_last_error_message(); SONDE_EIO (queue_dir unusable); SONDE_ENOMEM.
+ * sonde_last_error(); SONDE_EIO (queue_dir unusable); SONDE_ENOMEM.
  * With sonde disabled: SONDE_OK and *out NULL (every writer call accepts
  * NULL then and does nothing). Any thread.
  */
@@ -141,7 +141,7 @@ SONDE_API int sonde_remote_write_create(const sonde_remote_write_opts *opts,
  * Validate options as sonde_remote_write_create does (URL, bounds, auth
  * kinds, patterns, external labels) without creating anything: no file,
  * no collector, no network. Returns SONDE_OK or SONDE_EINVAL with the
- * reason in sonde_last_error_message(). With sonde disabled: SONDE_OK.
+ * reason in sonde_last_error(). With sonde disabled: SONDE_OK.
  * Any thread.
  */
 SONDE_API int sonde_remote_write_opts_check(const sonde_remote_write_opts *opts);
@@ -254,7 +254,7 @@ SONDE_API void sonde_push_opts_init(sonde_push_opts *opts);
  * 2xx; SONDE_EINVAL for missing url or job, a bad label name or a bad URL;
  * SONDE_EUNREACHABLE when the gateway cannot be reached; SONDE_ETIMEOUT;
  * SONDE_EIO for any other answer (the message, with the gateway's reason,
- * in sonde_last_error_message()); SONDE_ENOMEM. With sonde disabled:
+ * in sonde_last_error()); SONDE_ENOMEM. With sonde disabled:
  * SONDE_OK, nothing sent. Any thread; allocates.
  */
 SONDE_API int sonde_push(const sonde_push_opts *opts, int *status_out);

@@ -37,8 +37,6 @@
 extern "C" {
 #endif
 
-struct sonde_buf; /* sonde/metrics.h */
-
 /* ------------------------------------------------------------------------ */
 /* Levels                                                                   */
 
@@ -598,7 +596,7 @@ SONDE_API void sonde_log_sink_opts_init(sonde_log_sink_opts *opts);
  * the file now; JOURNAL and SYSLOG check that the socket exists. On success
  * *id (may be NULL) receives an ID for sonde_log_sink_remove. Returns
  * SONDE_OK, SONDE_EINVAL, SONDE_EIO (cannot open: the reason is in
- * sonde_registry_last_error), SONDE_ELIMIT (16 sinks), SONDE_ENOMEM. Any
+ * sonde_last_error), SONDE_ELIMIT (16 sinks), SONDE_ENOMEM. Any
  * thread; allocates; waits for the sinks lock.
  */
 SONDE_API int sonde_log_sink_add(sonde_log_sink_type type, const sonde_log_sink_opts *opts,

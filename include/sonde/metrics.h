@@ -247,7 +247,7 @@ SONDE_API void sonde_metric_opts_init(sonde_metric_opts *opts);
  * Registering a name again with an identical definition returns the existing
  * family; a different definition (type, labels, buckets, objectives, unit,
  * constant labels) fails with SONDE_ECONFLICT. The reason, naming both
- * definitions, is available from sonde_registry_last_error on this thread.
+ * definitions, is available from sonde_last_error on this thread.
  * Returns SONDE_OK, SONDE_EINVAL, SONDE_EBADNAME, SONDE_EBADLABEL,
  * SONDE_EBUCKETS, SONDE_EOBJECTIVES, SONDE_ECONFLICT or SONDE_ENOMEM.
  * *out is owned by the registry. SONDE_INFO and SONDE_STATESET families are
@@ -258,12 +258,8 @@ SONDE_API void sonde_metric_opts_init(sonde_metric_opts *opts);
 SONDE_API int sonde_family_create(sonde_registry *reg, sonde_metric_type type,
                                   const sonde_metric_opts *opts, sonde_family **out);
 
-/**
- * The message explaining this thread's last registration or lookup error
- * ("" if none). Static per-thread storage, valid until the next sonde call
- * on this thread. Any thread.
- */
-SONDE_API const char *sonde_registry_last_error(void);
+/** Deprecated: the same as sonde_last_error (sonde/common.h). */
+SONDE_API SONDE_DEPRECATED("use sonde_last_error") const char *sonde_registry_last_error(void);
 
 /** The family's full name. Borrowed; valid while the family lives. */
 SONDE_API const char *sonde_family_name(const sonde_family *fam);
@@ -290,7 +286,7 @@ SONDE_API int sonde_family_get(sonde_family *fam, const char *const *values, siz
  * the family has label names. Never NULL: on any error (wrong type, limit
  * reached, no memory) they return a sink series whose updates are
  * discarded, and the error is counted (for the limit) and available from
- * sonde_registry_last_error. Any thread; same cost as sonde_family_get.
+ * sonde_last_error. Any thread; same cost as sonde_family_get.
  */
 SONDE_API sonde_counter *sonde_family_counter(sonde_family *fam, ...);
 SONDE_API sonde_gauge *sonde_family_gauge(sonde_family *fam, ...);
@@ -514,25 +510,6 @@ SONDE_API int sonde_info_create(sonde_registry *reg, const char *name, const cha
 /* ------------------------------------------------------------------------ */
 /* Exposition                                                               */
 
-/**
- * A growable output buffer. Zero-initialise (or sonde_buf_init), pass to
- * writers, read data[0..len), free with sonde_buf_free. data is always
- * NUL-terminated when non-NULL. max bounds growth (0: 1 GiB); a write past
- * it fails with SONDE_ETOOBIG and leaves len unchanged. Not thread-safe.
- */
-typedef struct sonde_buf {
-    char *data;
-    size_t len;
-    size_t cap;
-    size_t max;
-} sonde_buf;
-
-SONDE_API void sonde_buf_init(sonde_buf *b);
-/** Free the buffer's memory; accepts NULL; the buffer can be reused. */
-SONDE_API void sonde_buf_free(sonde_buf *b);
-/** Empty the buffer, keeping its memory for reuse. */
-SONDE_API void sonde_buf_reset(sonde_buf *b);
-
 /** Exposition formats. */
 typedef enum sonde_format {
     SONDE_FORMAT_PROMETHEUS = 0,  /* text/plain; version=0.0.4 */
@@ -612,9 +589,6 @@ SONDE_API int sonde_registry_write_json(sonde_registry *reg, sonde_buf *out);
  * the result with sonde_free.
  */
 SONDE_API char *sonde_registry_render(sonde_registry *reg, sonde_format fmt, size_t *len_out);
-
-/** Free memory that a sonde function returned for the caller to free. */
-SONDE_API void sonde_free(void *p);
 
 #ifdef __cplusplus
 }

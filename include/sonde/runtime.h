@@ -139,7 +139,7 @@ SONDE_API void sonde_start_opts_init(sonde_start_opts *opts);
  * bound (in use, not local, permission); SONDE_EINVAL for a bad option
  * (unparsable address, only one TLS file, bad route prefix, bad remote
  * write option or SONDE_REMOTE_WRITE_* variable) with the reason
- * in sonde_last_error_message(); SONDE_EIO when a TLS file cannot be read
+ * in sonde_last_error(); SONDE_EIO when a TLS file cannot be read
  * or TLS is unsupported; SONDE_ESTATE when already started; SONDE_ENOMEM.
  * On error nothing is left running. Never aborts the process. Any thread;
  * not concurrently with sonde_stop.
@@ -167,11 +167,8 @@ SONDE_API int sonde_listen_port(void);
  */
 SONDE_API int sonde_listen_address(char *out, size_t n);
 
-/**
- * The reason of the last sonde_start failure on this thread ("" if none).
- * Static per-thread storage.
- */
-SONDE_API const char *sonde_last_error_message(void);
+/** Deprecated: the same as sonde_last_error (sonde/common.h). */
+SONDE_API SONDE_DEPRECATED("use sonde_last_error") const char *sonde_last_error_message(void);
 
 #ifdef __cplusplus
 }

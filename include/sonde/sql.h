@@ -175,7 +175,7 @@ SONDE_API int sonde_sql_create(const sonde_sql_opts *opts, sonde_sql **out);
 /**
  * Add a database. Reads the DSN and password from their file or variable
  * now (a missing file or unset variable is SONDE_EINVAL with the reason
- * in sonde_registry_last_error; the reason never contains the secret).
+ * in sonde_last_error; the reason never contains the secret).
  * Does not connect. Returns SONDE_OK, SONDE_EINVAL, SONDE_ECONFLICT (name
  * taken), SONDE_ESTATE (already started) or SONDE_ENOMEM. Owner thread.
  */
@@ -183,7 +183,7 @@ SONDE_API int sonde_sql_add_database(sonde_sql *sql, const sonde_sql_db_opts *op
 
 /**
  * Add a query, validating names, bounds and labels (reason in
- * sonde_registry_last_error). Returns SONDE_OK, SONDE_EINVAL,
+ * sonde_last_error). Returns SONDE_OK, SONDE_EINVAL,
  * SONDE_EBADNAME, SONDE_EBADLABEL, SONDE_ENOTFOUND (no such database),
  * SONDE_ECONFLICT (query name or metric name taken), SONDE_ESTATE
  * (already started) or SONDE_ENOMEM. Owner thread.

@@ -167,7 +167,7 @@ SONDE_API void sonde_trace_opts_init(sonde_trace_opts *opts);
  * limits) must be the same as the defaults when operations were already
  * traced before this call, else SONDE_ESTATE. Returns SONDE_OK,
  * SONDE_EINVAL (bad option or store address; the reason in
- * sonde_registry_last_error), SONDE_EBADNAME, SONDE_ESTATE (already
+ * sonde_last_error), SONDE_EBADNAME, SONDE_ESTATE (already
  * started, or see above), SONDE_ENOMEM. With sonde disabled: SONDE_OK and
  * nothing starts. Any thread; not concurrently with sonde_trace_stop.
  */
@@ -355,7 +355,7 @@ SONDE_API int sonde_trace_list_stats(unsigned minutes, sonde_op_stats **out, siz
  * read-only and closed before returning. On SONDE_OK *out and *count are
  * as for sonde_trace_list_stats. Returns SONDE_OK, SONDE_EINVAL (bad
  * address), SONDE_EIO (cannot open or read; reason in
- * sonde_registry_last_error), SONDE_EUNREACHABLE (Redis), SONDE_ENOMEM.
+ * sonde_last_error), SONDE_EUNREACHABLE (Redis), SONDE_ENOMEM.
  * Any thread; allocates; blocks up to the store's timeouts.
  */
 SONDE_API int sonde_trace_read_store(const char *store, const char *operation, unsigned minutes,

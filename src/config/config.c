@@ -1273,7 +1273,7 @@ static void parse_rule(ctx *c, yaml_node_t *n, size_t index)
     }
     /* Everything else as the library checks it. */
     if (ok && sonde_rule_opts_check(&r) != SONDE_OK) {
-        err_at(c, n, "%s", sonde_registry_last_error());
+        err_at(c, n, "%s", sonde_last_error());
         ok = false;
     }
     if (!ok || c->cfg->nrules >= SONDE_ALERTS_MAX_RULES) {
@@ -1395,7 +1395,7 @@ static void parse_notifier(ctx *c, yaml_node_t *n, size_t index)
         }
     }
     if (ok && sonde_notifier_opts_check(&o) != SONDE_OK) {
-        err_at(c, n, "%s", sonde_registry_last_error());
+        err_at(c, n, "%s", sonde_last_error());
         ok = false;
     }
     if (!ok || c->cfg->nnotifiers >= SONDE_ALERTS_MAX_NOTIFIERS) {
@@ -1714,10 +1714,10 @@ static void parse_sql(ctx *c, yaml_node_t *n)
     }
     for (size_t i = 0; i < nd; i++)
         if (sonde_sql_add_database(sql, &cfg->sql_dbs[i]) != SONDE_OK)
-            err_at(c, dbn[i], "%s", sonde_registry_last_error());
+            err_at(c, dbn[i], "%s", sonde_last_error());
     for (size_t i = 0; i < nq; i++)
         if (sonde_sql_add_query(sql, &cfg->sql_queries[i]) != SONDE_OK)
-            err_at(c, qn[i], "%s", sonde_registry_last_error());
+            err_at(c, qn[i], "%s", sonde_last_error());
     sonde_sql_destroy(sql);
 out:
     sonde__free(dbn);
@@ -2005,7 +2005,7 @@ static void parse_rw_entry(ctx *c, yaml_node_t *n, sonde_remote_write_opts *o)
     }
     /* Whatever else the writer refuses, reported at the entry. */
     if (c->n == errs_before && !c->oom && sonde_remote_write_opts_check(o) != SONDE_OK)
-        err_at(c, n, "%s", sonde_registry_last_error());
+        err_at(c, n, "%s", sonde_last_error());
 }
 
 static void parse_remote_write(ctx *c, yaml_node_t *n)

@@ -73,13 +73,13 @@ int sonde__buf_putc(sonde_buf *b, char c)
     return sonde__buf_append(b, &c, 1);
 }
 
-int sonde__buf_printf(sonde_buf *b, const char *fmt, ...)
+int sonde__buf_vprintf(sonde_buf *b, const char *fmt, va_list ap)
 {
     char small[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(small, sizeof small, fmt, ap);
-    va_end(ap);
+    va_list aq;
+    va_copy(aq, ap);
+    int n = vsnprintf(small, sizeof small, fmt, aq);
+    va_end(aq);
     if (n < 0)
         return SONDE_EINVAL;
     if ((size_t)n < sizeof small)
@@ -87,11 +87,45 @@ int sonde__buf_printf(sonde_buf *b, const char *fmt, ...)
     int rc = sonde__buf_reserve(b, (size_t)n);
     if (rc)
         return rc;
-    va_start(ap, fmt);
     vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
     b->len += (size_t)n;
     return SONDE_OK;
+}
+
+int sonde__buf_printf(sonde_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = sonde__buf_vprintf(b, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* ---- the public buffer helpers (sonde/common.h) ---- */
+
+int sonde_buf_append(sonde_buf *b, const void *data, size_t n)
+{
+    if (!b || (!data && n))
+        return SONDE_EINVAL;
+    return sonde__buf_append(b, data, n);
+}
+
+int sonde_buf_printf(sonde_buf *b, const char *fmt, ...)
+{
+    if (!b || !fmt)
+        return SONDE_EINVAL;
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = sonde__buf_vprintf(b, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int sonde_buf_json_string(sonde_buf *b, const char *s)
+{
+    if (!b)
+        return SONDE_EINVAL;
+    return s ? sonde__buf_json_str(b, s) : sonde__buf_puts(b, "null");
 }
 
 /* Length of the valid UTF-8 sequence at s (max n bytes), 0 if invalid.

@@ -163,9 +163,32 @@ void sonde__clear_error(void)
     last_error[0] = '\0';
 }
 
+const char *sonde_last_error(void)
+{
+    return last_error;
+}
+
 const char *sonde_registry_last_error(void)
 {
     return last_error;
+}
+
+static _Atomic(sonde__correlation_fn) correlation_hook;
+
+void sonde__set_correlation_hook(sonde__correlation_fn fn)
+{
+    atomic_store_explicit(&correlation_hook, fn, memory_order_release);
+}
+
+size_t sonde__correlation_id(char *out, size_t size)
+{
+    sonde__correlation_fn fn = atomic_load_explicit(&correlation_hook, memory_order_acquire);
+    if (!fn) {
+        if (size)
+            out[0] = '\0';
+        return 0;
+    }
+    return fn(out, size);
 }
 
 static _Atomic(sonde__diag_fn) diag_hook;

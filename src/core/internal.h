@@ -7,8 +7,6 @@
 #define SONDE_CORE_INTERNAL_H
 
 #include <sonde/common.h>
-#include <sonde/log.h>
-#include <sonde/metrics.h>
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -55,13 +53,14 @@ void sonde__free(void *p);
 char *sonde__strdup(const char *s);
 char *sonde__strndup(const char *s, size_t n);
 
-/* ---- buffer (struct sonde_buf is public, see metrics.h) ---- */
+/* ---- buffer (struct sonde_buf is public, see common.h) ---- */
 /* Make room for n more bytes; returns SONDE_OK, SONDE_ENOMEM, SONDE_ETOOBIG. */
 int sonde__buf_reserve(sonde_buf *b, size_t n);
 int sonde__buf_append(sonde_buf *b, const void *p, size_t n);
 int sonde__buf_puts(sonde_buf *b, const char *s);
 int sonde__buf_putc(sonde_buf *b, char c);
 int sonde__buf_printf(sonde_buf *b, const char *fmt, ...) SONDE_PRINTF(2, 3);
+int sonde__buf_vprintf(sonde_buf *b, const char *fmt, va_list ap);
 /* Length of the valid UTF-8 sequence at s (at most n bytes), 0 when it is
  * invalid: overlong forms, surrogates and code points above U+10FFFF are
  * refused. */
@@ -102,9 +101,19 @@ typedef struct {
 void sonde__spin_lock(sonde__spin *s);
 void sonde__spin_unlock(sonde__spin *s);
 
-/* ---- per-thread error message (sonde_registry_last_error) ---- */
+/* ---- per-thread error message (sonde_last_error) ---- */
 void sonde__set_error(const char *fmt, ...) SONDE_PRINTF(1, 2);
 void sonde__clear_error(void);
+
+/* ---- correlation ID ----
+ * The calling thread's logging-context correlation ID, for exemplars taken
+ * from it: metrics sit below log, so log installs the reader at its first
+ * context push. Returns its length (0: none, or logging never used);
+ * out holds up to SONDE__CORRELATION_MAX bytes plus NUL. */
+#define SONDE__CORRELATION_MAX 128 /* SONDE_CORRELATION_ID_MAX of sonde/log.h */
+typedef size_t (*sonde__correlation_fn)(char *out, size_t size);
+void sonde__set_correlation_hook(sonde__correlation_fn fn);
+size_t sonde__correlation_id(char *out, size_t size);
 
 /* ---- diagnostics ----
  * The library never writes to stdout/stderr on its own. Internal warnings go

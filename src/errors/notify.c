@@ -1101,7 +1101,6 @@ void sonde__notify_env(sonde_errors *t)
         }
         if (rc)
             sonde__alerts_log(4, "%s ignored: %s", vars[i].env,
-                              rc == SONDE_EINVAL ? sonde_registry_last_error()
-                                                 : sonde_strerror(rc));
+                              rc == SONDE_EINVAL ? sonde_last_error() : sonde_strerror(rc));
     }
 }

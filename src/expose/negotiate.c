@@ -6,6 +6,8 @@
  */
 #include "core/internal.h"
 
+#include <sonde/metrics.h>
+
 #include <string.h>
 
 static char lower(char c)

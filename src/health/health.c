@@ -13,6 +13,7 @@
  * scheduling state and cached result.
  */
 #include "health/health.h"
+#include <sonde/log.h>
 
 #include "core/worker.h"
 

@@ -48,52 +48,6 @@ const char *sonde_http_method_name(sonde_http_method m)
     return "OTHER";
 }
 
-/* ---- public buffer helpers ---- */
-
-int sonde_buf_append(sonde_buf *b, const void *data, size_t n)
-{
-    if (!b || (!data && n))
-        return SONDE_EINVAL;
-    return sonde__buf_append(b, data, n);
-}
-
-int sonde_buf_printf(sonde_buf *b, const char *fmt, ...)
-{
-    if (!b || !fmt)
-        return SONDE_EINVAL;
-    va_list ap;
-    va_start(ap, fmt);
-    char small[512];
-    va_list aq;
-    va_copy(aq, ap);
-    int n = vsnprintf(small, sizeof small, fmt, aq);
-    va_end(aq);
-    int rc;
-    if (n < 0) {
-        rc = SONDE_EINVAL;
-    } else if ((size_t)n < sizeof small) {
-        rc = sonde__buf_append(b, small, (size_t)n);
-    } else {
-        char *big = sonde__malloc((size_t)n + 1);
-        if (!big) {
-            rc = SONDE_ENOMEM;
-        } else {
-            vsnprintf(big, (size_t)n + 1, fmt, ap);
-            rc = sonde__buf_append(b, big, (size_t)n);
-            sonde__free(big);
-        }
-    }
-    va_end(ap);
-    return rc;
-}
-
-int sonde_buf_json_string(sonde_buf *b, const char *s)
-{
-    if (!b)
-        return SONDE_EINVAL;
-    return s ? sonde__buf_json_str(b, s) : sonde__buf_puts(b, "null");
-}
-
 /* ---- routes ---- */
 
 void sonde_route_opts_init(sonde_route_opts *o)

@@ -21,6 +21,7 @@
  * touches a descriptor that was closed and reused.
  */
 #include "http/server.h"
+#include <sonde/log.h>
 
 #include "http/routes.h"
 

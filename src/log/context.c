@@ -317,9 +317,18 @@ static void rebuild(log_tls *t)
     }
 }
 
+_Static_assert(SONDE__CORRELATION_MAX == SONDE_CORRELATION_ID_MAX, "core's copy of the limit");
+
+/* Exemplars read the correlation ID through core (metrics sit below log). */
+static atomic_bool correlation_hooked;
+
 static int push_frame(log_tls *t, const char *id, size_t id_len, const sonde_field *fields,
                       size_t n, const char *blob, size_t blob_len)
 {
+    if (!atomic_load_explicit(&correlation_hooked, memory_order_relaxed)) {
+        sonde__set_correlation_hook(sonde_log_correlation_id);
+        atomic_store_explicit(&correlation_hooked, true, memory_order_relaxed);
+    }
     if (t->depth >= SONDE_LOG_MAX_DEPTH)
         return SONDE_ELIMIT;
     log_frame *f = &t->frames[t->depth];

@@ -15,6 +15,7 @@
 #define _GNU_SOURCE
 #endif
 #include "log_int.h"
+#include <sonde/metrics.h>
 
 #include <errno.h>
 #include <stdio.h>
@@ -787,7 +788,7 @@ static int configure(const sonde_log_opts *in, int at_init)
         so.keep = o.file_keep;
         int r = sonde__sink_add(SONDE_LOG_SINK_FILE, &so, 1, NULL);
         if (r) {
-            add_warning("cannot open log file %.150s: %s", o.file, sonde_registry_last_error());
+            add_warning("cannot open log file %.150s: %s", o.file, sonde_last_error());
             if (!rc)
                 rc = r;
         }

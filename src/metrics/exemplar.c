@@ -105,8 +105,8 @@ void sonde__exemplar_from_log(struct sonde__exemplars *ex, uint32_t slot, double
 {
     if (!ex->from_log || slot >= ex->n)
         return;
-    char id[SONDE_CORRELATION_ID_MAX + 1];
-    if (sonde_log_correlation_id(id, sizeof id) == 0)
+    char id[SONDE__CORRELATION_MAX + 1];
+    if (sonde__correlation_id(id, sizeof id) == 0)
         return;
     const char *kv[2] = {"trace_id", id};
     sonde__exemplar_put(&ex->slot[slot], v, kv, 1);

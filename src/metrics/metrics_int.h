@@ -15,6 +15,8 @@
 #define SONDE_METRICS_INT_H
 
 #include "core/internal.h"
+
+#include <sonde/metrics.h>
 #include "core/sketch.h"
 #include "core/text.h"
 

@@ -42,7 +42,7 @@ void sonde_start_opts_init(sonde_start_opts *opts)
 
 const char *sonde_last_error_message(void)
 {
-    return sonde_registry_last_error();
+    return sonde_last_error();
 }
 
 static const char *env_or(const char *explicit_value, const char *env, const char *def)
@@ -179,7 +179,7 @@ static int remote_write_create(const sonde_start_opts *o, sonde_remote_write **o
     sonde__free(e.labels);
     if (rc != SONDE_OK) {
         char why[200];
-        snprintf(why, sizeof why, "%s", sonde_registry_last_error());
+        snprintf(why, sizeof why, "%s", sonde_last_error());
         sonde__set_error("sonde_start: remote write%s: %s",
                          o->remote_write ? "" : " from the environment", why);
         return rc;

@@ -13,6 +13,7 @@
  *   sonde_store_pending_rows           gauge
  */
 #include "store.h"
+#include <sonde/metrics.h>
 
 #include <sonde/log.h>
 

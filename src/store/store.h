@@ -22,6 +22,8 @@
 
 #include "core/internal.h"
 
+#include <sonde/metrics.h>
+
 /* One per-minute aggregate of one operation. In callbacks every pointer is
  * borrowed for the duration of the call. */
 typedef struct sonde__op_row {

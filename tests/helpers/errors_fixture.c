@@ -31,7 +31,7 @@ int main(int argc, char **argv)
     r.window_seconds = 3600;
     r.summary = "{value} database errors within {window}";
     if (sonde_alerts_add_rule(NULL, &r) != SONDE_OK) {
-        fprintf(stderr, "rule: %s\n", sonde_registry_last_error());
+        fprintf(stderr, "rule: %s\n", sonde_last_error());
         return 1;
     }
     sonde_start_opts o;
@@ -40,7 +40,7 @@ int main(int argc, char **argv)
         o.listen = "127.0.0.1:0";
     o.service_name = "errors-fixture";
     if (sonde_start(&o) != SONDE_OK) {
-        fprintf(stderr, "start: %s\n", sonde_last_error_message());
+        fprintf(stderr, "start: %s\n", sonde_last_error());
         return 1;
     }
     for (int i = 0; i < 4; i++)

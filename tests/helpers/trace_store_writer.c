@@ -87,7 +87,7 @@ static int do_read(const char *path)
     size_t n;
     int rc = sonde_trace_read_store(path, NULL, 8 * 1440, &v, &n);
     if (rc != SONDE_OK) {
-        fprintf(stderr, "read: %s: %s\n", sonde_strerror(rc), sonde_registry_last_error());
+        fprintf(stderr, "read: %s: %s\n", sonde_strerror(rc), sonde_last_error());
         return 1;
     }
     unsigned long long count = 0, errors = 0;

@@ -19,7 +19,7 @@
     do {                                                                                           \
         if (!(c)) {                                                                                \
             fprintf(stderr, "%s:%d: check failed: %s (%s)\n", __FILE__, __LINE__, #c,              \
-                    sonde_registry_last_error());                                                  \
+                    sonde_last_error());                                                           \
             exit(1);                                                                               \
         }                                                                                          \
     } while (0)

@@ -398,5 +398,5 @@ TEST(test_an_unreachable_redis_never_blocks_a_reader_for_long)
     uint64_t t0 = sonde__now_mono_ns();
     ASSERT_EQ(sonde_trace_read_store(url, NULL, 60, &v, &n), SONDE_EUNREACHABLE);
     ASSERT_LT(sonde__now_mono_ns() - t0, 2000000000u);
-    ASSERT_CONTAINS(sonde_registry_last_error(), "redis");
+    ASSERT_CONTAINS(sonde_last_error(), "redis");
 }

@@ -153,5 +153,5 @@ TEST(test_instrumentation_rejects_bad_templates)
     o.route_count = 1;
     sonde_http_instr *in = NULL;
     ASSERT_EQ(sonde_http_instr_create(&o, &in), SONDE_EINVAL);
-    ASSERT_CONTAINS(sonde_registry_last_error(), "items");
+    ASSERT_CONTAINS(sonde_last_error(), "items");
 }

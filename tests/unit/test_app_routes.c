@@ -117,16 +117,15 @@ TEST(test_route_conflicts_name_both_owners)
     o.path = "/metrics";
     o.owner = "demo";
     ASSERT_EQ(sonde_route_add(&o, echo, NULL), SONDE_ECONFLICT);
-    ASSERT_CONTAINS(sonde_registry_last_error(),
-                    "/metrics of demo conflicts with /metrics of sonde");
+    ASSERT_CONTAINS(sonde_last_error(), "/metrics of demo conflicts with /metrics of sonde");
     o.path = "/api/v1/artifacts/metrics/discovery";
     o.absolute = 1;
     o.owner = "discovery";
     ASSERT_OK(sonde_route_add(&o, echo, NULL));
     o.owner = "importer";
     ASSERT_EQ(sonde_route_add(&o, echo, NULL), SONDE_ECONFLICT);
-    ASSERT_CONTAINS(sonde_registry_last_error(), "of importer conflicts with");
-    ASSERT_CONTAINS(sonde_registry_last_error(), "of discovery");
+    ASSERT_CONTAINS(sonde_last_error(), "of importer conflicts with");
+    ASSERT_CONTAINS(sonde_last_error(), "of discovery");
     ASSERT_OK(sonde_route_remove("/api/v1/artifacts/metrics/discovery", 1));
     o.path = "relative";
     ASSERT_EQ(sonde_route_add(&o, echo, NULL), SONDE_EINVAL);

@@ -217,20 +217,20 @@ TEST(test_remote_write_environment_of_sonde_start)
     o.listen = "off";
     setenv("SONDE_REMOTE_WRITE_URL", "localhost:8428/api/v1/write", 1);
     ASSERT_EQ(sonde_start(&o), SONDE_EINVAL);
-    ASSERT_CONTAINS(sonde_last_error_message(), "remote write from the environment");
-    ASSERT_CONTAINS(sonde_last_error_message(), "http://");
+    ASSERT_CONTAINS(sonde_last_error(), "remote write from the environment");
+    ASSERT_CONTAINS(sonde_last_error(), "http://");
     ASSERT_EQ(sonde_running(), 0);
     setenv("SONDE_REMOTE_WRITE_URL", "http://127.0.0.1:9/api/v1/write", 1);
     setenv("SONDE_REMOTE_WRITE_INTERVAL", "soon", 1);
     ASSERT_EQ(sonde_start(&o), SONDE_EINVAL);
-    ASSERT_CONTAINS(sonde_last_error_message(), "SONDE_REMOTE_WRITE_INTERVAL");
+    ASSERT_CONTAINS(sonde_last_error(), "SONDE_REMOTE_WRITE_INTERVAL");
     setenv("SONDE_REMOTE_WRITE_INTERVAL", "1m", 1);
     setenv("SONDE_REMOTE_WRITE_EXTERNAL_LABELS", "site=eu,novalue", 1);
     ASSERT_EQ(sonde_start(&o), SONDE_EINVAL);
-    ASSERT_CONTAINS(sonde_last_error_message(), "SONDE_REMOTE_WRITE_EXTERNAL_LABELS");
+    ASSERT_CONTAINS(sonde_last_error(), "SONDE_REMOTE_WRITE_EXTERNAL_LABELS");
     setenv("SONDE_REMOTE_WRITE_EXTERNAL_LABELS", "site=eu,__x=1", 1);
     ASSERT_EQ(sonde_start(&o), SONDE_EINVAL);
-    ASSERT_CONTAINS(sonde_last_error_message(), "external label");
+    ASSERT_CONTAINS(sonde_last_error(), "external label");
 
     /* Good values: the writer runs and shows itself in the served
      * registry's self-metrics (the receiver is down: nothing is sent). */

@@ -618,12 +618,12 @@ TEST(test_rule_validation_reports_reasons)
     r.name = "bad name";
     r.kind = SONDE_RULE_ERRORS;
     ASSERT_EQ(sonde_alerts_add_rule(t, &r), SONDE_EINVAL);
-    ASSERT_CONTAINS(sonde_registry_last_error(), "invalid name");
+    ASSERT_CONTAINS(sonde_last_error(), "invalid name");
     r.name = "Rate";
     r.kind = SONDE_RULE_FAILURE_RATE;
     r.percent = 10;
     ASSERT_EQ(sonde_alerts_add_rule(t, &r), SONDE_EINVAL);
-    ASSERT_CONTAINS(sonde_registry_last_error(), "needs an operation");
+    ASSERT_CONTAINS(sonde_last_error(), "needs an operation");
     r.operation = "clone";
     r.percent = 0;
     ASSERT_EQ(sonde_alerts_add_rule(t, &r), SONDE_EINVAL);

@@ -152,7 +152,7 @@ TEST(test_sampler_filters_by_name_and_reads_collectors)
 
     const char *bad[] = {"(unclosed"};
     ASSERT_EQ(sonde__rw_sampler_init(&s, reg, NULL, 0, bad, 1, NULL, 0), SONDE_EINVAL);
-    ASSERT_CONTAINS(sonde_last_error_message(), "(unclosed");
+    ASSERT_CONTAINS(sonde_last_error(), "(unclosed");
     sonde__rw_sampler_free(&s);
     sonde_registry_destroy(reg);
 }
@@ -435,7 +435,7 @@ TEST(test_remote_write_create_rejects_bad_options)
     ASSERT_EQ(sonde_remote_write_create(&o, &rw), SONDE_EINVAL);
     o.url = "ftp://x";
     ASSERT_EQ(sonde_remote_write_create(&o, &rw), SONDE_EINVAL);
-    ASSERT_CONTAINS(sonde_last_error_message(), "http://");
+    ASSERT_CONTAINS(sonde_last_error(), "http://");
     o.url = "http://127.0.0.1:1/api/v1/write";
     o.bearer_token = "a";
     o.basic_auth_user = "u";

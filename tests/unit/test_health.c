@@ -154,7 +154,7 @@ TEST(test_add_validates_names_and_timing)
     o.interval_seconds = 0;
     ASSERT_OK(sonde_health_add(h, &o, counting, NULL));
     ASSERT_EQ(sonde_health_add(h, &o, counting, NULL), SONDE_ECONFLICT);
-    ASSERT_CONTAINS(sonde_registry_last_error(), "already registered");
+    ASSERT_CONTAINS(sonde_last_error(), "already registered");
     ASSERT_EQ(sonde_health_remove(h, "nope"), SONDE_ENOTFOUND);
     ASSERT_OK(sonde_health_remove(h, "ok"));
     sonde_health_destroy(h);

@@ -94,7 +94,7 @@ TEST(test_bind_failure_is_an_error_code_not_an_abort)
     sonde_start_opts_init(&o);
     o.listen = listen_addr;
     ASSERT_EQ(sonde_start(&o), SONDE_EBIND);
-    ASSERT_CONTAINS(sonde_last_error_message(), "cannot listen on");
+    ASSERT_CONTAINS(sonde_last_error(), "cannot listen on");
     ASSERT(!sonde_running());
     close(fd);
     o.listen = "not an address:xx";

@@ -301,7 +301,7 @@ TEST(test_tls_serves_https_with_the_given_certificate)
     /* A missing key file is an error code with a reason. */
     snprintf(key, sizeof key, "%s/missing.pem", dir);
     ASSERT_EQ(sonde_start(&o), SONDE_EIO);
-    ASSERT_CONTAINS(sonde_last_error_message(), "missing.pem");
+    ASSERT_CONTAINS(sonde_last_error(), "missing.pem");
     /* A certificate that is not one. */
     snprintf(key, sizeof key, "%s/key.pem", dir);
     snprintf(cert, sizeof cert, "%s/key.pem", dir);

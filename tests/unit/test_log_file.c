@@ -80,7 +80,7 @@ TEST(test_log_file_sink_writes_json_lines)
     ASSERT_EQ(sonde_log_sink_add(SONDE_LOG_SINK_FILE, &so, NULL), SONDE_EINVAL);
     so.path = "/nonexistent-dir/app.log";
     ASSERT_EQ(sonde_log_sink_add(SONDE_LOG_SINK_FILE, &so, NULL), SONDE_EIO);
-    ASSERT_CONTAINS(sonde_registry_last_error(), "No such file or directory");
+    ASSERT_CONTAINS(sonde_last_error(), "No such file or directory");
 }
 
 TEST(test_log_file_rotates_by_size_and_keeps_n)

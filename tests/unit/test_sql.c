@@ -595,7 +595,7 @@ TEST(test_sql_rejects_bad_definitions_with_reasons)
         q.max_age_seconds = cases[i].max_age;
         q.database = cases[i].db;
         ASSERT_EQ(sonde_sql_add_query(sql, &q), cases[i].rc);
-        ASSERT_CONTAINS(sonde_registry_last_error(), cases[i].why);
+        ASSERT_CONTAINS(sonde_last_error(), cases[i].why);
     }
     /* One query per metric name. */
     sonde_sql_metric m = one_metric("shared_name", "v", NULL, 0);
@@ -608,7 +608,7 @@ TEST(test_sql_rejects_bad_definitions_with_reasons)
     ASSERT_OK(sonde_sql_add_query(sql, &q));
     q.name = "b";
     ASSERT_EQ(sonde_sql_add_query(sql, &q), SONDE_ECONFLICT);
-    ASSERT_CONTAINS(sonde_registry_last_error(), "another query");
+    ASSERT_CONTAINS(sonde_last_error(), "another query");
     q.name = "a";
     ASSERT_EQ(sonde_sql_add_query(sql, &q), SONDE_ECONFLICT);
     teardown();
@@ -643,13 +643,13 @@ TEST(test_sql_secrets_come_from_files_and_environment_and_never_show)
     d.name = "unset";
     d.dsn_env = "SONDE_TEST_SQL_UNSET_VARIABLE";
     ASSERT_EQ(sonde_sql_add_database(sql, &d), SONDE_EINVAL);
-    ASSERT_CONTAINS(sonde_registry_last_error(), "SONDE_TEST_SQL_UNSET_VARIABLE is not set");
+    ASSERT_CONTAINS(sonde_last_error(), "SONDE_TEST_SQL_UNSET_VARIABLE is not set");
     sonde_sql_db_opts_init(&d);
     d.name = "twice";
     d.dsn = "x";
     d.dsn_env = "SONDE_TEST_SQL_DSN";
     ASSERT_EQ(sonde_sql_add_database(sql, &d), SONDE_EINVAL);
-    ASSERT_NOT_CONTAINS(sonde_registry_last_error(), "hunter2");
+    ASSERT_NOT_CONTAINS(sonde_last_error(), "hunter2");
 
     sonde_sql_metric m = one_metric("file_value", "v", NULL, 0);
     sonde_sql_query_opts q;

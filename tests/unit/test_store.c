@@ -302,7 +302,7 @@ TEST(test_sqlite_schema_is_versioned_and_a_newer_one_is_refused)
     sonde_op_stats *v;
     size_t n;
     ASSERT_EQ(sonde_trace_read_store(junk, NULL, 60, &v, &n), SONDE_EIO);
-    ASSERT(strlen(sonde_registry_last_error()) > 0);
+    ASSERT(strlen(sonde_last_error()) > 0);
     ASSERT_EQ(sonde_trace_read_store("redis://h:0", NULL, 60, &v, &n), SONDE_EINVAL);
     remove_dir(dir);
 }
