@@ -55,7 +55,7 @@
 static void die(const char *what, int rc)
 {
     fprintf(stderr, "sonde-bench: export: %s: %s (%s)\n", what, sonde_strerror(rc),
-            sonde_last_error_message());
+            sonde_last_error());
     exit(1);
 }
 

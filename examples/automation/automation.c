@@ -99,7 +99,7 @@ static struct {
 
 static void die(const char *what, int rc)
 {
-    fprintf(stderr, PROG ": %s: %s (%s)\n", what, sonde_strerror(rc), sonde_registry_last_error());
+    fprintf(stderr, PROG ": %s: %s (%s)\n", what, sonde_strerror(rc), sonde_last_error());
     exit(rc == SONDE_EBADNAME ? 2 : 1);
 }
 
@@ -615,7 +615,7 @@ static int ensure_session_ready(const char *listen)
     int rc = sonde_start(&so);
     if (rc) {
         fprintf(stderr, PROG ": cannot start the metrics exporter on %s: %s (%s)\n", so.listen,
-                sonde_strerror(rc), sonde_last_error_message());
+                sonde_strerror(rc), sonde_last_error());
         return -1;
     }
     return 0;

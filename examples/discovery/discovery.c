@@ -103,7 +103,7 @@ static struct {
 
 static void die(const char *what, int rc)
 {
-    fprintf(stderr, PROG ": %s: %s (%s)\n", what, sonde_strerror(rc), sonde_registry_last_error());
+    fprintf(stderr, PROG ": %s: %s (%s)\n", what, sonde_strerror(rc), sonde_last_error());
     exit(1);
 }
 
@@ -610,7 +610,7 @@ int main(int argc, char **argv)
     rc = sonde_start(&so);
     if (rc) {
         fprintf(stderr, PROG ": cannot serve on %s: %s (%s)\n", listen, sonde_strerror(rc),
-                sonde_last_error_message());
+                sonde_last_error());
         return 1;
     }
     char addr[96] = "";

@@ -1216,7 +1216,7 @@ static void parse_rule(ctx *c, yaml_node_t *n, size_t index)
             else
                 r.denominator = s;
             if (r_ok && sonde_rule_selector_check(s) != SONDE_OK) {
-                err_at(c, v, "%s: %s", k, sonde_registry_last_error());
+                err_at(c, v, "%s: %s", k, sonde_last_error());
                 r_ok = false;
             }
         } else if (strcmp(k, "by") == 0) {

@@ -282,7 +282,7 @@ TEST(test_bad_silences_are_refused_with_the_reason)
         uint64_t id = 7;
         ASSERT_EQ(sonde_alerts_silence(t, &o, &id), SONDE_EINVAL);
         ASSERT_EQ(id, 0);
-        ASSERT_CONTAINS(sonde_registry_last_error(), cases[i].why);
+        ASSERT_CONTAINS(sonde_last_error(), cases[i].why);
     }
     /* Ends in the past (starts given, before now). */
     sonde_silence_matcher m = {"alertname", "x", 0, 1};
@@ -292,7 +292,7 @@ TEST(test_bad_silences_are_refused_with_the_reason)
     o.starts = now_fake() - 100;
     o.duration = 50;
     ASSERT_EQ(sonde_alerts_silence(t, &o, NULL), SONDE_EINVAL);
-    ASSERT_CONTAINS(sonde_registry_last_error(), "ends in the past");
+    ASSERT_CONTAINS(sonde_last_error(), "ends in the past");
     o.matchers = NULL;
     ASSERT_EQ(sonde_alerts_silence(t, &o, NULL), SONDE_EINVAL);
     /* The older pairs API still works and removes at once. */
