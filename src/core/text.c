@@ -7,6 +7,8 @@
  */
 #include "core/text.h"
 
+#include <sonde/metrics.h> /* sonde_escaping (see the exception in scripts/check_layers.py) */
+
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
