@@ -128,8 +128,17 @@ curl -fs "http://$addr/metrics" >"$tmp/demo.prom"
 res=$(compare_eventually "$tmp/demo.prom" '{"instance":"demo-rw","site":"lab"}' \
   demo_requests_total demo_cache_operations_total) || fail "demo series in VictoriaMetrics: $res"
 echo "demo: $res"
-grep -E '^sonde_remote_write_samples_sent_total\{remote="http://127\.0\.0\.1:[0-9]+/api/v1/write"\} [1-9]' \
-  "$tmp/demo.prom" >/dev/null || fail "demo: no samples counted as sent"
+# The samples are in VictoriaMetrics, so the demo has sent them; its counter
+# is read again (demo.prom was taken before they were shipped) until it
+# shows them, for at most 10 s.
+sent=""
+for _ in $(seq 20); do
+  sent=$(curl -fs "http://$addr/metrics" |
+    grep -E '^sonde_remote_write_samples_sent_total\{remote="http://127\.0\.0\.1:[0-9]+/api/v1/write"\} [1-9]' || true)
+  [ -n "$sent" ] && break
+  sleep 0.5
+done
+[ -n "$sent" ] || fail "demo: no samples counted as sent"
 grep -E '^sonde_remote_write_samples_dropped_total\{.*\} [1-9]' "$tmp/demo.prom" &&
   fail "demo: samples dropped"
 kill -TERM "$demo"
