@@ -47,6 +47,7 @@ typedef struct model {
     const char **labels; /* all label name pointers, fams point into it */
     sonde_gen_rule *rules;
     const char **rule_labels;
+    const char **rule_by; /* every rule's by labels, rules point into it */
     const char **checks;
     size_t nfams, nrules, nchecks;
 } model;
@@ -60,6 +61,7 @@ static void model_free(model *m)
     free(m->labels);
     free(m->rules);
     free(m->rule_labels);
+    free(m->rule_by);
     free(m->checks);
 }
 
@@ -117,16 +119,20 @@ static int model_build(model *m)
     }
     const sonde__json *rules = m->alerts ? sonde__json_get(m->alerts, "rules") : NULL;
     if (rules && rules->type == SONDE__JSON_ARRAY && rules->count) {
-        size_t nrl = 0;
+        size_t nrl = 0, nby = 0;
         for (size_t i = 0; i < rules->count; i++) {
             const sonde__json *l = sonde__json_get(&rules->items[i], "labels");
             nrl += l && l->type == SONDE__JSON_OBJECT ? 2 * l->count : 0;
+            const sonde__json *d = sonde__json_get(&rules->items[i], "definition");
+            const sonde__json *by = d ? sonde__json_get(d, "by") : NULL;
+            nby += by && by->type == SONDE__JSON_ARRAY ? by->count : 0;
         }
         m->rules = calloc(rules->count, sizeof *m->rules);
         m->rule_labels = calloc(nrl + 1, sizeof *m->rule_labels);
-        if (!m->rules || !m->rule_labels)
+        m->rule_by = calloc(nby + 1, sizeof *m->rule_by);
+        if (!m->rules || !m->rule_labels || !m->rule_by)
             return 1;
-        size_t rl = 0;
+        size_t rl = 0, rb = 0;
         for (size_t i = 0; i < rules->count; i++) {
             const sonde__json *r = &rules->items[i];
             const sonde__json *d = sonde__json_get(r, "definition");
@@ -147,6 +153,18 @@ static int model_build(model *m)
                 g->min_count = sonde__json_get_num(d, "min_count", 0);
                 g->summary = sonde__json_get_str(d, "summary", NULL);
                 g->description = sonde__json_get_str(d, "description", NULL);
+                /* Rules over a registry metric. */
+                g->metric = sonde__json_get_str(d, "metric", NULL);
+                g->denominator = sonde__json_get_str(d, "denominator", NULL);
+                g->op = sonde__json_get_str(d, "op", NULL);
+                g->quantile = sonde__json_get_num(d, "quantile", 0);
+                const sonde__json *by = sonde__json_get(d, "by");
+                g->by = m->rule_by + rb;
+                for (size_t k = 0; by && by->type == SONDE__JSON_ARRAY && k < by->count; k++)
+                    if (by->items[k].type == SONDE__JSON_STRING) {
+                        m->rule_by[rb++] = by->items[k].string;
+                        g->by_count++;
+                    }
             }
             const sonde__json *l = sonde__json_get(r, "labels");
             g->labels = m->rule_labels + rl;

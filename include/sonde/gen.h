@@ -54,6 +54,14 @@ typedef struct sonde_gen_rule {
      * (alertname is skipped). */
     const char *const *labels;
     size_t label_count;
+    /* Rules over a registry metric (kinds value, rate, increase, ratio,
+     * quantile). */
+    const char *metric;      /**< PromQL-style instant selector */
+    const char *denominator; /**< ratio: the denominator's selector */
+    const char *const *by;   /**< label names the series are summed by */
+    size_t by_count;
+    const char *op;  /**< ">", ">=", "<", "<=", "==", "!="; NULL: ">" */
+    double quantile; /**< quantile: in (0, 1] */
 } sonde_gen_rule;
 
 /** Which files to write (sonde_gen_opts.only). */

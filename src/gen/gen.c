@@ -9,6 +9,7 @@
 #include <sonde/metrics.h>
 
 #include "core/internal.h"
+#include "core/text.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -560,8 +561,23 @@ static void annotation(gen *g, sonde_buf *out, const char *tpl, const sonde_gen_
     sonde_buf t;
     sonde_buf_init(&t);
     for (const char *p = tpl; *p; p++) {
-        static const char *const keys[] = {"{value}",     "{threshold}", "{window}",
-                                           "{operation}", "{type}",      "{rule}"};
+        static const char *const keys[] = {"{value}", "{threshold}", "{window}",  "{operation}",
+                                           "{type}",  "{rule}",      "{severity}"};
+        /* {labels.NAME}: the alert's label, as Prometheus templates it. */
+        if (strncmp(p, "{labels.", 8) == 0) {
+            const char *close = strchr(p, '}');
+            size_t n = close ? (size_t)(close - p - 8) : 0;
+            bool ident = n > 0;
+            for (size_t i = 0; i < n && ident; i++)
+                ident = p[8 + i] == '_' || (p[8 + i] >= 'a' && p[8 + i] <= 'z') ||
+                        (p[8 + i] >= 'A' && p[8 + i] <= 'Z') ||
+                        (i > 0 && p[8 + i] >= '0' && p[8 + i] <= '9');
+            if (ident) {
+                sonde__buf_printf(&t, "{{ $labels.%.*s }}", (int)n, p + 8);
+                p = close;
+                continue;
+            }
+        }
         size_t k = 0;
         for (; k < SONDE_ARRAY_LEN(keys); k++)
             if (strncmp(p, keys[k], strlen(keys[k])) == 0)
@@ -575,7 +591,10 @@ static void annotation(gen *g, sonde_buf *out, const char *tpl, const sonde_gen_
             sonde__buf_puts(&t, "{{ $value | humanize }}");
             break;
         case 1:
-            sonde__buf_printf(&t, "%g", strcmp(r->kind, "errors") == 0 ? r->threshold : r->percent);
+            sonde__buf_printf(&t, "%g",
+                              strcmp(r->kind, "failure_rate") == 0 || strcmp(r->kind, "health") == 0
+                                  ? r->percent
+                                  : r->threshold);
             break;
         case 2:
             sonde__buf_puts(&t, window);
@@ -585,6 +604,9 @@ static void annotation(gen *g, sonde_buf *out, const char *tpl, const sonde_gen_
             break;
         case 4:
             sonde__buf_puts(&t, r->type ? r->type : "");
+            break;
+        case 6:
+            sonde__buf_puts(&t, r->severity ? r->severity : "");
             break;
         default:
             sonde__buf_puts(&t, r->name);
@@ -607,6 +629,134 @@ static const sonde_gen_family *ops_family(const gen *g, const char *suffix, cons
             return f;
     }
     return NULL;
+}
+
+/* A rule's selector "name{matchers}" with job's matcher added in front, the
+ * name given suffix (quantile: _bucket). The name must be a family of the
+ * service (x_count, x_sum, x_bucket: of histogram x); false with why. */
+static bool selector(gen *g, const char *sel, const char *suffix, const char *job, sonde_buf *e,
+                     const char **why)
+{
+    if (!sel || !*sel) {
+        *why = "the rule has no metric";
+        return false;
+    }
+    const char *brace = strchr(sel, '{');
+    size_t nl = brace ? (size_t)(brace - sel) : strlen(sel);
+    while (nl > 0 && sel[nl - 1] == ' ')
+        nl--;
+    char name[256];
+    if (nl == 0 || nl >= sizeof name) {
+        *why = "the rule's metric has no name";
+        return false;
+    }
+    memcpy(name, sel, nl);
+    name[nl] = '\0';
+    bool known = find_family(g, name) != NULL;
+    static const char *const parts[] = {"_count", "_sum", "_bucket"};
+    for (size_t i = 0; i < 3 && !known; i++) {
+        size_t pl = strlen(parts[i]);
+        if (nl > pl && strcmp(name + nl - pl, parts[i]) == 0) {
+            name[nl - pl] = '\0';
+            const sonde_gen_family *f = find_family(g, name);
+            known = f && (strcmp(f->type, "histogram") == 0 || strcmp(f->type, "summary") == 0);
+            name[nl - pl] = parts[i][0];
+        }
+    }
+    if (!known) {
+        *why = "the service exposes no such metric family";
+        return false;
+    }
+    const char *m = brace ? brace + 1 : "";
+    const char *end = brace ? strrchr(brace, '}') : NULL;
+    size_t ml = end ? (size_t)(end - m) : 0;
+    while (ml > 0 && (m[0] == ' ' || m[0] == ',')) {
+        m++;
+        ml--;
+    }
+    sonde__buf_printf(e, "%s%s{%s%s%.*s}", name, suffix, job, ml ? ", " : "", (int)ml, m);
+    return true;
+}
+
+/* "sum by (a, b, extra) (" when the rule has by labels. */
+static void by_open(sonde_buf *e, const sonde_gen_rule *r, const char *extra)
+{
+    sonde__buf_puts(e, "sum by (");
+    for (size_t i = 0; i < r->by_count; i++)
+        sonde__buf_printf(e, "%s%s", i ? ", " : "", r->by[i]);
+    if (extra)
+        sonde__buf_printf(e, "%s%s", r->by_count ? ", " : "", extra);
+    sonde__buf_puts(e, ") (");
+}
+
+/* PromQL for the rules over a registry metric: the same value per series
+ * (or per by-group) compared the same way. */
+static bool metric_expr(gen *g, const sonde_gen_rule *r, const char *job, const char *w,
+                        sonde_buf *e, const char **why)
+{
+    static const char *const ops[] = {">", ">=", "<", "<=", "==", "!="};
+    const char *op = r->op && *r->op ? r->op : ">";
+    bool op_ok = false;
+    for (size_t i = 0; i < SONDE_ARRAY_LEN(ops); i++)
+        op_ok = op_ok || strcmp(op, ops[i]) == 0;
+    if (!op_ok) {
+        *why = "unknown comparison";
+        return false;
+    }
+    for (size_t i = 0; i < r->by_count; i++)
+        if (!r->by[i] || !sonde__valid_label_name(r->by[i])) {
+            *why = "a by label is not a label name";
+            return false;
+        }
+    const char *k = r->kind;
+    bool by = r->by_count > 0;
+    sonde_buf num, den;
+    sonde_buf_init(&num);
+    sonde_buf_init(&den);
+    bool ok = selector(g, r->metric, strcmp(k, "quantile") == 0 ? "_bucket" : "", job, &num, why);
+    if (ok && strcmp(k, "ratio") == 0)
+        ok = selector(g, r->denominator, "", job, &den, why);
+    if (ok && strcmp(k, "quantile") == 0 && !(r->quantile > 0 && r->quantile <= 1)) {
+        *why = "quantile out of (0, 1]";
+        ok = false;
+    }
+    if (ok) {
+        if (strcmp(k, "value") == 0) {
+            if (by)
+                by_open(e, r, NULL);
+            sonde__buf_puts(e, num.data);
+            if (by)
+                sonde__buf_puts(e, ")");
+        } else if (strcmp(k, "rate") == 0 || strcmp(k, "increase") == 0) {
+            if (by)
+                by_open(e, r, NULL);
+            sonde__buf_printf(e, "%s(%s[%s])", k, num.data, w);
+            if (by)
+                sonde__buf_puts(e, ")");
+        } else if (strcmp(k, "ratio") == 0) {
+            /* Without by, numerator and denominator series pair by equal
+             * label sets, as PromQL's one-to-one matching does. */
+            if (by)
+                by_open(e, r, NULL);
+            sonde__buf_printf(e, "increase(%s[%s])", num.data, w);
+            sonde__buf_puts(e, by ? ") / " : " / ");
+            if (by)
+                by_open(e, r, NULL);
+            sonde__buf_printf(e, "increase(%s[%s])", den.data, w);
+            if (by)
+                sonde__buf_puts(e, ")");
+        } else { /* quantile: per series (le aside) or per group */
+            sonde__buf_printf(e, "histogram_quantile(%.15g, ", r->quantile);
+            if (by)
+                by_open(e, r, "le");
+            sonde__buf_printf(e, "rate(%s[%s])", num.data, w);
+            sonde__buf_puts(e, by ? "))" : ")");
+        }
+        sonde__buf_printf(e, " %s %.15g", op, r->threshold);
+    }
+    sonde_buf_free(&num);
+    sonde_buf_free(&den);
+    return ok;
 }
 
 /* PromQL for an in-process rule; false (with why) when it has none. */
@@ -687,6 +837,9 @@ static bool rule_expr(gen *g, const sonde_gen_rule *r, sonde_buf *e, const char 
         } else {
             sonde__buf_printf(e, "sonde_health_overall{%s} < %g", job, r->percent);
         }
+    } else if (strcmp(k, "value") == 0 || strcmp(k, "rate") == 0 || strcmp(k, "increase") == 0 ||
+               strcmp(k, "ratio") == 0 || strcmp(k, "quantile") == 0) {
+        ok = metric_expr(g, r, job, w, e, why);
     } else {
         *why = "no PromQL equivalent known for this rule kind";
         ok = false;

@@ -49,11 +49,42 @@ alerts:
       threshold: 10
       window: 5m
       type: DatabaseError
+    - name: AgentOpenFds
+      kind: value
+      metric: process_open_fds
+      op: ">"
+      threshold: 100000
+      for: 1m
+      severity: medium
+      summary: "{value} open fds"
+    - name: AgentCpuBusy
+      kind: rate
+      metric: process_cpu_seconds_total
+      threshold: 50
+      window: 1m
+      severity: high
+    - name: AgentScrapesStopped
+      kind: increase
+      metric: sonde_host_cpu_seconds_total
+      by: [mode]
+      op: "<"
+      threshold: 0
+      window: 5m
+      severity: low
+    - name: AgentIdleRatio
+      kind: ratio
+      metric: 'sonde_host_cpu_seconds_total{mode="idle"}'
+      denominator: sonde_host_cpu_seconds_total
+      by: [mode]
+      threshold: 2
+      window: 5m
+      for: 2m
+      severity: high
 EOF
 out="$tmp/out"
 "$sonde" generate-config --config "$tmp/pipeline.yml" --output "$out" --scrape-interval 1s \
   --namespace monitoring >"$tmp/gen.out" || fail "generate-config --config failed"
-grep -q "3 health checks, 2 alert rules (0 without a PromQL equivalent" "$tmp/gen.out" ||
+grep -q "3 health checks, 6 alert rules (0 without a PromQL equivalent" "$tmp/gen.out" ||
   fail "summary: $(cat "$tmp/gen.out")"
 # A config with errors: FILE:LINE:COLUMN, nothing written.
 printf 'checks:\n  - {name: x, type: nope}\n' >"$tmp/bad.yml"
