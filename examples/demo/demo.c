@@ -419,6 +419,25 @@ static void add_alerts(void)
     rc = sonde_alerts_add_rule(NULL, &r);
     if (rc)
         die("alert rule", rc);
+    /* A rule over one of the demo's own metrics: the p99 latency of each
+     * route over 5 minutes (the simulated requests stay far below it). */
+    static const char *const by_route[] = {"route"};
+    sonde_rule_opts_init(&r);
+    r.name = "DemoSlowRoute";
+    r.kind = SONDE_RULE_QUANTILE;
+    r.metric = "demo_http_request_duration_seconds";
+    r.quantile = 0.99;
+    r.by = by_route;
+    r.by_count = 1;
+    r.op = SONDE_OP_GT;
+    r.threshold_value = 5;
+    r.window_seconds = 300;
+    r.for_seconds = 60;
+    r.severity = SONDE_SEVERITY_MEDIUM;
+    r.summary = "p99 of {labels.route} is {value}s";
+    rc = sonde_alerts_add_rule(NULL, &r);
+    if (rc)
+        die("alert rule", rc);
 }
 
 /* Print alert transitions as they happen (the notifiers deliver them). */

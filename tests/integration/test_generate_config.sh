@@ -141,6 +141,8 @@ for g in rules["groups"]:
             bad.append("recording rule %s: no data" % r["record"])
 alerts = [r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r]
 assert "DemoBackendErrors" in alerts and "DemoHealthDegraded" in alerts, alerts
+slow = [r for g in rules["groups"] for r in g["rules"] if r.get("alert") == "DemoSlowRoute"]
+assert slow and slow[0]["expr"].startswith("histogram_quantile(0.99, sum by (route, le) (rate(demo_http_request_duration_seconds_bucket"), slow
 be = [r for g in rules["groups"] for r in g["rules"] if r.get("alert") == "DemoBackendErrors"][0]
 assert be["labels"]["severity"] == "high" and be["labels"]["service"] == "sonde-demo", be
 assert "description" in be["annotations"], be
