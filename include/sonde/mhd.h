@@ -19,8 +19,10 @@
  * traceparent or X-Request-ID (else a new one);
  * sonde_mhd_add_request_id(response) answers it as X-Request-ID. The
  * application's own MHD_OPTION_NOTIFY_COMPLETED callback, if any, is still
- * called, and its per-request pointer (*req_cls) is its own. Response
- * sizes are not known to the adapter (libmicrohttpd does not report them).
+ * called, and its per-request pointer (*req_cls) is its own.
+ * libmicrohttpd does not report the size of the responses it sends, so the
+ * handler states it with sonde_mhd_set_response_size when it queues one
+ * (the response size histogram counts 0 bytes otherwise).
  *
  * This header is not included by <sonde.h>: it needs <microhttpd.h>.
  */
@@ -60,6 +62,12 @@ SONDE_API const char *sonde_mhd_request_id(void);
  * the handler). Returns SONDE_OK, SONDE_ESTATE (not inside a handler) or
  * SONDE_EIO (MHD refused the header). */
 SONDE_API int sonde_mhd_add_request_id(struct MHD_Response *r);
+
+/** The body size of the response the current request's handler queues
+ * (call it inside the handler, before or after MHD_queue_response); it
+ * goes into NS_http_response_size_bytes when the request completes.
+ * Returns SONDE_OK or SONDE_ESTATE (not inside a handler). */
+SONDE_API int sonde_mhd_set_response_size(uint64_t bytes);
 
 #ifdef __cplusplus
 }

@@ -32,6 +32,7 @@ typedef struct mreq {
     sonde_http_req q;
     void *app_cls;
     uint64_t bytes;
+    uint64_t response_bytes; /* as the application told sonde_mhd_set_response_size */
 } mreq;
 
 static pthread_mutex_t wraps_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -85,7 +86,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_HTTP_STATUS);
     int status = si && si->http_status ? (int)si->http_status : 499;
     r->q.request_bytes = r->bytes;
-    sonde_http_end(&r->q, status, 0);
+    sonde_http_end(&r->q, status, r->response_bytes);
     sonde__free(r);
     *req_cls = NULL;
 }
@@ -166,4 +167,12 @@ int sonde_mhd_add_request_id(struct MHD_Response *r)
         return SONDE_ESTATE;
     return MHD_add_response_header(r, "X-Request-ID", current->q.request_id) == MHD_YES ? SONDE_OK
                                                                                         : SONDE_EIO;
+}
+
+int sonde_mhd_set_response_size(uint64_t bytes)
+{
+    if (!current)
+        return SONDE_ESTATE;
+    current->response_bytes = bytes;
+    return SONDE_OK;
 }

@@ -57,6 +57,7 @@ static enum MHD_Result app(void *cls, struct MHD_Connection *c, const char *url,
     struct MHD_Response *r =
         MHD_create_response_from_buffer(sizeof body - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
     sonde_mhd_add_request_id(r);
+    sonde_mhd_set_response_size(sizeof body - 1);
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
     MHD_destroy_response(r);
     return ret;
@@ -131,6 +132,10 @@ TEST(test_mhd_adapter_instruments_real_requests_in_one_call)
     ASSERT_CONTAINS(
         b.data, "app_http_request_duration_seconds_count{method=\"GET\",route=\"/items/{id}\"} 2");
     ASSERT_CONTAINS(b.data, "app_http_request_size_bytes_count{method=\"POST\",route=\"/boom\"} 1");
+    /* Two answers of the 12-byte body, as the handler stated. */
+    ASSERT_CONTAINS(b.data,
+                    "app_http_response_size_bytes_sum{method=\"GET\",route=\"/items/{id}\"} 24");
+    ASSERT_EQ(sonde_mhd_set_response_size(1), SONDE_ESTATE); /* not inside a handler */
     ASSERT_CONTAINS(b.data, "app_http_security_events_total{kind=\"unauthorized\"} 1");
     ASSERT_CONTAINS(b.data, "app_http_requests_in_flight 0");
     ASSERT_NOT_CONTAINS(b.data, "/items/42");
