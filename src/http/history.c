@@ -354,9 +354,12 @@ int sonde__history_write_json(sonde__history *h, double since, const char *match
     size_t start = (h->head + SONDE__HISTORY_POINTS - h->count) % SONDE__HISTORY_POINTS;
     size_t idx[SONDE__HISTORY_POINTS];
     size_t n = 0;
+    /* Compared in milliseconds, the resolution the timestamps are written
+     * with: since= a timestamp the client read excludes exactly that point. */
+    double since_ms = floor(since * 1000 + 0.5);
     for (size_t k = 0; k < h->count; k++) {
         size_t slot = (start + k) % SONDE__HISTORY_POINTS;
-        if (h->ts[slot] > since)
+        if (floor(h->ts[slot] * 1000 + 0.5) > since_ms)
             idx[n++] = slot;
     }
     int rc = sonde__buf_printf(out, "{\"interval_seconds\":%g,\"capacity\":%d,\"timestamps\":[",

@@ -114,13 +114,17 @@ echo "$h" | jq -e '.series | length > 0 and all(.name == "demo_requests_total")'
   fail "match did not filter the history"
 last=$(echo "$h" | jq '.timestamps[-1]')
 echo "$h" | jq -e '.capacity == 180 and (.timestamps | length) <= 180' >/dev/null || fail "history not bounded"
-# since: only points from that time on, whatever the history gained since
-# (nothing older than it, and never the point before it).
+# since: only the points after that time, whatever the history gained
+# meanwhile: since= the last point read gives only newer ones; since= the
+# point before it gives the last one again and nothing older.
 prev=$(echo "$h" | jq '.timestamps[-2]')
 curl -fsS "$base/dashboard/history?since=$last" >"$tmp/since.json"
-jq -e --argjson last "$last" --argjson prev "$prev" \
-  '(.timestamps | length) >= 1 and all(.timestamps[]; . >= $last) and (.timestamps | index($prev) == null)' \
+jq -e --argjson last "$last" 'all(.timestamps[]; . > $last)' \
   "$tmp/since.json" >/dev/null || fail "since=$last returned $(jq -c .timestamps "$tmp/since.json")"
+curl -fsS "$base/dashboard/history?since=$prev" >"$tmp/since.json"
+jq -e --argjson last "$last" --argjson prev "$prev" \
+  '(.timestamps | index($last) != null) and all(.timestamps[]; . > $prev)' \
+  "$tmp/since.json" >/dev/null || fail "since=$prev returned $(jq -c .timestamps "$tmp/since.json")"
 code=$(curl -s -o /dev/null -w '%{http_code}' "$base/dashboard/history?since=abc")
 [ "$code" = 400 ] || fail "since=abc answered $code"
 
